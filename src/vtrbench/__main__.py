@@ -1,0 +1,3 @@
+from vtrbench.benchmark.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The harness: registry, config, runner, metrics, parameter counting, results, command line."""

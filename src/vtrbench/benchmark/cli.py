@@ -1,0 +1,141 @@
+"""The `vtrbench` command: list, run, leaderboard, params, metrics, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vtrbench.benchmark.config import HARNESS_KEYS, ConfigError, resolve_config
+from vtrbench.benchmark.registry import BACKBONES, DATASETS, METHODS, UnknownNameError
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "backbones":
+        from vtrbench.methods.backbone import backbone_names
+
+        own = set(BACKBONES.names())
+        for name in backbone_names():
+            print(f"{name:40s} {'vtrbench (offline default)' if name in own else 'open_clip'}")
+        return 0
+    registry = METHODS if args.what == "methods" else DATASETS
+    for entry in registry.entries():
+        print(f"{entry.name:24s} {entry.source}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from vtrbench.benchmark.config import run_dir
+    from vtrbench.benchmark.runner import execute, record_failure
+
+    config = resolve_config(args.overrides)
+    try:
+        result = execute(config)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:
+        record_failure(config, err)
+        raise
+    print(json.dumps({"run": str(run_dir(config)), "params": result["params"], "metrics": result["metrics"]},
+                     indent=2))
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    """Count tuned parameters without weights or data: a random init has the same shapes."""
+    from vtrbench.benchmark.counting import count_parameters
+    from vtrbench.benchmark.runner import build_method
+    from vtrbench.methods.backbone import load_backbone
+
+    overrides = [f"method={args.method}", f"backbone.name={args.backbone}", "backbone.pretrained=random"]
+    for item in args.overrides:  # a bare `key=value` is one of the method's own options
+        key = item.split("=", 1)[0]
+        top = key.split(".", 1)[0]
+        overrides.append(item if top in HARNESS_KEYS or top == args.method else f"{args.method}.{item}")
+    config = resolve_config(overrides)
+    backbone = load_backbone(config.backbone.name, "random")
+    counts = count_parameters(build_method(config, backbone), backbone.num_elements)
+    print(json.dumps({"method": config.method, "variant": config.variant, "backbone_name": config.backbone.name,
+                      **counts, "tuned_M": round(counts["tuned"] / 1e6, 3)}, indent=2))
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from vtrbench.benchmark.metrics import retrieval_metrics
+
+    similarity = np.load(args.similarity)
+    caption_video = np.load(args.caption_video) if args.caption_video else None
+    print(json.dumps(retrieval_metrics(similarity, caption_video), indent=2))
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from vtrbench.benchmark.leaderboard import run_leaderboard
+
+    return run_leaderboard(args.overrides, quiet=args.quiet)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from vtrbench.reports import write_report
+
+    out = Path(args.out) if args.out else Path("reports")
+    paths = write_report(Path(args.runs_dir), out, reference_method=args.reference, resamples=args.resamples,
+                         published=not args.no_published)
+    for kind, path in paths.items():
+        print(f"{kind:10s} {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vtrbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="registered methods, datasets or backbones")
+    p.add_argument("what", choices=["methods", "datasets", "backbones"])
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="one run: vtrbench run method=dgl dataset=msrvtt [key=value ...]")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("leaderboard", help="every method x dataset x seed, then the report")
+    p.add_argument("overrides", nargs="*", help="methods=[..] datasets=[..] seeds=[..] and run keys")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("params", help="tuned-parameter count of a method (no weights, no data)")
+    p.add_argument("method")
+    p.add_argument("--backbone", default="ViT-B-32")
+    p.add_argument("overrides", nargs="*", help="the method's options, e.g. latent=linear")
+    p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("metrics", help="retrieval metrics of a saved [captions, videos] similarity matrix")
+    p.add_argument("similarity", help=".npy file, rows = captions, columns = videos")
+    p.add_argument("--caption-video", help=".npy file with the video column of each caption (multi-caption)")
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("report", help="tables, plots and confidence intervals from result files")
+    p.add_argument("runs_dir")
+    p.add_argument("--out", help="output folder (default: reports/)")
+    p.add_argument("--reference", default="zero_shot", help="method the paired bootstrap compares against")
+    p.add_argument("--resamples", type=int, default=1000)
+    p.add_argument("--no-published", action="store_true", help="leave out the published reference rows")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, UnknownNameError, FileNotFoundError, ValueError) as err:
+        print(f"vtrbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vtrbench {args.command}: interrupted; finished runs are kept, the next call resumes",
+              file=sys.stderr)
+        return 130
+

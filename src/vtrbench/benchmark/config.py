@@ -1,0 +1,181 @@
+"""Run configuration: structured defaults < base.yaml < dataset yaml < method yaml < command-line overrides.
+
+The schema is built per run from dataclasses: the harness sections below, plus one section named after the
+method (its `Config` dataclass) and one named after the dataset. Unknown keys and wrong types are errors
+that name the key and the source that set it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vtrbench.benchmark.registry import DATASETS, METHODS
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "vtrbench-tiny"
+    pretrained: str = "offline"
+
+
+@dataclass
+class DataConfig:
+    num_frames: int = 8
+    max_words: int = 32
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    num_workers: int = 0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    lr: float = 1e-3
+    backbone_lr_scale: float = 1.0  # CLIP4Clip's coef_lr: backbone parameters train at lr * this
+    weight_decay: float = 0.2
+    warmup: float = 0.1  # fraction of the steps
+    grad_clip: float = 1.0
+    amp: bool = True  # autocast on CUDA only; ignored on CPU
+    max_steps: int | None = None  # stop early (smoke tests, benchmarks)
+
+
+@dataclass
+class OutputConfig:
+    runs_dir: str = "runs"
+    wandb: bool = False
+    wandb_project: str = "vtrbench"
+
+
+@dataclass
+class HarnessConfig:
+    method: str = "zero_shot"
+    dataset: str = "msrvtt"
+    variant: str = ""  # empty: derived from the method options that differ from their defaults
+    seed: int = 0
+    device: str = "auto"
+    quiet: bool = False
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+HARNESS_KEYS = {f.name for f in dataclasses.fields(HarnessConfig)}
+
+
+def config_file(*parts: str) -> Path | None:
+    path = Path(str(resources.files("vtrbench").joinpath("configs", *parts)))
+    return path if path.is_file() else None
+
+
+def _load_yaml(path: Path | None) -> DictConfig:
+    if path is None:
+        return OmegaConf.create({})
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as err:  # yaml's own errors carry the line number
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return loaded
+
+
+def parse_overrides(overrides: list[str]) -> DictConfig:
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"command-line override {item!r}: expected key=value")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"command line: {err}") from err
+
+
+def run_schema(method: str, dataset: str) -> DictConfig:
+    method_cls = METHODS.get(method)
+    dataset_cls = DATASETS.get(dataset)
+    if method in HARNESS_KEYS or dataset in HARNESS_KEYS:
+        raise ConfigError(f"the names {method!r}/{dataset!r} collide with a harness section")
+    schema_cls = dataclasses.make_dataclass(
+        "RunConfig",
+        [
+            (method, method_cls.Config, field(default_factory=method_cls.Config)),
+            (dataset, dataset_cls.Config, field(default_factory=dataset_cls.Config)),
+        ],
+        bases=(HarnessConfig,),
+    )
+    schema = OmegaConf.structured(schema_cls)
+    schema.method = method
+    schema.dataset = dataset
+    return schema
+
+
+def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
+    """The merged, checked configuration of one run."""
+    cli = overrides if isinstance(overrides, DictConfig) else parse_overrides(overrides)
+    base_path = config_file("base.yaml")
+    base = _load_yaml(base_path)
+    method = str(cli.get("method", base.get("method", HarnessConfig.method)))
+    dataset = str(cli.get("dataset", base.get("dataset", HarnessConfig.dataset)))
+    config = run_schema(method, dataset)
+    layers: list[tuple[str, DictConfig]] = [
+        (str(base_path), base),
+        (str(config_file("datasets", f"{dataset}.yaml")), _load_yaml(config_file("datasets", f"{dataset}.yaml"))),
+        (str(config_file("methods", f"{method}.yaml")), _load_yaml(config_file("methods", f"{method}.yaml"))),
+        ("command line", _only_sections_of(cli, method, dataset)),
+    ]
+    for source, layer in layers:
+        try:
+            config = OmegaConf.merge(config, layer)
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None) or "?"
+            raise ConfigError(f"{source}: key {key!r}: {err.msg if hasattr(err, 'msg') else err}") from err
+    if not config.variant:
+        config.variant = derived_variant(config, method)
+    return config
+
+
+def _only_sections_of(cli: DictConfig, method: str, dataset: str) -> DictConfig:
+    """Drop other methods' and datasets' sections, so one command line can serve a whole leaderboard."""
+    others = (set(METHODS.names()) | set(DATASETS.names())) - {method, dataset} - HARNESS_KEYS
+    return OmegaConf.create({k: v for k, v in cli.items() if k not in others})
+
+
+def derived_variant(config: DictConfig, method: str) -> str:
+    defaults = dataclasses.asdict(METHODS.get(method).Config())
+    chosen = OmegaConf.to_container(config[method])
+    changed = [f"{k}-{_short(v)}" for k, v in chosen.items() if defaults.get(k) != v]
+    return "_".join(changed)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(_short(v) for v in value)
+    return str(value).replace("/", "-")
+
+
+def method_options(config: DictConfig) -> Any:
+    """The method's own config dataclass instance."""
+    return OmegaConf.to_object(config[config.method])
+
+
+def dataset_options(config: DictConfig) -> Any:
+    return OmegaConf.to_object(config[config.dataset])
+
+
+def run_dir(config: DictConfig) -> Path:
+    name = config.method + (f".{config.variant}" if config.variant else "")
+    return (
+        Path(config.output.runs_dir) / config.dataset / config.backbone.name.replace("/", "-") / name
+        / f"seed{config.seed}"
+    )

@@ -1,0 +1,118 @@
+"""Batches for every method alike: the same clips, frames, captions and tokens (PROTOCOL.md, "Data")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vtrbench.datasets.base import Clip, Split
+from vtrbench.datasets.video import VideoReadError, count_frames, preprocess_frames, read_frames
+
+
+@dataclass
+class FrameSpec:
+    num_frames: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass
+class CheckedSplit:
+    """A split after probing its videos: the usable clips and what was skipped, by id, with the reason."""
+
+    name: str
+    clips: list[Clip]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def caption_video(self) -> np.ndarray:
+        """The clip index of every caption, in caption order (the evaluation's query order)."""
+        return np.repeat(np.arange(len(self.clips)), [len(c.captions) for c in self.clips])
+
+    @property
+    def captions(self) -> list[str]:
+        return [caption for clip in self.clips for caption in clip.captions]
+
+
+def check_split(split: Split) -> CheckedSplit:
+    """Open every video once; missing, unreadable and empty clips are set aside and named."""
+    usable, skipped = [], {}
+    for clip in split.clips:
+        if clip.path is None:
+            skipped[clip.video_id] = "missing video file"
+            continue
+        try:
+            if count_frames(clip.path) == 0:
+                skipped[clip.video_id] = "no frames"
+                continue
+        except VideoReadError as err:
+            skipped[clip.video_id] = f"unreadable: {err}"
+            continue
+        usable.append(clip)
+    return CheckedSplit(name=split.name, clips=usable, skipped=skipped)
+
+
+def tokenize(tokenizer: Callable, captions: list[str]) -> torch.Tensor:
+    """open_clip tokenisation; the tokenizer was built with context_length = max_words (EOT kept)."""
+    return tokenizer(captions).long()
+
+
+class ClipFrames(Dataset):
+    """The sampled, preprocessed frames of each clip; random segment offsets when `train`."""
+
+    def __init__(self, clips: list[Clip], spec: FrameSpec, train: bool, seed: int = 0):
+        self.clips, self.spec, self.train, self.seed = clips, spec, train, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def frames(self, index: int) -> dict | None:
+        clip = self.clips[index]
+        # A fixed seed per (epoch, clip) keeps training sampling reproducible across workers and resumes.
+        rng = np.random.default_rng((self.seed, self.epoch, index)) if self.train else None
+        try:
+            sampled = read_frames(clip.path, self.spec.num_frames, rng, clip.start, clip.end)
+        except VideoReadError:
+            return None
+        frames = preprocess_frames(sampled.frames, self.spec.image_size, self.spec.mean, self.spec.std)
+        return {"frames": frames, "mask": torch.from_numpy(sampled.mask), "clip": index}
+
+    def __getitem__(self, index: int) -> dict | None:
+        return self.frames(index)
+
+
+class CaptionPairs(ClipFrames):
+    """Training pairs: every caption of every clip, with its clip's frames."""
+
+    def __init__(self, clips: list[Clip], spec: FrameSpec, tokens: torch.Tensor, seed: int = 0):
+        super().__init__(clips, spec, train=True, seed=seed)
+        self.pairs = np.repeat(np.arange(len(clips)), [len(c.captions) for c in clips])
+        self.tokens = tokens
+        if len(self.pairs) != len(tokens):
+            raise ValueError("one token row per caption is needed")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict | None:
+        item = self.frames(int(self.pairs[index]))
+        if item is not None:
+            item["tokens"] = self.tokens[index]
+        return item
+
+
+def collate(items: list[dict | None]) -> dict:
+    """Stack the items that decoded; count the ones that did not (they are skipped, never fatal)."""
+    good = [item for item in items if item is not None]
+    batch: dict = {"failed": len(items) - len(good)}
+    if good:
+        for key in good[0]:
+            values = [item[key] for item in good]
+            batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else torch.tensor(values)
+    return batch

@@ -1,0 +1,63 @@
+"""Process-group helpers. One process is the degenerate case of every function here, so the runner has a
+single code path for `python -m vtrbench run` and `torchrun ... -m vtrbench run`."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def init_from_environment() -> torch.device | None:
+    """Join the process group torchrun describes (RANK/WORLD_SIZE/LOCAL_RANK); None when not launched so.
+
+    nccl on GPUs, gloo on CPU. Returns this process's device.
+    """
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return None
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+        backend = "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return device
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate `x` from every rank along dim 0; gradients flow back to each rank's own rows."""
+    if world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x), dim=0)
+
+
+def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate `x` (same shape on every rank) from every rank along dim 0, for evaluation."""
+    if world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()

@@ -1,0 +1,95 @@
+"""The leaderboard: every method x dataset x seed, then the report.
+
+A failing run is recorded as failed (with its error) and the others go on. Results are written atomically
+when a run finishes, so an interrupted leaderboard (Ctrl-C, a killed process) leaves every finished result
+in place: the next call skips those and resumes the interrupted run from its last epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from vtrbench.benchmark.config import parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.registry import METHODS
+from vtrbench.benchmark.results import is_finished
+from vtrbench.benchmark.runner import execute, record_failure
+
+MATRIX_KEYS = ("methods", "datasets", "seeds")
+DEFAULT_DATASETS = ["msrvtt"]
+
+
+def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
+    """The runs of a leaderboard call, each as (its `vtrbench run` overrides, its resolved config).
+
+    Every config is resolved before anything runs, so a typo fails at once rather than after hours.
+    """
+    cli = parse_overrides(overrides)
+    methods = list(cli.get("methods") or METHODS.names())
+    datasets = list(cli.get("datasets") or DEFAULT_DATASETS)
+    seeds = [int(s) for s in (cli.get("seeds") or [cli.get("seed", 0)])]
+    passthrough = [o for o in overrides if o.split("=", 1)[0] not in MATRIX_KEYS + ("method", "dataset", "seed")]
+    runs = []
+    for dataset in datasets:
+        for method in methods:
+            for seed in seeds:
+                run_overrides = [*passthrough, f"method={method}", f"dataset={dataset}", f"seed={seed}"]
+                runs.append((run_overrides, resolve_config(run_overrides)))
+    return runs
+
+
+def prepare_offline_assets(configs: list[DictConfig]) -> None:
+    """Build the offline backbone and data once, in this process, before the runs start."""
+    from vtrbench.benchmark.config import dataset_options
+    from vtrbench.benchmark.registry import DATASETS
+    from vtrbench.methods.backbone import OFFLINE_PRETRAINED
+
+    if any(c.backbone.pretrained == OFFLINE_PRETRAINED for c in configs):
+        from vtrbench.methods.offline_clip import ensure_offline_clip
+
+        ensure_offline_clip()
+    seen = set()
+    for config in configs:
+        options = dataset_options(config)
+        if options.root is None and config.dataset not in seen:
+            seen.add(config.dataset)
+            DATASETS.get(config.dataset)(options).offline_root()
+
+
+def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
+    runs = plan(overrides)
+    prepare_offline_assets([config for _, config in runs])
+    failed = 0
+    started = time.perf_counter()
+    for i, (run_overrides, config) in enumerate(runs, 1):
+        out = run_dir(config)
+        label = f"[{i}/{len(runs)}] {config.dataset} {config.method}{'.' + config.variant if config.variant else ''}" \
+                f" seed{config.seed}"
+        if is_finished(out):
+            print(f"{label}: finished earlier, skipped", flush=True)
+            continue
+        print(f"{label}: running", flush=True)
+        if quiet:
+            config.quiet = True
+        try:
+            result = execute(config)
+        except Exception as err:  # one failing run must not stop the others
+            failed += 1
+            result = record_failure(config, err)
+            print(f"{label}: FAILED: {result.get('error')}", flush=True)
+            continue
+        t2v = result["metrics"]["t2v"]
+        print(f"{label}: T2V R@1 {t2v['R1']:.1f}, tuned {result['params']['tuned']:,}, "
+              f"train {result['timing']['train_s']:.0f} s", flush=True)
+    print(f"{len(runs)} run(s), {failed} failed, {time.perf_counter() - started:.0f} s", flush=True)
+    report_dir = Path("reports")
+    runs_dir = Path(runs[0][1].output.runs_dir) if runs else Path("runs")
+    from vtrbench.reports import write_report
+
+    paths = write_report(runs_dir, report_dir)
+    print((paths["markdown"]).read_text() if "markdown" in paths else "")
+    for kind, path in paths.items():
+        print(f"{kind:10s} {path}")
+    return 1 if failed else 0

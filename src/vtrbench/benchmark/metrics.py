@@ -1,0 +1,68 @@
+"""Retrieval metrics exactly as PROTOCOL.md defines them; the only metric code in the package.
+
+rank = 1 + #{items scored strictly higher than the ground truth} (ties count in the query's favour).
+Several captions per video: every caption is a text->video query; for video->text, video u scores video v
+as the max over u's captions of s(caption, v), then ranks over videos as usual.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RECALL_KS = (1, 5, 10)
+
+
+def ranks_of_ground_truth(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """[Q, N] scores and the ground-truth column of each row -> the rank of the truth in each row."""
+    truth_scores = scores[np.arange(scores.shape[0]), truth]
+    return 1 + (scores > truth_scores[:, None]).sum(axis=1)
+
+
+def summarize_ranks(ranks: np.ndarray) -> dict[str, float]:
+    out = {f"R{k}": float(100.0 * np.mean(ranks <= k)) for k in RECALL_KS}
+    out["MdR"] = float(np.median(ranks))
+    out["MnR"] = float(np.mean(ranks))
+    return out
+
+
+def retrieval_ranks(similarity: np.ndarray, caption_video: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-query ranks of both directions.
+
+    similarity: [captions, videos]. caption_video: the video column of each caption; None means the square
+    case (caption i belongs to video i).
+    """
+    sim = np.asarray(similarity, dtype=np.float64)
+    if sim.ndim != 2:
+        raise ValueError(f"similarity must be a 2-D [captions, videos] matrix, got shape {sim.shape}")
+    num_captions, num_videos = sim.shape
+    if caption_video is None:
+        if num_captions != num_videos:
+            raise ValueError(
+                f"similarity is {num_captions}x{num_videos}: a non-square matrix needs the video index of "
+                f"each caption"
+            )
+        caption_video = np.arange(num_captions)
+    caption_video = np.asarray(caption_video, dtype=np.int64)
+    if caption_video.shape != (num_captions,):
+        raise ValueError(f"need one video index per caption ({num_captions}), got {caption_video.shape[0]}")
+    if caption_video.min() < 0 or caption_video.max() >= num_videos:
+        raise ValueError(f"video indices must lie in [0, {num_videos})")
+    if np.unique(caption_video).size != num_videos:
+        raise ValueError("every video needs at least one caption")
+    t2v = ranks_of_ground_truth(sim, caption_video)
+    # video u vs video v: the best of u's captions against v
+    video_scores = np.full((num_videos, num_videos), -np.inf)
+    np.maximum.at(video_scores, caption_video, sim)
+    v2t = ranks_of_ground_truth(video_scores, np.arange(num_videos))
+    return {"t2v": t2v, "v2t": v2t}
+
+
+def retrieval_metrics(similarity: np.ndarray, caption_video: np.ndarray | None = None) -> dict:
+    """`{"t2v": {R1, R5, R10, MdR, MnR}, "v2t": {...}, "rsum"}` for a [captions, videos] matrix."""
+    return metrics_from_ranks(retrieval_ranks(similarity, caption_video))
+
+
+def metrics_from_ranks(ranks: dict[str, np.ndarray]) -> dict:
+    out: dict = {direction: summarize_ranks(np.asarray(r)) for direction, r in ranks.items()}
+    out["rsum"] = float(sum(out[d][f"R{k}"] for d in ("t2v", "v2t") for k in RECALL_KS))
+    return out

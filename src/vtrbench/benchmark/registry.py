@@ -1,0 +1,104 @@
+"""One small registry class (name -> factory) and its three instances.
+
+Built-in entries register themselves with a decorator when their module is imported; the registry imports
+the built-in package lazily on first use, then every plugin that declares the registry's entry-point group
+(`vtrbench.methods`, `vtrbench.datasets`) in its package metadata.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import pkgutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+class UnknownNameError(KeyError):
+    """A name that is not registered; the message lists the known names and the closest ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    obj: Any
+    source: str  # "vtrbench" for built-ins, else the distribution or module that registered it
+
+
+class Registry:
+    def __init__(self, kind: str, builtin_package: str | None, entry_point_group: str | None = None):
+        self.kind = kind
+        self._builtin_package = builtin_package
+        self._group = entry_point_group
+        self._entries: dict[str, Entry] = {}
+        self._loaded = False
+
+    def register(self, name: str, source: str | None = None) -> Callable[[Any], Any]:
+        def decorate(obj: Any) -> Any:
+            src = source or _source_of(obj)
+            old = self._entries.get(name)
+            if old is not None and old.obj is not obj:
+                raise ValueError(f"{self.kind} {name!r} is registered twice: by {old.source} and by {src}")
+            self._entries[name] = Entry(name, obj, src)
+            return obj
+
+        return decorate
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if self._builtin_package:
+            package = importlib.import_module(self._builtin_package)
+            for info in pkgutil.iter_modules(package.__path__):
+                importlib.import_module(f"{self._builtin_package}.{info.name}")
+        if self._group:
+            for ep in importlib.metadata.entry_points(group=self._group):
+                obj = ep.load()
+                dist = ep.dist.name if ep.dist is not None else ep.value
+                # A plugin may point at a module whose import registers its classes, or at the class itself.
+                if ep.name not in self._entries and not isinstance(obj, type(importlib)):
+                    self.register(ep.name, source=dist)(obj)
+                elif ep.name in self._entries:
+                    entry = self._entries[ep.name]
+                    self._entries[ep.name] = Entry(entry.name, entry.obj, dist)
+
+    def get(self, name: str) -> Any:
+        self._load()
+        if name not in self._entries:
+            raise UnknownNameError(self.unknown_message(name))
+        return self._entries[name].obj
+
+    def unknown_message(self, name: str, extra: list[str] | None = None) -> str:
+        known = sorted(set(self.names()) | set(extra or []))
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        shown = ", ".join(known) if len(known) <= 30 else ", ".join(known[:30]) + ", ..."
+        return f"unknown {self.kind} {name!r}.{hint} Known: {shown}"
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._entries
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._entries)
+
+    def entries(self) -> Iterator[Entry]:
+        self._load()
+        return iter(sorted(self._entries.values(), key=lambda e: e.name))
+
+
+def _source_of(obj: Any) -> str:
+    module = getattr(obj, "__module__", "") or ""
+    return "vtrbench" if module.startswith("vtrbench.") else module.split(".")[0] or "?"
+
+
+METHODS = Registry("method", "vtrbench.methods", "vtrbench.methods")
+DATASETS = Registry("dataset", "vtrbench.datasets", "vtrbench.datasets")
+BACKBONES = Registry("backbone", "vtrbench.methods", None)

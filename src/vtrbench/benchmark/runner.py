@@ -1,0 +1,414 @@
+"""One run: build backbone, method and data from a resolved config, train, evaluate, write the result.
+
+The loop is the same for every method: symmetric InfoNCE over the (globally gathered) batch, AdamW with a
+cosine schedule and linear warm-up, gradient clipping, autocast on CUDA only, one checkpoint per epoch to
+resume from, the last epoch's model evaluated (no selection on the test split).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import resource
+import sys
+import time
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from vtrbench.benchmark import distributed as dist
+from vtrbench.benchmark.config import dataset_options, method_options, run_dir
+from vtrbench.benchmark.counting import count_parameters, tuned_parameters
+from vtrbench.benchmark.data import (
+    CaptionPairs,
+    CheckedSplit,
+    ClipFrames,
+    FrameSpec,
+    check_split,
+    collate,
+    tokenize,
+)
+from vtrbench.benchmark.metrics import metrics_from_ranks, retrieval_ranks
+from vtrbench.benchmark.registry import DATASETS, METHODS
+from vtrbench.benchmark.results import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    RESULT_FILE,
+    SCHEMA_VERSION,
+    WEIGHTS_FILE,
+    atomic_write,
+    git_commit,
+    is_finished,
+    load_checkpoint,
+    package_versions,
+    read_result,
+    save_checkpoint,
+    save_tuned_weights,
+    write_json,
+)
+from vtrbench.methods.backbone import Backbone, load_backbone
+from vtrbench.methods.base import RetrievalMethod
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_method(config: DictConfig, backbone: Backbone) -> RetrievalMethod:
+    return METHODS.get(config.method)(backbone, method_options(config))
+
+
+def progress_enabled(config: DictConfig) -> bool:
+    return not config.quiet and sys.stderr.isatty() and dist.is_main()
+
+
+def contrastive_loss(method: RetrievalMethod, text: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE; with several processes the negatives are the whole global batch."""
+    text_all, video_all = dist.gather_with_grad(text), dist.gather_with_grad(video)
+    logits = method.similarity(text_all, video_all).float()
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+def cosine_with_warmup(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(method: RetrievalMethod, config: DictConfig) -> torch.optim.Optimizer:
+    """AdamW; backbone parameters at lr * backbone_lr_scale; no weight decay on gains and biases."""
+    backbone_ids = {id(p) for p in method.clip.parameters()}
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for param in tuned_parameters(method).values():
+        groups.setdefault((id(param) in backbone_ids, param.ndim >= 2), []).append(param)
+    lr, scale = config.train.lr, config.train.backbone_lr_scale
+    return torch.optim.AdamW(
+        [
+            {"params": params, "lr": lr * (scale if in_backbone else 1.0),
+             "weight_decay": config.train.weight_decay if decays else 0.0}
+            for (in_backbone, decays), params in groups.items()
+        ]
+    )
+
+
+def autocast_for(device: torch.device, enabled: bool):
+    if device.type != "cuda" or not enabled:
+        return nullcontext(), None
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return torch.autocast("cuda", dtype=dtype), scaler
+
+
+class Run:
+    """Everything one run needs, built once."""
+
+    def __init__(self, config: DictConfig):
+        self.config = config
+        self.out_dir = run_dir(config)
+        self.device = dist.init_from_environment() or pick_device(config.device)
+        seed_everything(config.seed)
+        self.backbone = load_backbone(config.backbone.name, config.backbone.pretrained)
+        context = self.backbone.model.positional_embedding.shape[0]
+        if config.data.max_words > context:
+            raise ValueError(f"data.max_words={config.data.max_words} exceeds the backbone's text length {context}")
+        self.method = build_method(config, self.backbone).to(self.device)
+        self.tokenizer = self.backbone.tokenizer(config.data.max_words)
+        self.spec = FrameSpec(config.data.num_frames, self.backbone.image_size, self.backbone.mean, self.backbone.std)
+        self.dataset = DATASETS.get(config.dataset)(dataset_options(config))
+        self.params = count_parameters(self.method, self.backbone.num_elements)
+        self.show = progress_enabled(config)
+
+    # ---- data -------------------------------------------------------------------------------------------
+    def split(self, name: str) -> CheckedSplit:
+        checked = check_split(self.dataset.load(name))
+        if checked.skipped and dist.is_main():
+            shown = ", ".join(list(checked.skipped)[:5])
+            print(f"[{name}] skipping {len(checked.skipped)} clip(s) ({shown}...)", file=sys.stderr)
+        if not checked.clips:
+            raise RuntimeError(f"{self.config.dataset} {name} split: no usable clip under {self.dataset.root}")
+        return checked
+
+    def loader(self, dataset: torch.utils.data.Dataset, batch_size: int, shuffle: bool, epoch: int = 0):
+        sampler = None
+        if dist.world_size() > 1:
+            sampler = torch.utils.data.distributed.DistributedSampler(
+                dataset, shuffle=shuffle, seed=self.config.seed, drop_last=shuffle
+            )
+            sampler.set_epoch(epoch)
+        generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        return DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+            num_workers=self.config.data.num_workers, collate_fn=collate, generator=generator,
+            drop_last=shuffle and len(dataset) > batch_size,
+        )
+
+    # ---- training ---------------------------------------------------------------------------------------
+    def train(self, train: CheckedSplit) -> dict[str, Any]:
+        config, method = self.config, self.method
+        stats = {"train_s": 0.0, "clips_seen": 0, "failed_decodes": 0, "steps": 0, "epochs": 0}
+        if self.params["tuned"] == 0:
+            return stats
+        tokens = tokenize(self.tokenizer, train.captions)
+        if method.frozen_trunk:
+            pairs = self.cached_trunk_pairs(train, tokens)
+        else:
+            pairs = CaptionPairs(train.clips, self.spec, tokens, seed=config.seed)
+        per_rank = config.data.batch_size // dist.world_size()
+        steps_per_epoch = max(1, len(pairs) // config.data.batch_size)
+        total = steps_per_epoch * config.train.epochs
+        if config.train.max_steps:
+            total = min(total, config.train.max_steps)
+        optimizer = make_optimizer(method, config)
+        warmup = max(1, int(config.train.warmup * total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, total, warmup))
+        amp, scaler = autocast_for(self.device, config.train.amp)
+        model = method
+        if dist.world_size() > 1:
+            model = nn.parallel.DistributedDataParallel(method, find_unused_parameters=False)
+        start_epoch = self.resume(optimizer, scheduler, stats)
+        ckpt = self.out_dir / CHECKPOINT_FILE
+        for epoch in range(start_epoch, config.train.epochs):
+            if stats["steps"] >= total:
+                break
+            started = time.perf_counter()
+            if isinstance(pairs, CaptionPairs):
+                pairs.epoch = epoch
+            method.train()
+            bar = tqdm(self.loader(pairs, per_rank, True, epoch), disable=not self.show,
+                       desc=f"{config.method} epoch {epoch + 1}/{config.train.epochs}", leave=False)
+            for batch in bar:
+                stats["failed_decodes"] += batch["failed"]
+                if "tokens" not in batch or len(batch["tokens"]) < 2:
+                    continue
+                with amp:
+                    loss = self.step_loss(model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    loss.backward()
+                torch.nn.utils.clip_grad_norm_(tuned_parameters(method).values(), config.train.grad_clip)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                scheduler.step()
+                stats["steps"] += 1
+                stats["clips_seen"] += len(batch["tokens"]) * dist.world_size()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                if stats["steps"] >= total:
+                    break
+            stats["train_s"] += time.perf_counter() - started
+            stats["epochs"] = epoch + 1
+            if dist.is_main():
+                save_checkpoint(ckpt, method, {"epoch": epoch, "optimizer": optimizer.state_dict(),
+                                               "scheduler": scheduler.state_dict(), "stats": stats})
+            dist.barrier()
+        return stats
+
+    def step_loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        method = self.method
+        tokens = batch["tokens"].to(self.device)
+        if "text_features" in batch:  # frozen trunk: train the heads on cached features
+            text = method.text_head(batch["text_features"].to(self.device))
+            video = method.video_head(batch["video_features"].to(self.device), batch["mask"].to(self.device))
+        else:
+            text, video = model(tokens, batch["frames"].to(self.device), batch["mask"].to(self.device))
+        return contrastive_loss(method, text, video)
+
+    def resume(self, optimizer, scheduler, stats: dict) -> int:
+        path = self.out_dir / CHECKPOINT_FILE
+        if not path.is_file():
+            return 0
+        state = load_checkpoint(path)
+        params = dict(self.method.named_parameters())
+        with torch.no_grad():
+            for name, value in state["tuned"].items():
+                params[name].copy_(value)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        stats.update(state["stats"])
+        if dist.is_main():
+            print(f"resuming {self.out_dir} after epoch {state['epoch'] + 1}", file=sys.stderr)
+        return state["epoch"] + 1
+
+    @torch.no_grad()
+    def cached_trunk_pairs(self, train: CheckedSplit, tokens: torch.Tensor) -> torch.utils.data.Dataset:
+        """Frozen trunk: its features for every clip (midpoint frames) and caption, computed once."""
+        video_features, mask = self.encode_clips(train.clips, trunk_only=True)
+        text_features = torch.cat([
+            self.method.text_features(chunk.to(self.device)).cpu()
+            for chunk in tokens.split(self.config.data.eval_batch_size)
+        ])
+        return CachedPairs(text_features, tokens, video_features, mask, train.caption_video)
+
+    # ---- evaluation -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_clips(self, clips, trunk_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        method = self.method
+        method.eval()
+        frames = ClipFrames(clips, self.spec, train=False)
+        vectors, masks, order = [], [], []
+        bar = tqdm(self.loader(frames, self.config.data.eval_batch_size, False), disable=not self.show,
+                   desc="encoding clips", leave=False)
+        for batch in bar:
+            if batch["failed"]:
+                raise RuntimeError("a clip that opened during the check failed to decode during evaluation")
+            x, m = batch["frames"].to(self.device), batch["mask"].to(self.device)
+            out = method.video_features(x, m) if trunk_only else method.encode_video(x, m)
+            vectors.append(out.float())
+            masks.append(m)
+            order.append(batch["clip"].to(self.device))
+        vectors_t, masks_t, order_t = torch.cat(vectors), torch.cat(masks), torch.cat(order)
+        vectors_t, masks_t, order_t = (dist.gather_no_grad(t) for t in (vectors_t, masks_t, order_t))
+        # DistributedSampler pads shards by repeating clips; keep the first copy of each clip, in clip order
+        keep = torch.zeros(len(clips), dtype=torch.long, device=order_t.device)
+        keep[order_t.flip(0)] = torch.arange(len(order_t) - 1, -1, -1, device=order_t.device)
+        return vectors_t[keep].cpu(), masks_t[keep].cpu()
+
+    @torch.no_grad()
+    def evaluate(self, test: CheckedSplit) -> tuple[dict, dict[str, np.ndarray]]:
+        method = self.method
+        method.eval()
+        tokens = tokenize(self.tokenizer, test.captions)
+        text = torch.cat([
+            method.encode_text(chunk.to(self.device)).float().cpu()
+            for chunk in tokens.split(self.config.data.eval_batch_size)
+        ])
+        video, _ = self.encode_clips(test.clips)
+        similarity = torch.cat([
+            method.similarity(chunk.to(self.device), video.to(self.device)).float().cpu()
+            for chunk in text.split(1024)
+        ]).numpy()
+        ranks = retrieval_ranks(similarity, test.caption_video)
+        return metrics_from_ranks(ranks), ranks
+
+
+class CachedPairs(torch.utils.data.Dataset):
+    """Training pairs of a frozen-trunk method: cached text and video features, no decoding."""
+
+    def __init__(self, text_features, tokens, video_features, mask, caption_video):
+        self.text_features, self.tokens = text_features, tokens
+        self.video_features, self.mask, self.caption_video = video_features, mask, caption_video
+
+    def __len__(self) -> int:
+        return len(self.text_features)
+
+    def __getitem__(self, index: int) -> dict:
+        clip = int(self.caption_video[index])
+        return {"text_features": self.text_features[index], "tokens": self.tokens[index],
+                "video_features": self.video_features[clip], "mask": self.mask[clip]}
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:  # Linux: writing 5 resets the process's peak resident set size (VmHWM)
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated, or the process's peak resident memory since the last reset on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def execute(config: DictConfig) -> dict:
+    """Run one configuration to a result file (skipped when already finished); returns the result."""
+    out_dir = run_dir(config)
+    if is_finished(out_dir):
+        return read_result(out_dir)
+    run = Run(config)
+    if dist.is_main():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(OmegaConf.to_yaml(config)))
+    reset_peak_memory(run.device)
+    train_split, test_split = run.split("train"), run.split("test")
+    stats = run.train(train_split)
+    started = time.perf_counter()
+    metrics, ranks = run.evaluate(test_split)
+    eval_s = time.perf_counter() - started
+    result = {
+        "schema": SCHEMA_VERSION,
+        "status": "finished",
+        "method": config.method,
+        "variant": config.variant,
+        "dataset": config.dataset,
+        "split": "test",
+        "backbone": config.backbone.name,
+        "pretrained": config.backbone.pretrained,
+        "seed": config.seed,
+        "metrics": metrics,
+        "ranks": {k: v.tolist() for k, v in ranks.items()},
+        "num_queries": {"t2v": len(ranks["t2v"]), "v2t": len(ranks["v2t"])},
+        "params": dict(run.params),
+        "timing": {
+            "train_s": round(stats["train_s"], 3),
+            "eval_s": round(eval_s, 3),
+            "clips_per_s": round(stats["clips_seen"] / stats["train_s"], 2) if stats["train_s"] else None,
+            "steps": stats["steps"],
+            "epochs": stats["epochs"],
+        },
+        "peak_memory_mb": round(peak_memory_mb(run.device), 1),
+        "device": str(run.device),
+        "world_size": dist.world_size(),
+        "skipped": {"train": train_split.skipped, "test": test_split.skipped,
+                    "train_decode_failures": stats["failed_decodes"]},
+        "model_selection": "last_epoch",
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "config": OmegaConf.to_container(config, resolve=True),
+    }
+    if dist.is_main():
+        result["params"]["checkpoint_bytes"] = save_tuned_weights(run.method, out_dir / WEIGHTS_FILE)
+        write_json(out_dir / RESULT_FILE, result)
+        (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    dist.barrier()
+    return result
+
+
+def record_failure(config: DictConfig, error: BaseException) -> dict:
+    """A failed run leaves a result file saying so (never over a finished one)."""
+    out_dir = run_dir(config)
+    if is_finished(out_dir):
+        return read_result(out_dir)
+    result = {
+        "schema": SCHEMA_VERSION, "status": "failed", "method": config.method, "variant": config.variant,
+        "dataset": config.dataset, "backbone": config.backbone.name, "pretrained": config.backbone.pretrained,
+        "seed": config.seed, "error": f"{type(error).__name__}: {error}",
+        "traceback": "".join(traceback.format_exception(error)),
+        "config": OmegaConf.to_container(config, resolve=True),
+    }
+    write_json(out_dir / RESULT_FILE, result)
+    return result

@@ -1,0 +1,1 @@
+"""Annotation formats (one file each), shared video decoding and sampling, and the offline generator."""

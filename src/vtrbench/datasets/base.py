@@ -1,0 +1,86 @@
+"""The dataset contract: one class per annotation format turns files on disk into clips per split.
+
+A format reads annotation files and finds each clip's video; decoding, sampling, tokenising and batching
+belong to the harness. `root: null` in a dataset's config means the offline default data, generated in the
+format's real layout by `vtrbench.datasets.synthetic` and cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from vtrbench.datasets.video import find_video, index_videos
+
+SPLITS = ("train", "test")
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation file; the message names the file and the line, row or key."""
+
+
+@dataclass
+class Clip:
+    video_id: str
+    path: Path | None  # None: the video file was not found
+    captions: list[str]
+    start: float | None = None  # seconds, for clips cut from a longer video
+    end: float | None = None
+
+
+@dataclass
+class Split:
+    name: str
+    clips: list[Clip]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_captions(self) -> int:
+        return sum(len(c.captions) for c in self.clips)
+
+
+class AnnotationFormat:
+    """Subclasses set `Config` (a dataclass with at least `root` and `video_dir`) and implement `read`."""
+
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any):
+        self.config = config
+        self._video_index: dict[str, Path] | None = None
+
+    @property
+    def root(self) -> Path:
+        if self.config.root is None:
+            return self.offline_root()
+        return Path(self.config.root).expanduser()
+
+    def offline_root(self) -> Path:
+        """Generate (or reuse) the offline default data in this format; returns its root."""
+        raise NotImplementedError(f"{type(self).__name__} has no offline default data; set root=...")
+
+    def read(self, split: str) -> list[tuple[str, list[str], dict]]:
+        """(video id, captions, extra fields such as start/end) for every clip of `split`."""
+        raise NotImplementedError
+
+    def load(self, split: str) -> Split:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        clips = [
+            Clip(video_id=vid, path=self.video_path(vid), captions=captions, **extra)
+            for vid, captions, extra in self.read(split)
+        ]
+        return Split(name=split, clips=clips)
+
+    def video_path(self, video_id: str) -> Path | None:
+        video_root = self.root / self.config.video_dir
+        if self._video_index is None:
+            self._video_index = index_videos(video_root)
+        return find_video(video_root, video_id, self._video_index)
+
+    def annotation(self, name: str) -> Path:
+        path = Path(name)
+        path = path if path.is_absolute() else self.root / path
+        if not path.is_file():
+            raise FileNotFoundError(f"annotation file {path} does not exist")
+        return path

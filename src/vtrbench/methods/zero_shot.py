@@ -1,0 +1,9 @@
+"""zero_shot: frozen CLIP, meanP video vector. Nothing trains; the floor every method must clear."""
+
+from vtrbench.benchmark.registry import METHODS
+from vtrbench.methods.base import RetrievalMethod
+
+
+@METHODS.register("zero_shot")
+class ZeroShot(RetrievalMethod):
+    frozen_trunk = True
