@@ -1,0 +1,247 @@
+"""Numbers behind the report: seed aggregation, published reference rows, mean rank, paired comparisons.
+
+Everything here returns plain DataFrames of numbers (no formatting), which is also what the CSV files hold.
+
+Row order (``paper_order``) follows the field's tables: zero_shot first, then methods by tuned parameters
+ascending, full_finetune last; ties by method and variant name. Published rows use the same order in their
+own block and never enter the mean rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from vtrbench.reports.bootstrap import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_RNG_SEED,
+    paired_bootstrap,
+    recall_intervals,
+)
+from vtrbench.reports.results import DIRECTIONS, RANK_METRICS
+
+TABLE_KEYS = ("table", "dataset", "split", "backbone")
+ROW_KEYS = (*TABLE_KEYS, "method", "variant")
+METRIC_COLUMNS = (*(f"{d}_{m}" for d in DIRECTIONS for m in RANK_METRICS), "rsum")
+COST_COLUMNS = ("train_s", "peak_memory_mb")
+PARAM_COLUMNS = ("tuned", "tuned_pct", "backbone_params", "checkpoint_bytes")
+CI_KS = (1, 5, 10)
+FIRST_METHOD = "zero_shot"
+LAST_METHOD = "full_finetune"
+
+
+def assign_tables(results: pd.DataFrame) -> pd.DataFrame:
+    """Add the ``table`` column: the dataset name, or ``dataset (split)`` where a dataset has several splits."""
+    split_counts = results.groupby("dataset")["split"].transform("nunique")
+    with_split = results["dataset"] + " (" + results["split"] + ")"
+    return results.assign(table=results["dataset"].where(split_counts == 1, with_split))
+
+
+def _with_tables(results: pd.DataFrame) -> pd.DataFrame:
+    """The finished runs, with the ``table`` column added when ``results`` comes straight from loading."""
+    tabled = results if "table" in results else assign_tables(results)
+    return tabled[tabled["status"] == "finished"]
+
+
+def paper_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """zero_shot first, full_finetune last, everything else by tuned parameters ascending."""
+    pin = np.select([frame["method"] == FIRST_METHOD, frame["method"] == LAST_METHOD], [0, 2], default=1)
+    order = frame.assign(
+        _pin=pin, _tuned=pd.to_numeric(frame["tuned"], errors="coerce").fillna(np.inf)
+    ).sort_values(["_pin", "_tuned", "method", "variant", "backbone"], kind="stable")
+    return order.drop(columns=["_pin", "_tuned"]).reset_index(drop=True)
+
+
+def aggregate_runs(
+    results: pd.DataFrame, resamples: int = DEFAULT_RESAMPLES, rng_seed: int = DEFAULT_RNG_SEED
+) -> pd.DataFrame:
+    """One row per (table, backbone, method, variant) over its finished seeds: mean, ``_std`` and T2V CIs.
+
+    ``_std`` is the sample standard deviation (NaN for a single seed). ``t2v_R{k}_ci_low/high`` are the 95%
+    bootstrap intervals of the seed-mean (see ``bootstrap``); NaN when a run has no per-query ranks.
+    """
+    finished = _with_tables(results)
+    rows = []
+    for keys, group in finished.groupby(list(ROW_KEYS), sort=False):
+        row = dict(zip(ROW_KEYS, keys, strict=True))
+        row.update(kind="measured", seeds=len(group), seed_list=" ".join(map(str, sorted(group["seed"]))))
+        for column in (*METRIC_COLUMNS, *COST_COLUMNS):
+            values = pd.to_numeric(group[column], errors="coerce")
+            row[column], row[f"{column}_std"] = values.mean(), values.std(ddof=1)
+        for column in PARAM_COLUMNS:
+            row[column] = pd.to_numeric(group[column], errors="coerce").mean()
+        row["skipped_test"] = int(group["skipped_test"].max())
+        row["model_selection"] = " ".join(sorted(set(group["model_selection"])))
+        ranks = list(group["t2v_ranks"])
+        intervals = (
+            recall_intervals(ranks, CI_KS, resamples, rng_seed) if all(r is not None for r in ranks) else []
+        )
+        for k in CI_KS:
+            interval = next((i for i in intervals if i.k == k), None)
+            row[f"t2v_R{k}_ci_low"] = interval.low if interval else np.nan
+            row[f"t2v_R{k}_ci_high"] = interval.high if interval else np.nan
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=[*ROW_KEYS, "kind", "seeds", *METRIC_COLUMNS, *PARAM_COLUMNS])
+    return paper_order(pd.DataFrame(rows))
+
+
+def load_published(datasets: Iterable[str] | None = None) -> pd.DataFrame:
+    """The packaged published reference rows (optionally only ``datasets``), in the measured column names.
+
+    ``tuned`` is a count of parameters and ``tuned_pct`` is the paper's own percentage (its denominator, not
+    ours); ``rsum`` is filled only where a paper gives all six recalls; ``source`` says where each came from.
+    """
+    with resources.files("vtrbench.reports").joinpath("published.csv").open(encoding="utf-8") as file:
+        published = pd.read_csv(file, keep_default_na=False, na_values=[""])
+    renames = {f"{d}_{m.lower()}": f"{d}_{m}" for d in DIRECTIONS for m in RANK_METRICS}
+    published = published.rename(columns=renames | {"tuned_pct_published": "tuned_pct"})
+    published["variant"] = published["variant"].fillna("").astype(str)
+    published["tuned"] = published.pop("tuned_params_M") * 1e6
+    recalls = [f"{d}_R{k}" for d in DIRECTIONS for k in CI_KS]
+    published["rsum"] = published[recalls].sum(axis=1, min_count=len(recalls))
+    published["kind"] = "published"
+    if datasets is not None:
+        published = published[published["dataset"].isin(list(datasets))]
+    return paper_order(published)
+
+
+def published_for_tables(results: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """Published rows repeated for every table of their dataset in ``results`` (``table`` column set)."""
+    tables = results[["table", "dataset"]].drop_duplicates()
+    return paper_order(published.merge(tables, on="dataset", how="inner"))
+
+
+def summarize_r1(aggregated: pd.DataFrame) -> pd.DataFrame:
+    """T2V R@1 per table for each (backbone, method, variant), its rank per table and the mean rank.
+
+    Rank 1 is the best R@1 among measured rows of a table (ties share the average rank). The mean rank is
+    over the tables where the row has a result; ``tables`` counts them, so that a row measured on fewer
+    datasets can be told apart. Sorted by mean rank.
+    """
+    identity = ["backbone", "method", "variant"]
+    if aggregated.empty:
+        return pd.DataFrame(columns=[*identity, "mean_rank", "tables"])
+    ranked = aggregated.assign(
+        rank=aggregated.groupby("table")["t2v_R1"].rank(ascending=False, method="average")
+    )
+    table_names = list(dict.fromkeys(ranked["table"]))
+    r1 = ranked.pivot_table(index=identity, columns="table", values="t2v_R1", aggfunc="first")
+    ranks = ranked.pivot_table(index=identity, columns="table", values="rank", aggfunc="first")
+    summary = (
+        r1.reindex(columns=table_names)
+        .add_prefix("R1 ")
+        .join(ranks.reindex(columns=table_names).add_prefix("rank "))
+    )
+    summary["mean_rank"] = ranks.mean(axis=1)
+    summary["tables"] = ranks.notna().sum(axis=1)
+    summary = summary.reset_index()
+    return summary.sort_values(["mean_rank", "method", "variant"], kind="stable").reset_index(drop=True)
+
+
+def _reference_rows(frame: pd.DataFrame, reference_method: str) -> tuple[pd.DataFrame, str]:
+    """Rows of the reference in one table; ``reference_method`` is ``method`` or ``method.variant``."""
+    method, _, variant = reference_method.partition(".")
+    rows = frame[frame["method"] == method]
+    if variant:
+        rows = rows[rows["variant"] == variant]
+    variants = sorted(set(rows["variant"]))
+    if len(variants) > 1:
+        names = ", ".join(f"{method}.{v}" if v else method for v in variants)
+        return rows.iloc[0:0], f"reference '{reference_method}' is ambiguous here ({names}); name one"
+    if rows.empty:
+        return rows, f"no finished run of reference '{reference_method}'"
+    return rows, ""
+
+
+def paired_comparisons(
+    results: pd.DataFrame,
+    reference_method: str = FIRST_METHOD,
+    resamples: int = DEFAULT_RESAMPLES,
+    rng_seed: int = DEFAULT_RNG_SEED,
+) -> pd.DataFrame:
+    """Paired bootstrap of T2V R@1 of every measured row against the reference, per table and backbone.
+
+    Runs are paired by seed (same dataset, split, backbone, seed, hence the same queries); several common
+    seeds are combined as in ``paired_bootstrap``. A pair that cannot be made is kept as a row whose
+    ``note`` says why, with NaN numbers.
+    """
+    finished = _with_tables(results)
+    rows = []
+    for table_keys, table_runs in finished.groupby(list(TABLE_KEYS), sort=False):
+        reference, problem = _reference_rows(table_runs, reference_method)
+        reference_variant = reference["variant"].iloc[0] if not reference.empty else None
+        candidates = table_runs[
+            ~(
+                (table_runs["method"] == reference_method.partition(".")[0])
+                & (table_runs["variant"] == reference_variant)
+            )
+        ]
+        for (method, variant), runs in candidates.groupby(["method", "variant"], sort=False):
+            row = dict(zip(TABLE_KEYS, table_keys, strict=True))
+            row.update(method=method, variant=variant, reference=reference_method, tuned=runs["tuned"].mean())
+            row.update(
+                seeds=0,
+                seed_list="",
+                difference=np.nan,
+                ci_low=np.nan,
+                ci_high=np.nan,
+                p_value=np.nan,
+                significant=None,
+                resamples=resamples,
+                note=problem,
+            )
+            common = sorted(set(runs["seed"]) & set(reference["seed"]))
+            if not problem and not common:
+                row["note"] = f"no seed in common with reference '{reference_method}'"
+            elif not problem:
+                method_ranks = [runs.loc[runs["seed"] == s, "t2v_ranks"].iloc[0] for s in common]
+                reference_ranks = [reference.loc[reference["seed"] == s, "t2v_ranks"].iloc[0] for s in common]
+                if any(r is None for r in method_ranks + reference_ranks):
+                    row["note"] = "per-query ranks missing from a result file"
+                else:
+                    try:
+                        comparison = paired_bootstrap(method_ranks, reference_ranks, 1, resamples, rng_seed)
+                    except ValueError as error:
+                        row["note"] = str(error)
+                    else:
+                        row.update(
+                            seeds=len(common),
+                            seed_list=" ".join(map(str, common)),
+                            difference=comparison.difference,
+                            ci_low=comparison.low,
+                            ci_high=comparison.high,
+                            p_value=comparison.p_value,
+                            significant=comparison.significant,
+                        )
+            rows.append(row)
+    columns = [
+        *TABLE_KEYS,
+        "method",
+        "variant",
+        "reference",
+        "tuned",
+        "seeds",
+        "seed_list",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "significant",
+        "resamples",
+        "note",
+    ]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    return paper_order(pd.DataFrame(rows, columns=columns))
+
+
+def failed_runs(results: pd.DataFrame) -> pd.DataFrame:
+    """The failed runs (listed in the report, never averaged)."""
+    failed = results[results["status"] == "failed"]
+    return failed[["dataset", "split", "backbone", "method", "variant", "seed", "error", "path"]].reset_index(
+        drop=True
+    )

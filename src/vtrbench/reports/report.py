@@ -1,0 +1,156 @@
+"""``write_report``: every result file under a runs directory -> Markdown, LaTeX, HTML, CSV and plots."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from vtrbench.reports.bootstrap import DEFAULT_RESAMPLES, DEFAULT_RNG_SEED
+from vtrbench.reports.leaderboard import (
+    METRIC_COLUMNS,
+    aggregate_runs,
+    assign_tables,
+    failed_runs,
+    load_published,
+    paired_comparisons,
+    paper_order,
+    published_for_tables,
+    summarize_r1,
+)
+from vtrbench.reports.plots import plot_r1_against_params
+from vtrbench.reports.render import ReportFigure, Section, render_html, render_latex, render_markdown
+from vtrbench.reports.results import load_results
+from vtrbench.reports.tables import (
+    confidence_table,
+    dataset_table,
+    failed_table,
+    paired_table,
+    summary_table,
+)
+
+REPORT_TITLE = "vtrbench: parameter-efficient text-video retrieval"
+TABLE_CSV_COLUMNS = [
+    "kind",
+    "dataset",
+    "split",
+    "backbone",
+    "method",
+    "variant",
+    "seeds",
+    "seed_list",
+    "tuned",
+    "tuned_pct",
+    "backbone_params",
+    "checkpoint_bytes",
+    *(c for m in METRIC_COLUMNS for c in (m, f"{m}_std")),
+    *(f"t2v_R{k}_ci_{end}" for k in (1, 5, 10) for end in ("low", "high")),
+    "train_s",
+    "train_s_std",
+    "peak_memory_mb",
+    "peak_memory_mb_std",
+    "skipped_test",
+    "model_selection",
+    "source",
+]
+
+
+def _file_stem(table: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", table).strip("_") or "table"
+
+
+def write_report(
+    runs_dir: str | Path,
+    out_dir: str | Path,
+    reference_method: str = "zero_shot",
+    resamples: int = DEFAULT_RESAMPLES,
+    published: bool = True,
+) -> dict[str, Path]:
+    """Read every result.json under ``runs_dir`` and write the report files into ``out_dir``.
+
+    ``reference_method`` (``method`` or ``method.variant``) is what every row is paired against;
+    ``resamples`` is the bootstrap B; ``published`` adds the packaged published reference rows for the
+    datasets present in the runs. Prints nothing. Returns the written paths by kind: ``markdown``,
+    ``latex``, ``html``, ``csv:<table>``, ``csv:summary``, ``csv:paired``, ``csv:runs``, ``png:<table>``,
+    ``svg:<table>``.
+    """
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = assign_tables(load_results(runs_dir))
+    aggregated = aggregate_runs(results, resamples, DEFAULT_RNG_SEED)
+    comparisons = paired_comparisons(results, reference_method, resamples, DEFAULT_RNG_SEED)
+    reference_rows = (
+        published_for_tables(results, load_published(results["dataset"].unique()))
+        if published
+        else pd.DataFrame(columns=["table", "tuned", "t2v_R1", "source"])
+    )
+    tables = list(dict.fromkeys(results["table"]))
+    paths: dict[str, Path] = {}
+
+    finished_count = int((results["status"] == "finished").sum())
+    failed = failed_runs(results)
+    sections = [
+        Section(
+            "About this report",
+            [
+                f"{len(results)} result files under {runs_dir}: {finished_count} finished, {len(failed)} failed "
+                f"(failed runs are listed at the end and never averaged). Confidence intervals and paired tests: "
+                f"percentile bootstrap over queries with B = {resamples} resamples, RNG seed {DEFAULT_RNG_SEED}. "
+                f"Paired reference method: {reference_method}. "
+                + (
+                    "Published rows are copied from papers (their own backbones, training and parameter "
+                    "denominators), shown in separate blocks and never ranked."
+                    if published
+                    else "Published reference rows are excluded."
+                ),
+            ],
+        )
+    ]
+
+    summary = summarize_r1(aggregated)
+    measured_tables = [t for t in tables if t in set(aggregated.get("table", []))]
+    sections.append(
+        Section("Summary across datasets", [summary_table(summary, reference_rows, measured_tables)])
+    )
+    paths["csv:summary"] = out_dir / "summary.csv"
+    summary.to_csv(paths["csv:summary"], index=False)
+
+    source_numbers: dict[str, int] = {}
+    for table in tables:
+        measured = aggregated[aggregated["table"] == table] if not aggregated.empty else aggregated
+        table_published = reference_rows[reference_rows["table"] == table]
+        section = Section(table, [dataset_table(table, measured, table_published, source_numbers)])
+        stem = _file_stem(table)
+        if not measured.empty:
+            png_path, svg_path = out_dir / f"plot_{stem}.png", out_dir / f"plot_{stem}.svg"
+            caption = plot_r1_against_params(table, measured, table_published, png_path, svg_path)
+            paths[f"png:{table}"], paths[f"svg:{table}"] = png_path, svg_path
+            section.items += [
+                ReportFigure(png_path, svg_path, caption),
+                confidence_table(table, measured, resamples),
+                paired_table(table, comparisons[comparisons["table"] == table], reference_method, resamples),
+            ]
+        sections.append(section)
+        paths[f"csv:{table}"] = out_dir / f"table_{stem}.csv"
+        table_csv = paper_order(pd.concat([table_published, measured], ignore_index=True))
+        table_csv.sort_values("kind", ascending=False, kind="stable").reindex(
+            columns=TABLE_CSV_COLUMNS
+        ).to_csv(paths[f"csv:{table}"], index=False)
+
+    sections.append(Section("Failed runs", [failed_table(failed) if not failed.empty else "None."]))
+
+    paths["csv:paired"] = out_dir / "paired.csv"
+    comparisons.to_csv(paths["csv:paired"], index=False)
+    paths["csv:runs"] = out_dir / "runs.csv"
+    results.drop(columns=["t2v_ranks", "v2t_ranks"]).to_csv(paths["csv:runs"], index=False)
+
+    paths["markdown"] = out_dir / "report.md"
+    paths["markdown"].write_text(render_markdown(REPORT_TITLE, sections, out_dir), encoding="utf-8")
+    paths["latex"] = out_dir / "report.tex"
+    paths["latex"].write_text(render_latex(REPORT_TITLE, sections, out_dir), encoding="utf-8")
+    paths["html"] = out_dir / "report.html"
+    paths["html"].write_text(render_html(REPORT_TITLE, sections), encoding="utf-8")
+    return paths

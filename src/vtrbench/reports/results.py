@@ -1,0 +1,164 @@
+"""Read the runner's ``result.json`` files into one flat pandas table (one row per run).
+
+The schema is fixed by the runner (schema 1). The JSON fields are trusted, not the directory names, so a
+copied or renamed run folder still lands in the right row.
+
+Flattened columns:
+  identity   ``method variant dataset split backbone pretrained seed status error path``
+  metrics    ``t2v_R1 t2v_R5 t2v_R10 t2v_MdR t2v_MnR`` (same for ``v2t_``) and ``rsum``
+  ranks      ``t2v_ranks v2t_ranks``: per-query ranks as int64 numpy arrays (None when absent)
+  params     ``tuned backbone_params tuned_pct checkpoint_bytes``
+  cost       ``train_s eval_s clips_per_s peak_memory_mb``
+  bookkeeping ``skipped_train skipped_test`` (counts), ``model_selection git_commit vtrbench_version``
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 1
+DIRECTIONS = ("t2v", "v2t")
+RANK_METRICS = ("R1", "R5", "R10", "MdR", "MnR")
+IDENTITY_KEYS = ("method", "variant", "dataset", "split", "backbone", "seed")
+FINISHED_COLUMNS = (
+    *(f"{direction}_{metric}" for direction in DIRECTIONS for metric in RANK_METRICS),
+    "rsum",
+    "t2v_ranks",
+    "v2t_ranks",
+    "tuned",
+    "tuned_pct",
+    "backbone_params",
+    "checkpoint_bytes",
+    "train_s",
+    "eval_s",
+    "clips_per_s",
+    "peak_memory_mb",
+)
+# A run is identified by these; two files claiming the same identity would be averaged twice.
+RUN_IDENTITY = ("dataset", "split", "backbone", "method", "variant", "seed")
+
+
+class ResultFileError(ValueError):
+    """A result.json that cannot be read as schema-1 result; the message names the file."""
+
+
+def _require(record: dict[str, Any], dotted_key: str, path: Path) -> Any:
+    value: Any = record
+    for key in dotted_key.split("."):
+        if not isinstance(value, dict) or key not in value:
+            raise ResultFileError(f"{path}: missing key '{dotted_key}'")
+        value = value[key]
+    return value
+
+
+def _number(record: dict[str, Any], dotted_key: str, path: Path) -> float:
+    value = _require(record, dotted_key, path)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ResultFileError(f"{path}: '{dotted_key}' must be a number, got {value!r}")
+    return float(value)
+
+
+def _optional(record: dict[str, Any], dotted_key: str) -> Any:
+    value: Any = record
+    for key in dotted_key.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _ranks(record: dict[str, Any], direction: str, path: Path) -> np.ndarray | None:
+    ranks = _optional(record, f"ranks.{direction}")
+    if ranks is None:
+        return None
+    array = np.asarray(ranks)
+    if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.number):
+        raise ResultFileError(f"{path}: 'ranks.{direction}' must be a non-empty list of ranks")
+    if np.any(array < 1) or np.any(array != np.floor(array)):
+        raise ResultFileError(f"{path}: 'ranks.{direction}' must hold whole ranks >= 1")
+    return array.astype(np.int64)
+
+
+def _count(record: dict[str, Any], dotted_key: str) -> int:
+    value = _optional(record, dotted_key)
+    return len(value) if isinstance(value, list) else 0
+
+
+def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Flatten one parsed result.json; raise ``ResultFileError`` naming ``path`` when it is malformed."""
+    if not isinstance(record, dict):
+        raise ResultFileError(f"{path}: expected a JSON object at the top level")
+    schema = _require(record, "schema", path)
+    if schema != SCHEMA_VERSION:
+        raise ResultFileError(f"{path}: schema {schema!r} is not supported (expected {SCHEMA_VERSION})")
+    status = _require(record, "status", path)
+    if status not in ("finished", "failed"):
+        raise ResultFileError(f"{path}: status must be 'finished' or 'failed', got {status!r}")
+    row: dict[str, Any] = {key: _require(record, key, path) for key in IDENTITY_KEYS}
+    row["variant"] = row["variant"] or ""
+    row["seed"] = int(row["seed"])
+    row.update(
+        status=status,
+        error=record.get("error", "") if status == "failed" else "",
+        pretrained=record.get("pretrained", ""),
+        path=str(path),
+    )
+    if status == "failed":
+        # A failed run keeps whatever it wrote for listing, but no metric may be averaged from it.
+        row["error"] = str(row["error"] or "no error message recorded")
+        return row
+
+    for direction in DIRECTIONS:
+        for metric in RANK_METRICS:
+            row[f"{direction}_{metric}"] = _number(record, f"metrics.{direction}.{metric}", path)
+        row[f"{direction}_ranks"] = _ranks(record, direction, path)
+    row["rsum"] = _number(record, "metrics.rsum", path)
+    row["tuned"] = _number(record, "params.tuned", path)
+    row["tuned_pct"] = _number(record, "params.tuned_pct", path)
+    row["backbone_params"] = _optional(record, "params.backbone")
+    row["checkpoint_bytes"] = _optional(record, "params.checkpoint_bytes")
+    for key in ("train_s", "eval_s", "clips_per_s"):
+        row[key] = _optional(record, f"timing.{key}")
+    row["peak_memory_mb"] = record.get("peak_memory_mb")
+    row["skipped_train"] = _count(record, "skipped.train")
+    row["skipped_test"] = _count(record, "skipped.test")
+    row["model_selection"] = record.get("model_selection", "")
+    row["git_commit"] = record.get("git_commit", "")
+    row["vtrbench_version"] = _optional(record, "versions.vtrbench") or ""
+    return row
+
+
+def load_result_file(path: Path) -> dict[str, Any]:
+    """Read and flatten one result.json."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ResultFileError(f"{path}: not valid JSON ({error})") from error
+    return parse_result(record, Path(path))
+
+
+def load_results(runs_dir: str | Path) -> pd.DataFrame:
+    """Every ``result.json`` under ``runs_dir`` (recursively) as one row, sorted by run identity.
+
+    Raises ``FileNotFoundError`` when there is none, and ``ResultFileError`` (naming the files) for a
+    malformed file or for two files that claim the same run.
+    """
+    runs_dir = Path(runs_dir)
+    paths = sorted(runs_dir.rglob("result.json"))
+    if not paths:
+        raise FileNotFoundError(f"no result.json under {runs_dir}")
+    frame = pd.DataFrame([load_result_file(path) for path in paths])
+    duplicated = frame[frame.duplicated(list(RUN_IDENTITY), keep=False)]
+    if not duplicated.empty:
+        files = ", ".join(duplicated["path"])
+        raise ResultFileError(f"several result files claim the same run ({', '.join(RUN_IDENTITY)}): {files}")
+    # Columns of finished runs are missing when every run failed; add them so callers need no special case.
+    for column in FINISHED_COLUMNS:
+        if column not in frame:
+            frame[column] = None if column.endswith("_ranks") else np.nan
+    return frame.sort_values(list(RUN_IDENTITY), kind="stable").reset_index(drop=True)

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from vtrbench.reports import bootstrap_recalls, paired_bootstrap, recall_intervals
+
+
+def test_interval_contains_the_estimate_and_is_deterministic(make_ranks):
+    ranks = np.asarray(make_ranks(300, 120, miss_rank=4))
+
+    first = recall_intervals([ranks], resamples=500, rng_seed=3)
+    again = recall_intervals([ranks], resamples=500, rng_seed=3)
+
+    assert first == again
+    r1 = first[0]
+    assert r1.k == 1 and r1.estimate == pytest.approx(40.0)
+    assert r1.low < r1.estimate < r1.high
+    # A 95% interval of a proportion over 300 queries is roughly ±5.5 points.
+    assert 3 < r1.high - r1.estimate < 8
+    assert first[1].estimate == 100.0 and first[1].low == first[1].high == 100.0
+
+
+def test_resample_matrix_shape_and_chunking_agree(make_ranks):
+    ranks = np.asarray(make_ranks(50, 10))
+    draws = bootstrap_recalls(ranks, ks=(1, 5), resamples=123)
+    assert draws.shape == (123, 2)
+    assert np.all((draws >= 0) & (draws <= 100))
+
+
+def test_clearly_better_method_is_significant(make_ranks):
+    better = make_ranks(400, 240)
+    reference = make_ranks(400, 80)
+
+    comparison = paired_bootstrap([better], [reference], resamples=1000)
+
+    assert comparison.difference == pytest.approx(40.0)
+    assert comparison.low <= comparison.difference <= comparison.high
+    assert comparison.low > 0 and comparison.significant and comparison.p_value < 0.001
+
+
+def test_identical_methods_are_not_significant(make_ranks):
+    ranks = make_ranks(400, 100)
+
+    comparison = paired_bootstrap([ranks], [list(ranks)], resamples=1000)
+
+    assert comparison.difference == 0 and comparison.p_value == 1.0 and not comparison.significant
+
+
+def test_small_noisy_difference_is_not_significant():
+    rng = np.random.default_rng(0)
+    reference = rng.integers(1, 4, size=200)
+    method = reference.copy()
+    method[:3] = np.where(method[:3] == 1, 2, 1)  # three queries change, a one-point difference at most
+
+    assert not paired_bootstrap([method], [reference], resamples=1000).significant
+
+
+def test_different_query_counts_are_refused(make_ranks):
+    with pytest.raises(ValueError, match="different query counts"):
+        paired_bootstrap([make_ranks(100, 50)], [make_ranks(99, 50)])

@@ -1,0 +1,89 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vtrbench
+from vtrbench.reports import ResultFileError, load_results
+
+
+def test_one_row_per_run_with_flat_columns(write_run, write_failed_run, tmp_path):
+    write_run("zero_shot", [1, 2, 3, 20])
+    write_run("dgl", [1, 1, 3, 20], variant="linear", tuned=830_000, seed=1)
+    write_failed_run("lora", "CUDA out of memory")
+
+    results = load_results(tmp_path / "runs")
+
+    assert len(results) == 3
+    dgl = results[results["method"] == "dgl"].iloc[0]
+    assert (dgl["variant"], dgl["seed"], dgl["t2v_R1"], dgl["tuned"]) == ("linear", 1, 50.0, 830_000)
+    assert dgl["t2v_MdR"] == 2.0
+    np.testing.assert_array_equal(dgl["t2v_ranks"], [1, 1, 3, 20])
+    failed = results[results["status"] == "failed"].iloc[0]
+    assert failed["error"] == "CUDA out of memory" and np.isnan(failed["t2v_R1"])
+
+
+def test_fields_are_trusted_over_the_path(write_run, tmp_path):
+    path = write_run("bitfit", [1, 2])
+    moved = tmp_path / "runs" / "somewhere_else" / "result.json"
+    moved.parent.mkdir(parents=True)
+    path.rename(moved)
+
+    assert load_results(tmp_path / "runs")["method"].tolist() == ["bitfit"]
+
+
+def test_bad_json_names_the_file(tmp_path):
+    path = tmp_path / "runs" / "msrvtt" / "result.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json", encoding="utf-8")
+
+    with pytest.raises(ResultFileError, match=str(path)):
+        load_results(tmp_path / "runs")
+
+
+def test_missing_key_names_the_file_and_the_key(write_run, tmp_path):
+    path = write_run("dgl", [1, 2])
+    record = json.loads(path.read_text())
+    del record["metrics"]["t2v"]["R5"]
+    path.write_text(json.dumps(record))
+
+    with pytest.raises(ResultFileError, match=rf"{path}.*metrics\.t2v\.R5"):
+        load_results(tmp_path / "runs")
+
+
+def test_two_files_for_the_same_run_are_refused(write_run, tmp_path):
+    path = write_run("dgl", [1, 2])
+    copy = tmp_path / "runs" / "copy" / "result.json"
+    copy.parent.mkdir()
+    copy.write_text(path.read_text())
+
+    with pytest.raises(ResultFileError, match="same run"):
+        load_results(tmp_path / "runs")
+
+
+def test_empty_directory_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no result.json"):
+        load_results(tmp_path)
+
+
+def test_importing_reports_does_not_import_training_code():
+    code = (
+        "import sys, vtrbench.reports; "
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'vtrbench.benchmark', "
+        "'vtrbench.methods', 'vtrbench.datasets'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    # The child finds vtrbench where this process found it, installed or not.
+    source_root = str(Path(vtrbench.__file__).parents[1])
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([source_root, os.environ.get("PYTHONPATH", "")]),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=environment
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
