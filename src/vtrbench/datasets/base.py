@@ -7,6 +7,8 @@ format's real layout by `vtrbench.datasets.synthetic` and cached.
 
 from __future__ import annotations
 
+import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +20,70 @@ SPLITS = ("train", "test")
 
 class AnnotationError(ValueError):
     """A malformed annotation file; the message names the file and the line, row or key."""
+
+
+def read_csv_rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) of a csv with a header that must contain `required`; errors name file and line."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise AnnotationError(f"{path}, line 1: missing column(s) {missing}; header is {header}")
+            rows = []
+            for row in reader:
+                for column in required:
+                    if not (row.get(column) or "").strip():
+                        raise AnnotationError(
+                            f"{path}, line {reader.line_num}: empty value in column {column!r}"
+                        )
+                rows.append((reader.line_num, row))
+            return rows
+    except UnicodeDecodeError as err:
+        raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
+
+
+def read_json(path: Path) -> object:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as err:
+        raise AnnotationError(
+            f"{path}, line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}"
+        ) from err
+    except UnicodeDecodeError as err:
+        raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
+
+
+def read_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of every non-blank line, line ends stripped; the last line may lack its newline."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
+    # Text mode already turned CRLF into \n. str.splitlines would also break a caption at a stray form feed
+    # or unicode line separator, shifting every later line number.
+    lines = text.split("\n")
+    return [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+
+
+def read_id_list(path: Path) -> list[tuple[int, str]]:
+    """(line number, id) of a one-id-per-line split file; a repeated id is an error (it would count twice)."""
+    seen: dict[str, int] = {}
+    ids = []
+    for number, line in read_lines(path):
+        video_id = line.strip()
+        if video_id in seen:
+            raise AnnotationError(f"{path}, line {number}: id {video_id!r} repeats line {seen[video_id]}")
+        seen[video_id] = number
+        ids.append((number, video_id))
+    return ids
+
+
+def normalise_whitespace(text: str) -> str:
+    """Runs of whitespace collapsed to one space, ends stripped."""
+    return " ".join(text.split())
 
 
 @dataclass

@@ -7,13 +7,11 @@ one caption per video, as the 1k-A protocol does.
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from vtrbench.benchmark.registry import DATASETS
-from vtrbench.datasets.base import AnnotationError, AnnotationFormat
+from vtrbench.datasets.base import AnnotationError, AnnotationFormat, read_csv_rows, read_json
 
 
 @dataclass
@@ -23,36 +21,6 @@ class MSRVTTConfig:
     data_json: str = "MSRVTT_data.json"
     train_csv: str = "MSRVTT_train.9k.csv"
     test_csv: str = "MSRVTT_JSFUSION_test.csv"
-
-
-def read_csv_rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) of a csv with a header that must contain `required`; errors name file and line."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise AnnotationError(f"{path}, line 1: missing column(s) {missing}; header is {header}")
-            rows = []
-            for row in reader:
-                for column in required:
-                    if not (row.get(column) or "").strip():
-                        raise AnnotationError(f"{path}, line {reader.line_num}: empty value in column {column!r}")
-                rows.append((reader.line_num, row))
-            return rows
-    except UnicodeDecodeError as err:
-        raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
-
-
-def read_json(path: Path) -> object:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as err:
-        raise AnnotationError(f"{path}, line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}") from err
-    except UnicodeDecodeError as err:
-        raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
 
 
 def read_msrvtt_sentences(path: Path) -> dict[str, list[str]]:
@@ -94,6 +62,8 @@ class MSRVTT(AnnotationFormat):
         for line, row in read_csv_rows(ids_path, ["video_id"]):
             video_id = row["video_id"].strip()
             if video_id not in captions:
-                raise AnnotationError(f"{ids_path}, line {line}: video {video_id!r} has no caption in {json_path}")
+                raise AnnotationError(
+                    f"{ids_path}, line {line}: video {video_id!r} has no caption in {json_path}"
+                )
             clips.append((video_id, captions[video_id], {}))
         return clips
