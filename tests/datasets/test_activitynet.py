@@ -1,0 +1,72 @@
+"""ActivityNet Captions: the real train / val_1 parse to 10,009 / 4,917 paragraphs equal to para_1.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vtrbench.datasets.activitynet import ActivityNet, ActivityNetConfig
+from vtrbench.datasets.base import AnnotationError
+
+
+def test_real_train_and_val_1(shared_annotations: Path) -> None:
+    root = shared_annotations / "activitynet"
+    dataset = ActivityNet(ActivityNetConfig(root=str(root)))
+    train, test = dataset.load("train"), dataset.load("test")
+    assert len(train.clips) == 10_009 and train.num_captions == 10_009
+    assert len(test.clips) == 4_917 and test.num_captions == 4_917
+    assert [clip.video_id for clip in train.clips] == (root / "train_list.txt").read_text().split()
+
+    paragraphs = json.loads((root / "para_1.json").read_text())
+    for clip in test.clips[:: len(test.clips) // 50]:
+        assert clip.captions == [" ".join(paragraphs[clip.video_id].split())]
+    first = test.clips[0]
+    assert first.video_id == "v_uqiMw7tQ1Cc" and first.start is None and first.end is None
+    assert first.captions == ["A weight lifting tutorial is given. The coach helps the guy in red with the "
+                              "proper body placement and lifting technique."]
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> ActivityNet:
+    entry = {"duration": 3.0, "timestamps": [[0, 1], [1, 3]], "sentences": ["A man runs.", "  He  jumps. "]}
+    (tmp_path / "train.json").write_text(json.dumps({"v_abc": entry, "v_def": entry}))
+    (tmp_path / "val_1.json").write_text(json.dumps({"v_ghi": entry}))
+    return ActivityNet(ActivityNetConfig(root=str(tmp_path)))
+
+
+def test_one_whitespace_normalised_paragraph_per_video(tiny: ActivityNet) -> None:
+    test = tiny.load("test")
+    assert [(clip.video_id, clip.captions) for clip in test.clips] == [("v_ghi", ["A man runs. He jumps."])]
+
+
+def test_video_files_with_or_without_the_v_prefix(tiny: ActivityNet, make_video: Callable) -> None:
+    with_prefix = make_video(tiny.root / "videos" / "v_abc.mp4")
+    without_prefix = make_video(tiny.root / "videos" / "sub" / "def.mkv")
+    assert [clip.path for clip in tiny.load("train").clips] == [with_prefix, without_prefix]
+    assert tiny.load("test").clips[0].path is None
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"v_ghi": {"sentences": ["a"]', r"val_1.json, line 1, column \d+: invalid JSON"),
+        ('["v_ghi"]', r"val_1.json: expected an object v_<id>"),
+        ('{"v_ghi": {"duration": 3.0, "timestamps": []}}',
+         r"val_1.json: key 'v_ghi': expected an object with a 'sentences' list"),
+        ('{"v_ghi": {"sentences": [" ", ""]}}', r"val_1.json: key 'v_ghi': empty paragraph"),
+        ('{"v_ghi": {"sentences": ["a", 3]}}', r"val_1.json: key 'v_ghi': sentences\[1\] is not text"),
+    ],
+)
+def test_malformed_files_name_file_and_key(tiny: ActivityNet, content: str, expected: str) -> None:
+    (tiny.root / "val_1.json").write_text(content)
+    with pytest.raises(AnnotationError, match=expected):
+        tiny.load("test")
+
+
+def test_wrong_encoding_is_named(tiny: ActivityNet) -> None:
+    (tiny.root / "val_1.json").write_bytes('{"v_ghi": {"sentences": ["caf\u00e9"]}}'.encode("latin-1"))
+    with pytest.raises(AnnotationError, match=r"val_1.json: not UTF-8"):
+        tiny.load("test")
