@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vtrbench.datasets.base import Clip, Split
+from vtrbench.datasets.frame_cache import FrameCache
 from vtrbench.datasets.video import VideoReadError, count_frames, preprocess_frames, read_frames
 
 
@@ -63,10 +64,15 @@ def tokenize(tokenizer: Callable, captions: list[str]) -> torch.Tensor:
 
 
 class ClipFrames(Dataset):
-    """The sampled, preprocessed frames of each clip; random segment offsets when `train`."""
+    """The sampled, preprocessed frames of each clip; random segment offsets when `train`.
 
-    def __init__(self, clips: list[Clip], spec: FrameSpec, train: bool, seed: int = 0):
-        self.clips, self.spec, self.train, self.seed = clips, spec, train, seed
+    With a frame cache (`vtrbench data prepare`), clips it covers are read from it instead of decoded.
+    """
+
+    def __init__(
+        self, clips: list[Clip], spec: FrameSpec, train: bool, seed: int = 0, cache: FrameCache | None = None
+    ):
+        self.clips, self.spec, self.train, self.seed, self.cache = clips, spec, train, seed, cache
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -77,7 +83,10 @@ class ClipFrames(Dataset):
         # A fixed seed per (epoch, clip) keeps training sampling reproducible across workers and resumes.
         rng = np.random.default_rng((self.seed, self.epoch, index)) if self.train else None
         try:
-            sampled = read_frames(clip.path, self.spec.num_frames, rng, clip.start, clip.end)
+            if self.cache is not None and self.cache.covers(clip):
+                sampled = self.cache.read(clip.video_id, self.spec.num_frames, rng)
+            else:
+                sampled = read_frames(clip.path, self.spec.num_frames, rng, clip.start, clip.end)
         except VideoReadError:
             return None
         frames = preprocess_frames(sampled.frames, self.spec.image_size, self.spec.mean, self.spec.std)
@@ -90,8 +99,11 @@ class ClipFrames(Dataset):
 class CaptionPairs(ClipFrames):
     """Training pairs: every caption of every clip, with its clip's frames."""
 
-    def __init__(self, clips: list[Clip], spec: FrameSpec, tokens: torch.Tensor, seed: int = 0):
-        super().__init__(clips, spec, train=True, seed=seed)
+    def __init__(
+        self, clips: list[Clip], spec: FrameSpec, tokens: torch.Tensor, seed: int = 0,
+        cache: FrameCache | None = None,
+    ):
+        super().__init__(clips, spec, train=True, seed=seed, cache=cache)
         self.pairs = np.repeat(np.arange(len(clips)), [len(c.captions) for c in clips])
         self.tokens = tokens
         if len(self.pairs) != len(tokens):

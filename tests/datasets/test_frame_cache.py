@@ -1,0 +1,110 @@
+"""The frame cache: built once from real clips, sampled like decoding, never used with other settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vtrbench.benchmark import data
+from vtrbench.datasets.base import Clip
+from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, build_frame_cache, prepare_frame_cache
+from vtrbench.datasets.video import preprocess_frames
+
+SETTINGS = CacheSettings(image_size=32, fps=4.0, min_frames=8)
+
+
+def greys(frames: np.ndarray) -> np.ndarray:
+    """The grey level of each frame, in steps of 10 (the test clips' frame i is grey 10 * i)."""
+    return np.round(frames[:, 16, 16].mean(axis=1) / 10.0).astype(int)
+
+
+@pytest.fixture
+def clips(tmp_path: Path, make_video: Callable) -> list[Clip]:
+    long = make_video(tmp_path / "videos" / "long.mp4", num_frames=24)  # 3 s at 8 fps: 12 frames at 4 fps
+    short = make_video(tmp_path / "videos" / "short.avi", num_frames=12)  # 1.5 s: 6 at 4 fps, kept 8
+    corrupt = tmp_path / "videos" / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00" * 100)
+    return [Clip("long", long, ["a"]), Clip("short", short, ["b"]), Clip("missing", None, ["c"]),
+            Clip("corrupt", corrupt, ["d"])]
+
+
+@pytest.fixture
+def cache(clips: list[Clip], tmp_path: Path) -> FrameCache:
+    return build_frame_cache(clips, tmp_path / "cache", "train", SETTINGS)
+
+
+def test_build_keeps_the_rate_and_at_least_min_frames(cache: FrameCache) -> None:
+    assert {clip_id: entry["count"] for clip_id, entry in cache.entries.items()} == {"long": 12, "short": 8}
+    assert cache.total_frames == 20
+    assert cache.failed["missing"] == "missing video file"
+    assert cache.failed["corrupt"].startswith("unreadable:")
+
+
+def test_read_without_rng_takes_segment_midpoints_of_the_cached_frames(cache: FrameCache) -> None:
+    sampled = cache.read("long", 4)
+    assert sampled.frames.shape == (4, 32, 32, 3) and sampled.frames.dtype == np.uint8 and sampled.mask.all()
+    # cached frames are native 1, 3, ..., 23; the midpoints of 4 segments of 12 are cached 1, 4, 7, 10
+    assert greys(sampled.frames).tolist() == [3, 9, 15, 21]
+    padded = cache.read("short", 10)
+    assert padded.mask.tolist() == [True] * 8 + [False] * 2 and not padded.frames[8:].any()
+
+
+def test_read_with_rng_draws_one_cached_frame_inside_each_segment(cache: FrameCache) -> None:
+    draws = [greys(cache.read("long", 4, np.random.default_rng(seed)).frames) for seed in range(8)]
+    for drawn in draws:
+        assert all(6 * k <= grey < 6 * k + 6 and grey % 2 == 1 for k, grey in enumerate(drawn))
+    assert len({tuple(drawn) for drawn in draws}) > 1
+    again = greys(cache.read("long", 4, np.random.default_rng(3)).frames)
+    assert again.tolist() == draws[3].tolist()
+
+
+def test_clip_frames_read_covered_clips_from_the_cache(
+    cache: FrameCache, clips: list[Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a cached clip was decoded")
+
+    monkeypatch.setattr(data, "read_frames", no_decoding)
+    spec = data.FrameSpec(num_frames=4, image_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    item = data.ClipFrames(clips, spec, train=False, cache=cache).frames(0)
+    expected = preprocess_frames(cache.read("long", 4).frames, 32, spec.mean, spec.std)
+    assert item is not None and item["frames"].equal(expected) and item["mask"].all()
+
+
+def test_a_cache_is_reused_only_with_its_settings_and_files(
+    cache: FrameCache, clips: list[Clip], tmp_path: Path
+) -> None:
+    directory = tmp_path / "cache"
+    assert prepare_frame_cache(clips, directory, "train", SETTINGS)[1] is False
+
+    other = dataclasses.replace(SETTINGS, fps=2.0)
+    assert FrameCache.open(directory, "train", other) is None
+    rebuilt, was_rebuilt = prepare_frame_cache(clips, directory, "train", other)
+    assert was_rebuilt and rebuilt.entries["long"]["count"] == 8  # 6 at 2 fps, raised to min_frames
+    assert FrameCache.open(directory, "train", SETTINGS) is None  # the old settings are gone, not misused
+
+    status = os.stat(clips[0].path)
+    os.utime(clips[0].path, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))
+    assert not rebuilt.covers(clips[0]) and rebuilt.covers(clips[1])
+    assert prepare_frame_cache(clips, directory, "train", other)[1] is True
+    assert prepare_frame_cache(clips[:2], directory, "train", other)[1] is True  # another set of clips
+
+
+def test_a_truncated_frames_file_is_not_opened(cache: FrameCache, tmp_path: Path) -> None:
+    frames_file = tmp_path / "cache" / "train.frames.u8"
+    frames_file.write_bytes(frames_file.read_bytes()[:-10])
+    assert FrameCache.open(tmp_path / "cache", "train", SETTINGS) is None
+    assert FrameCache.open(tmp_path / "elsewhere", "train", SETTINGS) is None
+
+
+def test_pickling_leaves_the_memory_map_behind(cache: FrameCache) -> None:
+    cache.read("long", 2)
+    copy = pickle.loads(pickle.dumps(cache))
+    assert copy._frames is None
+    assert np.array_equal(copy.read("long", 4).frames, cache.read("long", 4).frames)
