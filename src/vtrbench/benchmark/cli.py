@@ -1,4 +1,4 @@
-"""The `vtrbench` command: list, run, leaderboard, params, metrics, report."""
+"""The `vtrbench` command: list, run, leaderboard, params, metrics, data, report."""
 
 from __future__ import annotations
 
@@ -89,6 +89,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from vtrbench.benchmark import data_commands
+
+    if args.verb == "check":
+        return data_commands.data_check(args.dataset, args.overrides, show=args.show)
+    return data_commands.data_prepare(args.dataset, args.overrides, args.fps, out=args.out, splits=args.split)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vtrbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("similarity", help=".npy file, rows = captions, columns = videos")
     p.add_argument("--caption-video", help=".npy file with the video column of each caption (multi-caption)")
     p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("data", help="check a dataset's files, or cache its frames")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    v = verbs.add_parser("check", help="split sizes, captions, missing/unreadable/short videos")
+    v.add_argument("dataset")
+    v.add_argument("overrides", nargs="*", help="e.g. vatex.root=/data/vatex")
+    v.add_argument("--show", type=int, default=10, help="ids listed per problem")
+    v.set_defaults(func=cmd_data)
+    v = verbs.add_parser("prepare", help="decode every clip once into a frame cache")
+    v.add_argument("dataset")
+    v.add_argument("overrides", nargs="*", help="e.g. vatex.root=/data/vatex backbone.name=ViT-B-32")
+    v.add_argument("--fps", type=float, help="frames per second kept (default 3)")
+    v.add_argument("--out", help="cache folder (default: under the vtrbench cache, one per dataset root)")
+    v.add_argument("--split", action="append", choices=["train", "test"], help="default: both")
+    v.set_defaults(func=cmd_data)
 
     p = sub.add_parser("report", help="tables, plots and confidence intervals from result files")
     p.add_argument("runs_dir")

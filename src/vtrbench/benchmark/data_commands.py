@@ -1,0 +1,142 @@
+"""`vtrbench data check` and `vtrbench data prepare`: look at a dataset before a run, and cache its frames.
+
+Both take the dataset's name and the same `key=value` overrides as `vtrbench run`
+(`vtrbench data check vatex vatex.root=/data/vatex`), so they see exactly the files a run would read.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from vtrbench.benchmark.config import dataset_options, resolve_config
+from vtrbench.benchmark.registry import DATASETS
+from vtrbench.datasets.base import SPLITS, AnnotationError, AnnotationFormat, Clip
+from vtrbench.datasets.frame_cache import DEFAULT_FPS, CacheSettings, frame_cache_dir, prepare_frame_cache
+from vtrbench.datasets.video import VideoReadError, frame_range
+
+
+@dataclass
+class SplitReport:
+    name: str
+    error: str | None = None  # the annotation error that makes the split unreadable
+    clips: list[Clip] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    short: dict[str, int] = field(default_factory=dict)  # clip id -> frames, for clips under data.num_frames
+
+    @property
+    def usable(self) -> int:
+        return len(self.clips) - len(self.missing) - len(self.unreadable)
+
+
+def segment_frame_count(clip: Clip) -> int:
+    """Frames in the clip's segment; raises VideoReadError when the file cannot be opened."""
+    import decord
+
+    try:
+        reader = decord.VideoReader(str(clip.path), num_threads=1)
+        first, last = frame_range(len(reader), float(reader.get_avg_fps() or 1.0), clip.start, clip.end)
+    except Exception as err:  # decord raises its own DECORDError and RuntimeError for broken files
+        raise VideoReadError(f"cannot open: {err}") from err
+    return last - first
+
+
+def check_split_files(dataset: AnnotationFormat, split: str, num_frames: int) -> SplitReport:
+    """Read the split's annotations and open every video once, as the runner's `check_split` does."""
+    report = SplitReport(split)
+    try:
+        report.clips = dataset.load(split).clips
+    except (AnnotationError, FileNotFoundError) as err:
+        report.error = str(err)
+        return report
+    show = sys.stderr.isatty()
+    for clip in tqdm(report.clips, desc=f"checking {split} videos", disable=not show, leave=False):
+        if clip.path is None:
+            report.missing.append(clip.video_id)
+            continue
+        try:
+            count = segment_frame_count(clip)
+        except VideoReadError as err:
+            report.unreadable[clip.video_id] = str(err)
+            continue
+        if count == 0:
+            report.unreadable[clip.video_id] = "no frames"
+        elif count < num_frames:
+            report.short[clip.video_id] = count
+    return report
+
+
+def _listed(items: list[str], show: int) -> str:
+    shown = ", ".join(items[:show])
+    return shown + (f", ... and {len(items) - show} more" if len(items) > show else "")
+
+
+def print_report(report: SplitReport, num_frames: int, show: int) -> None:
+    if report.error is not None:
+        print(f"{report.name}: UNUSABLE: {report.error}")
+        return
+    per_clip = [len(clip.captions) for clip in report.clips] or [0]
+    captions = sum(per_clip)
+    print(f"{report.name}: {len(report.clips):,} clips, {captions:,} captions "
+          f"(per clip min {min(per_clip)}, mean {statistics.fmean(per_clip):.2f}, max {max(per_clip)})")
+    if report.missing:
+        print(f"  missing videos: {len(report.missing):,}: {_listed(report.missing, show)}")
+    if report.unreadable:
+        reasons = [f"{clip_id} ({reason})" for clip_id, reason in report.unreadable.items()]
+        print(f"  unreadable videos: {len(report.unreadable):,}: {_listed(reasons, show)}")
+    if report.short:
+        counts = [f"{clip_id} ({frames})" for clip_id, frames in report.short.items()]
+        print(f"  shorter than data.num_frames={num_frames} (padded and masked): {len(report.short):,}: "
+              f"{_listed(counts, show)}")
+    state = "usable" if report.usable else "UNUSABLE: no usable clip"
+    print(f"  {state}: {report.usable:,} of {len(report.clips):,} clips")
+
+
+def data_check(dataset_name: str, overrides: list[str], show: int = 10) -> int:
+    """Print what a run of this dataset would see; 1 when a split is unusable, else 0."""
+    config = resolve_config([f"dataset={dataset_name}", *overrides])
+    dataset = DATASETS.get(dataset_name)(dataset_options(config))
+    num_frames = int(config.data.num_frames)
+    print(f"{dataset_name}: root {dataset.root}, videos in {dataset.root / dataset.config.video_dir}")
+    unusable = 0
+    for split in SPLITS:
+        report = check_split_files(dataset, split, num_frames)
+        print_report(report, num_frames, show)
+        unusable += report.error is not None or report.usable == 0
+    return 1 if unusable else 0
+
+
+def data_prepare(
+    dataset_name: str,
+    overrides: list[str],
+    fps: float | None = None,
+    out: str | None = None,
+    splits: list[str] | None = None,
+) -> int:
+    """Build (or keep, when current) the frame cache of each split; 1 when a split cached no clip."""
+    from vtrbench.methods.backbone import load_backbone
+
+    config = resolve_config([f"dataset={dataset_name}", *overrides])
+    dataset = DATASETS.get(dataset_name)(dataset_options(config))
+    # The input size is all that is needed of the backbone; random weights spare loading a checkpoint.
+    image_size = load_backbone(config.backbone.name, "random").image_size
+    settings = CacheSettings(image_size, fps or DEFAULT_FPS, min_frames=int(config.data.num_frames))
+    directory = Path(out) if out else frame_cache_dir(dataset_name, dataset.root)
+    print(f"{dataset_name}: frame cache in {directory} ({image_size}px, {settings.fps:g} fps, "
+          f"at least {settings.min_frames} frames a clip)")
+    empty = 0
+    for split in splits or list(SPLITS):
+        cache, rebuilt = prepare_frame_cache(dataset.load(split).clips, directory, split, settings,
+                                             progress=True)
+        state = "built" if rebuilt else "up to date"
+        print(f"{split}: {state}: {len(cache.entries):,} clips, {cache.total_frames:,} frames, "
+              f"{len(cache.failed):,} not cached")
+        for clip_id, reason in list(cache.failed.items())[:10]:
+            print(f"  {clip_id}: {reason}")
+        empty += not cache.entries
+    return 1 if empty else 0

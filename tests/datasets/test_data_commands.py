@@ -1,0 +1,69 @@
+"""`vtrbench data check` and `data prepare` on a tiny generated VATEX with a missing and a corrupt video."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vtrbench.benchmark.cli import main
+
+TRAIN, TEST = ["ok_1", "gone_1", "broken_1"], ["ok_2", "short_2"]
+
+
+@pytest.fixture
+def root(tmp_path: Path, make_video: Callable) -> Path:
+    make_video(tmp_path / "videos" / "ok_1.mp4", num_frames=20)
+    (tmp_path / "videos" / "broken_1.mp4").write_bytes(b"\x00not a video" * 20)
+    make_video(tmp_path / "videos" / "ok_2.avi", num_frames=20)
+    make_video(tmp_path / "videos" / "short_2.mkv", num_frames=4)
+    (tmp_path / "train_list.txt").write_text("\n".join(TRAIN))
+    (tmp_path / "test_list.txt").write_text("\n".join(TEST) + "\n")
+    captions = {video: [f"{video} {k}" for k in range(1 + i)] for i, video in enumerate(TRAIN + TEST)}
+    (tmp_path / "vatex_data.json").write_text(json.dumps(captions))
+    return tmp_path
+
+
+def test_check_lists_missing_corrupt_and_short_clips(root: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", "check", "vatex", f"vatex.root={root}", "data.num_frames=8"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 3 clips, 6 captions (per clip min 1, mean 2.00, max 3)" in out
+    assert "missing videos: 1: gone_1" in out
+    assert "unreadable videos: 1: broken_1 (cannot open" in out
+    assert "usable: 1 of 3 clips" in out
+    assert "test: 2 clips, 9 captions (per clip min 4, mean 4.50, max 5)" in out
+    assert "shorter than data.num_frames=8 (padded and masked): 1: short_2 (4)" in out
+    assert "usable: 2 of 2 clips" in out
+
+
+def test_check_fails_when_a_split_has_no_usable_clip(root: Path, capsys: pytest.CaptureFixture) -> None:
+    (root / "test_list.txt").write_text("gone_1\nbroken_1\n")
+    assert main(["data", "check", "vatex", f"vatex.root={root}", "--show", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "UNUSABLE: no usable clip: 0 of 2 clips" in out
+
+
+def test_check_fails_on_an_annotation_error(root: Path, capsys: pytest.CaptureFixture) -> None:
+    (root / "test_list.txt").write_text("ok_2\nnobody_2\n")
+    assert main(["data", "check", "vatex", f"vatex.root={root}"]) == 1
+    out = capsys.readouterr().out
+    assert "test: UNUSABLE:" in out and "test_list.txt, line 2: video 'nobody_2' has no caption" in out
+
+
+def test_prepare_builds_then_keeps_the_cache(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out_dir = str(tmp_path / "cache")
+    command = ["data", "prepare", "vatex", f"vatex.root={root}", "--out", out_dir, "--fps", "4"]
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "(32px, 4 fps, at least 8 frames a clip)" in out
+    assert "train: built: 1 clips, 10 frames, 2 not cached" in out and "gone_1: missing video file" in out
+    assert "test: built: 2 clips, 14 frames, 0 not cached" in out
+    assert main(command) == 0
+    assert "train: up to date" in capsys.readouterr().out
+    assert main([*command, "--fps", "2", "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "test: built: 2 clips, 12 frames" in out and "train:" not in out
