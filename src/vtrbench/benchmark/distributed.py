@@ -40,13 +40,32 @@ def init_from_environment() -> torch.device | None:
     return device
 
 
+class _GatherRows(torch.autograd.Function):
+    """all_gather along dim 0 whose backward gives each rank the SUM over ranks of its rows' gradients.
+
+    With a loss that every rank computes identically on the gathered rows, that sum is world_size times the
+    loss's gradient; DDP then averages the parameter gradients over the ranks, which leaves exactly the
+    single-process gradient of the loss on the whole global batch.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.rows = x.shape[0]
+        return gather_no_grad(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # gloo has no reduce_scatter; these are batch x embedding, small either way
+        return grad[rank() * ctx.rows:(rank() + 1) * ctx.rows]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate `x` from every rank along dim 0; gradients flow back to each rank's own rows."""
+    """Concatenate `x` (same shape on every rank) from every rank along dim 0, rank order; gradients flow
+    back to each rank's own rows (see `_GatherRows` for their scale)."""
     if world_size() == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
+    return _GatherRows.apply(x)
 
 
 def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
@@ -61,3 +80,9 @@ def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group (torchrun and submitit workers exit cleanly, without NCCL's warning)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

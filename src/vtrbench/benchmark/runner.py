@@ -80,11 +80,18 @@ def progress_enabled(config: DictConfig) -> bool:
 
 
 def contrastive_loss(method: RetrievalMethod, text: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE; with several processes the negatives are the whole global batch."""
+    """Symmetric InfoNCE; with several processes the negatives are the whole global batch.
+
+    Every rank computes the same global loss. The gather's backward sums each rank's rows' gradients over
+    the ranks (world_size times the gradient of the one loss) and DDP averages over the ranks, so the update
+    equals the single-process one on the concatenated batch.
+    """
     text_all, video_all = dist.gather_with_grad(text), dist.gather_with_grad(video)
-    logits = method.similarity(text_all, video_all).float()
-    labels = torch.arange(logits.shape[0], device=logits.device)
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    # The logits are scaled by the temperature (up to 100): in bf16 they would keep ~2 significant digits.
+    with torch.autocast(text_all.device.type, enabled=False):
+        logits = method.similarity(text_all.float(), video_all.float()).float()
+        labels = torch.arange(logits.shape[0], device=logits.device)
+        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
 def cosine_with_warmup(step: int, total: int, warmup: int) -> float:
@@ -113,7 +120,8 @@ def make_optimizer(method: RetrievalMethod, config: DictConfig) -> torch.optim.O
 def autocast_for(device: torch.device, enabled: bool):
     if device.type != "cuda" or not enabled:
         return nullcontext(), None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # bf16 where the GPU computes it natively (Ampere on); emulated bf16 is slower than fp16 + a loss scaler
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     return torch.autocast("cuda", dtype=dtype), scaler
 
@@ -148,17 +156,17 @@ class Run:
         return checked
 
     def loader(self, dataset: torch.utils.data.Dataset, batch_size: int, shuffle: bool, epoch: int = 0):
-        sampler = None
-        if dist.world_size() > 1:
-            sampler = torch.utils.data.distributed.DistributedSampler(
-                dataset, shuffle=shuffle, seed=self.config.seed, drop_last=shuffle
-            )
-            sampler.set_epoch(epoch)
-        generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        """A DistributedSampler even for one process: its permutation depends on (seed, epoch) only, and rank
+        r takes every world_size-th item of it, so global batch k is the same set of samples whatever the
+        number of processes (the batch size per rank being data.batch_size // world_size)."""
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            dataset, num_replicas=dist.world_size(), rank=dist.rank(), shuffle=shuffle, seed=self.config.seed,
+            drop_last=shuffle,
+        )
+        sampler.set_epoch(epoch)
         return DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-            num_workers=self.config.data.num_workers, collate_fn=collate, generator=generator,
-            drop_last=shuffle and len(dataset) > batch_size,
+            dataset, batch_size=batch_size, sampler=sampler, num_workers=self.config.data.num_workers,
+            collate_fn=collate, drop_last=shuffle and len(sampler) > batch_size,
         )
 
     # ---- training ---------------------------------------------------------------------------------------
@@ -172,6 +180,9 @@ class Run:
             pairs = self.cached_trunk_pairs(train, tokens)
         else:
             pairs = CaptionPairs(train.clips, self.spec, tokens, seed=config.seed)
+        if config.data.batch_size % dist.world_size():
+            raise ValueError(f"data.batch_size={config.data.batch_size} is not a multiple of the "
+                             f"{dist.world_size()} processes")
         per_rank = config.data.batch_size // dist.world_size()
         steps_per_epoch = max(1, len(pairs) // config.data.batch_size)
         total = steps_per_epoch * config.train.epochs
@@ -181,9 +192,9 @@ class Run:
         warmup = max(1, int(config.train.warmup * total))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, total, warmup))
         amp, scaler = autocast_for(self.device, config.train.amp)
-        model = method
-        if dist.world_size() > 1:
-            model = nn.parallel.DistributedDataParallel(method, find_unused_parameters=False)
+        model = CachedFeatureHeads(method) if method.frozen_trunk else method
+        if dist.world_size() > 1:  # DDP averages gradients only of what runs through its own forward
+            model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
         start_epoch = self.resume(optimizer, scheduler, stats)
         ckpt = self.out_dir / CHECKPOINT_FILE
         for epoch in range(start_epoch, config.train.epochs):
@@ -231,8 +242,8 @@ class Run:
         method = self.method
         tokens = batch["tokens"].to(self.device)
         if "text_features" in batch:  # frozen trunk: train the heads on cached features
-            text = method.text_head(batch["text_features"].to(self.device))
-            video = method.video_head(batch["video_features"].to(self.device), batch["mask"].to(self.device))
+            features = (batch["text_features"], batch["video_features"], batch["mask"])
+            text, video = model(*(x.to(self.device) for x in features))
         else:
             text, video = model(tokens, batch["frames"].to(self.device), batch["mask"].to(self.device))
         return contrastive_loss(method, text, video)
@@ -283,8 +294,12 @@ class Run:
         vectors_t, masks_t, order_t = torch.cat(vectors), torch.cat(masks), torch.cat(order)
         vectors_t, masks_t, order_t = (dist.gather_no_grad(t) for t in (vectors_t, masks_t, order_t))
         # DistributedSampler pads shards by repeating clips; keep the first copy of each clip, in clip order
-        keep = torch.zeros(len(clips), dtype=torch.long, device=order_t.device)
-        keep[order_t.flip(0)] = torch.arange(len(order_t) - 1, -1, -1, device=order_t.device)
+        # (scatter with "amin" is deterministic where an index_put with repeated indices is not)
+        positions = torch.arange(len(order_t), device=order_t.device)
+        keep = torch.full((len(clips),), len(order_t), dtype=torch.long, device=order_t.device)
+        keep = keep.scatter_reduce(0, order_t, positions, reduce="amin")
+        if int(keep.max()) == len(order_t):
+            raise RuntimeError("a clip was encoded by no process")
         return vectors_t[keep].cpu(), masks_t[keep].cpu()
 
     @torch.no_grad()
@@ -303,6 +318,17 @@ class Run:
         ]).numpy()
         ranks = retrieval_ranks(similarity, test.caption_video)
         return metrics_from_ranks(ranks), ranks
+
+
+class CachedFeatureHeads(nn.Module):
+    """The trainable heads of a frozen-trunk method as one module, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, method: RetrievalMethod):
+        super().__init__()
+        self.method = method
+
+    def forward(self, text_features: torch.Tensor, video_features: torch.Tensor, mask: torch.Tensor):
+        return self.method.text_head(text_features), self.method.video_head(video_features, mask)
 
 
 class CachedPairs(torch.utils.data.Dataset):
