@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,10 @@ def test_wrong_encoding_is_named(tiny: MSRVTT) -> None:
         "key,vid_key,video_id,sentence\nret0,msr2,video2,un caf\u00e9\n".encode("latin-1"))
     with pytest.raises(AnnotationError, match=r"MSRVTT_JSFUSION_test.csv: not UTF-8"):
         tiny.load("test")
+
+
+def test_videos_are_found_by_id_whatever_the_extension(tiny: MSRVTT, make_video: Callable) -> None:
+    first = make_video(tiny.root / "videos" / "all" / "video0.avi")
+    (tiny.root / "videos" / "video1.webm").touch()
+    assert [clip.path for clip in tiny.load("train").clips] == [first, tiny.root / "videos" / "video1.webm"]
+    assert tiny.load("test").clips[0].path is None
