@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny random open_clip backbones, captions and frames; no weights, network or videos."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from vtrbench.methods.backbone import Backbone, load_backbone
+from vtrbench.methods.offline_clip import OFFLINE_MODEL_NAME, register_offline_config
+
+CAPTION_LENGTH = 16
+CAPTIONS = ["a red cube", "two blue balls move to the left", "a small green star grows", "nothing"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_random_init_warning() -> None:
+    """open_clip logs a warning for every random init; here random weights are the point."""
+    logging.getLogger().setLevel(logging.ERROR)
+
+
+@pytest.fixture
+def make_tiny_backbone() -> Callable[[int], Backbone]:
+    """Factory: a fresh `vtrbench-tiny` with random weights that depend only on `seed` (methods mutate it)."""
+
+    def make(seed: int = 0) -> Backbone:
+        torch.manual_seed(seed)
+        return load_backbone(OFFLINE_MODEL_NAME, "random")
+
+    return make
+
+
+@pytest.fixture
+def tiny_backbone(make_tiny_backbone: Callable[[int], Backbone]) -> Backbone:
+    return make_tiny_backbone(0)
+
+
+@pytest.fixture(scope="session")
+def caption_tokens() -> torch.Tensor:
+    """[4, 16] token ids of captions of different lengths."""
+    import open_clip
+
+    register_offline_config()
+    return open_clip.get_tokenizer(OFFLINE_MODEL_NAME, context_length=CAPTION_LENGTH)(CAPTIONS)
+
+
+@pytest.fixture
+def random_clips(tiny_backbone: Backbone) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """Factory: [B, T, 3, H, W] random frames and a [B, T] mask; `lengths` gives each clip's real frames."""
+
+    def make(lengths: list[int], num_frames: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed)
+        size = tiny_backbone.image_size
+        frames = torch.randn(len(lengths), num_frames, 3, size, size, generator=generator)
+        mask = torch.arange(num_frames)[None, :] < torch.tensor(lengths)[:, None]
+        return frames * mask[..., None, None, None], mask  # padded slots are zeros, as the loader pads them
+
+    return make
