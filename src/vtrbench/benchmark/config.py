@@ -53,6 +53,7 @@ class TrainConfig:
 @dataclass
 class OutputConfig:
     runs_dir: str = "runs"
+    reports_dir: str = "reports"  # where `vtrbench leaderboard` writes its report
     wandb: bool = False
     wandb_project: str = "vtrbench"
 

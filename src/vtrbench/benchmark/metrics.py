@@ -1,8 +1,9 @@
 """Retrieval metrics exactly as PROTOCOL.md defines them; the only metric code in the package.
 
 rank = 1 + #{items scored strictly higher than the ground truth} (ties count in the query's favour).
-Several captions per video: every caption is a text->video query; for video->text, video u scores video v
-as the max over u's captions of s(caption, v), then ranks over videos as usual.
+Several captions per video: every caption is a text->video query; for video->text, a video query v scores
+the captions of video u by the best of them, max over u's captions of s(caption, v), and ranks the videos'
+caption groups (CLIP4Clip/DGL convention).
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ def retrieval_ranks(similarity: np.ndarray, caption_video: np.ndarray | None = N
     if np.unique(caption_video).size != num_videos:
         raise ValueError("every video needs at least one caption")
     t2v = ranks_of_ground_truth(sim, caption_video)
-    # video u vs video v: the best of u's captions against v
-    video_scores = np.full((num_videos, num_videos), -np.inf)
-    np.maximum.at(video_scores, caption_video, sim)
-    v2t = ranks_of_ground_truth(video_scores, np.arange(num_videos))
+    # group_scores[u, v]: the best of video u's captions against video v. A video query v ranks the caption
+    # groups u by that score (CLIP4Clip's tensor_video_to_text_sim), hence the transpose.
+    group_scores = np.full((num_videos, num_videos), -np.inf)
+    np.maximum.at(group_scores, caption_video, sim)
+    v2t = ranks_of_ground_truth(group_scores.T, np.arange(num_videos))
     return {"t2v": t2v, "v2t": v2t}
 
 

@@ -1,0 +1,47 @@
+"""A leaderboard interrupted mid-run loses nothing finished, and the next call completes it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.benchmark.conftest import tiny_run_overrides
+
+
+def leaderboard_command(root: Path, tmp: Path) -> list[str]:
+    overrides = tiny_run_overrides(root, tmp / "runs", **{"train.epochs": 3})
+    overrides = [o for o in overrides if not o.startswith(("method=", "quiet="))]
+    return [sys.executable, "-m", "vtrbench", "leaderboard", "--quiet", "methods=[zero_shot,full_finetune]",
+            "datasets=[msrvtt]", f"output.reports_dir={tmp / 'reports'}", *overrides]
+
+
+def test_interrupted_leaderboard_resumes_and_keeps_finished_results(tiny_msrvtt, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    zero_shot = tmp_path / "runs/msrvtt/vtrbench-tiny/zero_shot/seed0/result.json"
+    finetune_dir = tmp_path / "runs/msrvtt/vtrbench-tiny/full_finetune/seed0"
+    first = subprocess.Popen(leaderboard_command(tiny_msrvtt, tmp_path), env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    # interrupt once zero_shot is finished and full_finetune has checkpointed an epoch
+    while not (zero_shot.is_file() and (finetune_dir / "last_epoch.pt").is_file()):
+        assert first.poll() is None, first.communicate()[0]
+        assert time.time() < deadline, "the leaderboard did not get going"
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode != 0, out
+    assert not (finetune_dir / "result.json").exists()
+    finished_before = zero_shot.read_bytes()
+    mtime_before = zero_shot.stat().st_mtime_ns
+
+    second = subprocess.run(leaderboard_command(tiny_msrvtt, tmp_path), env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "zero_shot seed0: finished earlier, skipped" in second.stdout
+    assert zero_shot.read_bytes() == finished_before and zero_shot.stat().st_mtime_ns == mtime_before
+    result = json.loads((finetune_dir / "result.json").read_text())
+    assert result["status"] == "finished" and result["timing"]["epochs"] == 3
+    assert (tmp_path / "reports" / "report.md").is_file()

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from vtrbench.benchmark.metrics import retrieval_metrics, retrieval_ranks
+
+
+def test_square_case_by_hand():
+    # caption i belongs to video i
+    sim = np.array([
+        [0.9, 0.1, 0.0],   # truth first: rank 1
+        [0.8, 0.5, 0.7],   # truth 0.5, two above: rank 3
+        [0.1, 0.9, 0.3],   # truth 0.3, one above: rank 2
+    ])
+    ranks = retrieval_ranks(sim)
+    assert ranks["t2v"].tolist() == [1, 3, 2]
+    # video->text: column j, caption scores; video 0: [0.9, 0.8, 0.1] truth 0.9 -> 1
+    # video 1: [0.1, 0.5, 0.9] truth 0.5 -> 2; video 2: [0.0, 0.7, 0.3] truth 0.3 -> 2
+    assert ranks["v2t"].tolist() == [1, 2, 2]
+    m = retrieval_metrics(sim)
+    assert m["t2v"]["R1"] == pytest.approx(100 / 3)
+    assert m["t2v"]["R5"] == 100.0
+    assert m["t2v"]["MdR"] == 2.0
+    assert m["t2v"]["MnR"] == pytest.approx(2.0)
+    assert m["v2t"]["MnR"] == pytest.approx(5 / 3)
+    assert m["rsum"] == pytest.approx(m["t2v"]["R1"] + m["v2t"]["R1"] + 4 * 100.0)
+
+
+def test_ties_count_in_the_querys_favour():
+    sim = np.array([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0.2, 0.2, 0.2]])
+    ranks = retrieval_ranks(sim)
+    assert ranks["t2v"].tolist() == [1, 1, 1]
+
+
+def test_multi_caption_video_to_text_takes_best_caption():
+    # 4 captions, 2 videos; captions 0,1 -> video 0; 2,3 -> video 1
+    sim = np.array([
+        [0.2, 0.9],  # bad caption of video 0 (rank 2)
+        [0.8, 0.1],  # good caption of video 0 (rank 1)
+        [0.3, 0.4],  # caption of video 1 (rank 1)
+        [0.7, 0.6],  # caption of video 1 (rank 2)
+    ])
+    caption_video = np.array([0, 0, 1, 1])
+    ranks = retrieval_ranks(sim, caption_video)
+    assert ranks["t2v"].tolist() == [2, 1, 1, 2]
+    # query video 0 scores group u by max over u's captions of s(c, 0): group 0 -> 0.8, group 1 -> 0.7: rank 1
+    # query video 1: group 0 -> max(0.9, 0.1) = 0.9, group 1 -> max(0.4, 0.6) = 0.6: rank 2
+    assert ranks["v2t"].tolist() == [1, 2]
+
+
+def test_bad_shapes_are_clear_errors():
+    with pytest.raises(ValueError, match="non-square"):
+        retrieval_ranks(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="one video index per caption"):
+        retrieval_ranks(np.zeros((3, 2)), np.array([0, 1]))
+    with pytest.raises(ValueError, match="at least one caption"):
+        retrieval_ranks(np.zeros((2, 3)), np.array([0, 1]))
+
+
+def test_cli_metrics_prints_the_documented_json(tmp_path, capsys):
+    import json
+
+    from vtrbench.benchmark.cli import main
+
+    sim = np.eye(4) + 0.01
+    np.save(tmp_path / "sim.npy", sim)
+    assert main(["metrics", str(tmp_path / "sim.npy")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"t2v", "v2t", "rsum"}
+    assert set(out["t2v"]) == {"R1", "R5", "R10", "MdR", "MnR"}
+    assert out["t2v"]["R1"] == 100.0
+    np.save(tmp_path / "cv.npy", np.array([0, 0, 1, 1]))
+    np.save(tmp_path / "sim2.npy", np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.2, 0.1]]))
+    assert main(["metrics", str(tmp_path / "sim2.npy"), "--caption-video", str(tmp_path / "cv.npy")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["t2v"]["R1"] == 75.0

@@ -1,0 +1,96 @@
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from tests.benchmark.conftest import tiny_run_overrides
+from vtrbench.benchmark.config import resolve_config, run_dir
+from vtrbench.benchmark.results import CHECKPOINT_FILE, RESULT_FILE, WEIGHTS_FILE
+from vtrbench.benchmark.runner import cosine_with_warmup, execute, record_failure
+
+
+def test_a_run_writes_its_result_and_tuned_weights(tiny_msrvtt, tmp_path):
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs"))
+    result = execute(config)
+    out = run_dir(config)
+    on_disk = json.loads((out / RESULT_FILE).read_text())
+    assert on_disk["status"] == "finished"
+    assert set(on_disk["metrics"]) == {"t2v", "v2t", "rsum"}
+    assert len(on_disk["ranks"]["t2v"]) == 8 and len(on_disk["ranks"]["v2t"]) == 8
+    assert on_disk["model_selection"] == "last_epoch"
+    assert on_disk["config"]["train"]["epochs"] == 2
+    assert on_disk["timing"]["epochs"] == 2 and on_disk["timing"]["steps"] > 0
+    weights = load_file(str(out / WEIGHTS_FILE))
+    assert sum(t.numel() for t in weights.values()) == result["params"]["tuned"]
+    assert (out / "config.yaml").is_file()
+    assert not (out / CHECKPOINT_FILE).exists()  # the epoch checkpoint goes once the result is written
+
+    # a finished run is skipped: same result, file untouched
+    before = (out / RESULT_FILE).stat().st_mtime_ns
+    assert execute(config)["metrics"] == result["metrics"]
+    assert (out / RESULT_FILE).stat().st_mtime_ns == before
+
+
+def test_frozen_trunk_and_zero_tuned(tiny_msrvtt, tmp_path):
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot"))
+    result = execute(config)
+    assert result["params"]["tuned"] == 0
+    assert result["timing"]["steps"] == 0
+
+
+def test_a_failure_is_recorded_and_never_replaces_a_finished_result(tiny_msrvtt, tmp_path):
+    bad = resolve_config(tiny_run_overrides(tmp_path / "nowhere", tmp_path / "runs"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        execute(bad)
+    failed = record_failure(bad, FileNotFoundError("nowhere"))
+    assert failed["status"] == "failed" and "nowhere" in failed["error"]
+
+    good = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs2", method="zero_shot"))
+    finished = execute(good)
+    assert record_failure(good, RuntimeError("late"))["metrics"] == finished["metrics"]
+    assert json.loads((run_dir(good) / RESULT_FILE).read_text())["status"] == "finished"
+
+
+def test_resume_from_the_last_epoch_checkpoint(tiny_msrvtt, tmp_path):
+    # one epoch, then the same run asked for two epochs continues from the checkpoint of the first
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", **{"train.epochs": 2}))
+    from vtrbench.benchmark.runner import Run
+
+    one_epoch = config.copy()
+    one_epoch.train.epochs = 1
+    run = Run(one_epoch)
+    run.train(run.split("train"))
+    assert (run_dir(config) / CHECKPOINT_FILE).is_file()
+    result = execute(config)
+    assert result["timing"]["epochs"] == 2
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    total, warmup = 100, 10
+    values = [cosine_with_warmup(s, total, warmup) for s in range(total)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert values[10] == pytest.approx(1.0) and values[-1] < 0.01
+    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+
+
+def test_wandb_offline_receives_config_steps_and_result(tiny_msrvtt, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    from vtrbench.benchmark.tracking import Tracker
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", **{"output.wandb": "true"}))
+    tracker = Tracker(config, tmp_path / "wb")
+    assert tracker.run is not None and tracker.run.settings.mode == "offline"
+    assert tracker.run.config["method"] == "full_finetune"
+    tracker.log({"train/loss": 1.5, "train/lr": 1e-3}, step=1)
+    tracker.finish({"metrics": {"t2v": {"R1": 10.0}, "v2t": {"R1": 5.0}, "rsum": 15.0}, "params": {"tuned": 3}})
+    assert tracker.run is None
+    run_files = list((tmp_path / "wb").rglob("*.wandb"))  # the offline file a later `wandb sync` uploads
+    assert run_files and run_files[0].stat().st_size > 0
+
+
+def test_wandb_is_off_by_default(tiny_msrvtt, tmp_path):
+    from vtrbench.benchmark.tracking import Tracker
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs"))
+    assert Tracker(config, tmp_path / "wb").run is None
