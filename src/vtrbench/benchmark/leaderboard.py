@@ -13,9 +13,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from vtrbench.benchmark.config import parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
 from vtrbench.benchmark.registry import METHODS
 from vtrbench.benchmark.results import is_finished
-from vtrbench.benchmark.runner import execute, record_failure
 
 MATRIX_KEYS = ("methods", "datasets", "seeds")
 DEFAULT_DATASETS = ["msrvtt"]
@@ -59,30 +59,20 @@ def prepare_offline_assets(configs: list[DictConfig]) -> None:
 
 
 def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
+    """`launcher=local|slurm|submitit-local` and `slurm.*` choose where the runs execute (launchers.py)."""
+    launch_options, overrides = split_launch_options(overrides)
     runs = plan(overrides)
     prepare_offline_assets([config for _, config in runs])
-    failed = 0
     started = time.perf_counter()
+    pending = []
     for i, (run_overrides, config) in enumerate(runs, 1):
-        out = run_dir(config)
         label = f"[{i}/{len(runs)}] {config.dataset} {config.method}{'.' + config.variant if config.variant else ''}" \
                 f" seed{config.seed}"
-        if is_finished(out):
+        if is_finished(run_dir(config)):
             print(f"{label}: finished earlier, skipped", flush=True)
-            continue
-        print(f"{label}: running", flush=True)
-        if quiet:
-            config.quiet = True
-        try:
-            result = execute(config)
-        except Exception as err:  # one failing run must not stop the others
-            failed += 1
-            result = record_failure(config, err)
-            print(f"{label}: FAILED: {result.get('error')}", flush=True)
-            continue
-        t2v = result["metrics"]["t2v"]
-        print(f"{label}: T2V R@1 {t2v['R1']:.1f}, tuned {result['params']['tuned']:,}, "
-              f"train {result['timing']['train_s']:.0f} s", flush=True)
+        else:
+            pending.append(PendingRun(label, run_overrides, config))
+    failed = launch(pending, launch_options, quiet)
     print(f"{len(runs)} run(s), {failed} failed, {time.perf_counter() - started:.0f} s", flush=True)
     report_dir = Path("reports")
     runs_dir = Path(runs[0][1].output.runs_dir) if runs else Path("runs")

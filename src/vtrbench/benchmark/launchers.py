@@ -1,0 +1,206 @@
+"""Where the runs of a leaderboard execute: in this process (the default), or one submitit job per run.
+
+    vtrbench leaderboard [launcher=local] ...                        one run after the other, here
+    vtrbench leaderboard launcher=slurm slurm.partition=gpu ...      one SLURM job per run (a job array)
+    vtrbench leaderboard launcher=submitit-local ...                 one local subprocess per run (testing)
+
+Every launcher executes a run the same way (`runner.execute` on the run's overrides), so a job writes its
+result, weights and config itself, exactly as a local run does, and a failing run leaves a failed result.
+A job with several GPUs (`slurm.gpus_per_node`, `slurm.nodes`) runs one task per GPU; the tasks form one
+process group (what torchrun would set up) and train one run together.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vtrbench.benchmark.config import ConfigError, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.results import read_result
+
+LOCAL, SUBMITIT_LOCAL, SLURM = "local", "submitit-local", "slurm"
+LAUNCHERS = (LOCAL, SUBMITIT_LOCAL, SLURM)
+LAUNCH_KEYS = ("launcher", "slurm")  # command-line keys of the launcher, never part of a run's config
+
+
+@dataclass
+class SlurmOptions:
+    """One job per run. submitit-local honours time_min, gpus_per_node and logs; the rest is SLURM's."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    nodes: int = 1
+    gpus_per_node: int = 1  # one task (process) per GPU; 0: a single CPU task
+    cpus_per_task: int = 8  # data.num_workers of a run should fit in these
+    mem_gb: int | None = None
+    time_min: int = 24 * 60
+    array_parallelism: int = 32  # how many runs of the job array may run at once
+    additional: dict[str, str] = field(default_factory=dict)  # more sbatch options, e.g. {exclude: node12}
+    logs: str | None = None  # submitit's folder (scripts, pickles, logs); default: <runs_dir>/.submitit
+
+
+@dataclass
+class LaunchOptions:
+    launcher: str = LOCAL
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+
+
+def split_launch_options(overrides: list[str]) -> tuple[LaunchOptions, list[str]]:
+    """The launcher's own `launcher=` / `slurm.*` keys, checked, and the overrides left for the runs."""
+    own = [o for o in overrides if o.split("=", 1)[0].split(".", 1)[0] in LAUNCH_KEYS]
+    schema = OmegaConf.structured(LaunchOptions)
+    try:
+        merged = OmegaConf.merge(schema, parse_overrides(own))
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"command line: launcher options: {err}") from err
+    options: LaunchOptions = OmegaConf.to_object(merged)
+    if options.launcher not in LAUNCHERS:
+        raise ConfigError(f"launcher={options.launcher!r}: expected one of {', '.join(LAUNCHERS)}")
+    if options.launcher == SUBMITIT_LOCAL and options.slurm.nodes != 1:
+        raise ConfigError("launcher=submitit-local runs on this machine only: slurm.nodes must be 1")
+    return options, [o for o in overrides if o not in own]
+
+
+@dataclass
+class PendingRun:
+    """A leaderboard run that has no finished result yet."""
+
+    label: str  # "[3/8] msrvtt dgl seed0", for progress lines
+    overrides: list[str]  # its `vtrbench run` command line
+    config: DictConfig
+
+
+def launch(runs: list[PendingRun], options: LaunchOptions, quiet: bool = False) -> int:
+    """Execute `runs` with the chosen launcher, printing one line per run; returns how many failed."""
+    if options.launcher == LOCAL:
+        return run_in_process(runs, quiet)
+    return run_as_submitit_jobs(runs, options)
+
+
+def summary_line(result: dict) -> str:
+    t2v = result["metrics"]["t2v"]
+    return (f"T2V R@1 {t2v['R1']:.1f}, tuned {result['params']['tuned']:,}, "
+            f"train {result['timing']['train_s']:.0f} s")
+
+
+def run_in_process(runs: list[PendingRun], quiet: bool) -> int:
+    from vtrbench.benchmark.runner import execute, record_failure
+
+    failed = 0
+    for run in runs:
+        print(f"{run.label}: running", flush=True)
+        if quiet:
+            run.config.quiet = True
+        try:
+            result = execute(run.config)
+        except Exception as err:  # one failing run must not stop the others
+            failed += 1
+            print(f"{run.label}: FAILED: {record_failure(run.config, err).get('error')}", flush=True)
+            continue
+        print(f"{run.label}: {summary_line(result)}", flush=True)
+    return failed
+
+
+@dataclass
+class RunJob:
+    """One run as a submitit job: what `vtrbench run <overrides>` does, in the folder it was submitted from
+    (relative `output.runs_dir` and data paths mean the same there). Every task of the job calls it."""
+
+    overrides: list[str]
+    workdir: str
+
+    def __call__(self) -> dict:
+        import submitit
+
+        from vtrbench.benchmark import distributed as dist
+        from vtrbench.benchmark.runner import execute, record_failure
+
+        os.chdir(self.workdir)
+        if submitit.JobEnvironment().num_tasks > 1:
+            # RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT for init_from_environment; every task keeps
+            # all of the node's GPUs visible and picks cuda:LOCAL_RANK, as under torchrun
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        config = resolve_config(self.overrides)
+        try:
+            return execute(config)
+        except Exception as err:
+            if dist.is_main():
+                record_failure(config, err)
+            raise
+        finally:
+            dist.shutdown()
+
+
+def make_executor(options: LaunchOptions, runs_dir: Path) -> Any:
+    try:
+        import submitit
+    except ImportError as err:
+        raise ConfigError(f"launcher={options.launcher} needs submitit: pip install 'vtrbench[cluster]'") \
+            from err
+    slurm = options.slurm
+    folder = Path(slurm.logs) if slurm.logs else runs_dir / ".submitit"
+    cluster = "slurm" if options.launcher == SLURM else "local"
+    try:
+        executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+    except RuntimeError as err:  # no srun on this machine
+        raise ConfigError(f"launcher={options.launcher}: {err}") from err
+    executor.update_parameters(  # None: not asked for, left to the cluster's defaults
+        name="vtrbench",
+        timeout_min=slurm.time_min,
+        nodes=slurm.nodes,
+        gpus_per_node=slurm.gpus_per_node or None,
+        tasks_per_node=max(1, slurm.gpus_per_node),
+        cpus_per_task=slurm.cpus_per_task,
+        mem_gb=slurm.mem_gb,
+        slurm_partition=slurm.partition,
+        slurm_account=slurm.account,
+        slurm_qos=slurm.qos,
+        slurm_constraint=slurm.constraint,
+        slurm_array_parallelism=slurm.array_parallelism,
+        slurm_additional_parameters=dict(slurm.additional) or None,
+    )
+    return executor
+
+
+def run_as_submitit_jobs(runs: list[PendingRun], options: LaunchOptions) -> int:
+    """Submit every run as one job of a job array, then wait and report each as it ends."""
+    if not runs:
+        return 0
+    import submitit
+
+    from vtrbench.benchmark.runner import record_failure
+
+    executor = make_executor(options, Path(runs[0].config.output.runs_dir))
+    workdir = str(Path.cwd())
+    with executor.batch():
+        jobs = [executor.submit(RunJob(run.overrides, workdir)) for run in runs]
+    run_of_job = {job.job_id: run for job, run in zip(jobs, runs, strict=True)}
+    for job, run in zip(jobs, runs, strict=True):
+        print(f"{run.label}: job {job.job_id}, log {job.paths.stderr}", flush=True)
+    failed = 0
+    # a local job's state is a process's; SLURM's is a scheduler query, which submitit rate-limits anyway
+    poll_s = 1.0 if options.launcher == SUBMITIT_LOCAL else 30.0
+    for job in submitit.helpers.as_completed(jobs, poll_frequency=poll_s):
+        run = run_of_job[job.job_id]
+        try:
+            result = job.result()
+        except Exception as err:  # submitit's FailedJobError (an exception), UncompletedJobError (killed)
+            failed += 1
+            log = job.paths.stderr
+            recorded = read_result(run_dir(run.config))
+            if recorded is not None and recorded.get("status") == "failed":  # the job's own account
+                reason = recorded["error"]
+            else:  # killed (time limit, memory) before it could write one
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                record_failure(run.config, RuntimeError(f"job {job.job_id}: {reason}; see {log}"))
+            print(f"{run.label}: FAILED (job {job.job_id}): {reason}\n    log: {log}", flush=True)
+            continue
+        print(f"{run.label}: {summary_line(result)}", flush=True)
+    return failed
