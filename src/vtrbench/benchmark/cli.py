@@ -26,19 +26,25 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """One run; under `torchrun --nproc_per_node=N -m vtrbench run ...` the N processes train it together."""
+    from vtrbench.benchmark import distributed as dist
     from vtrbench.benchmark.config import run_dir
     from vtrbench.benchmark.runner import execute, record_failure
 
     config = resolve_config(args.overrides)
     try:
         result = execute(config)
+        prints = dist.is_main()  # every process holds the result; one prints it
     except KeyboardInterrupt:
         raise
     except Exception as err:
         record_failure(config, err)
         raise
-    print(json.dumps({"run": str(run_dir(config)), "params": result["params"], "metrics": result["metrics"]},
-                     indent=2))
+    finally:
+        dist.shutdown()
+    if prints:
+        print(json.dumps({"run": str(run_dir(config)), "params": result["params"], "metrics": result["metrics"]},
+                         indent=2))
     return 0
 
 
@@ -110,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("leaderboard", help="every method x dataset x seed, then the report")
-    p.add_argument("overrides", nargs="*", help="methods=[..] datasets=[..] seeds=[..] and run keys")
+    p.add_argument("overrides", nargs="*", help="methods=[..] datasets=[..] seeds=[..] and run keys; "
+                   "launcher=local|slurm|submitit-local and slurm.* (partition, gpus_per_node, nodes, time_min..)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_leaderboard)
 
