@@ -16,8 +16,10 @@ CAPTIONS = ["a red cube", "two blue balls move to the left", "a small green star
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _quiet_random_init_warning() -> None:
-    """open_clip logs a warning for every random init; here random weights are the point."""
+def _small_tensor_settings() -> None:
+    """One intra-op thread: the tensors here are tiny, and worker threads only contend with other processes.
+    open_clip logs a warning for every random init; here random weights are the point."""
+    torch.set_num_threads(1)
     logging.getLogger().setLevel(logging.ERROR)
 
 

@@ -14,9 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from peft import LoraConfig as PeftLoraConfig
-from peft import inject_adapter_in_model
-
 from vtrbench.benchmark.registry import METHODS
 from vtrbench.methods.backbone import Backbone
 from vtrbench.methods.base import RetrievalMethod
@@ -48,6 +45,10 @@ class LoRA(RetrievalMethod):
 
     def __init__(self, backbone: Backbone, config: LoRAConfig | None = None):
         super().__init__(backbone, config)
+        # imported here: peft pulls in transformers, which every other method and `vtrbench list` can skip
+        from peft import LoraConfig as PeftLoraConfig
+        from peft import inject_adapter_in_model
+
         cfg = self.config
         # peft matches a string target against full module names: every block of both towers
         names = "|".join(re.escape(t) for t in cfg.targets)
