@@ -39,3 +39,35 @@ def test_unknown_method_is_a_clear_error():
 def test_malformed_override():
     with pytest.raises(ConfigError, match="key=value"):
         resolve_config(["train.epochs"])
+
+
+def test_paper_preset_resolves_for_every_method_and_dataset():
+    from vtrbench.benchmark.config import load_preset
+
+    preset = load_preset("paper")
+    assert all(rule.source for rule in preset.rules)
+    for dataset in preset.datasets:
+        for method in preset.methods:
+            cfg = resolve_config(["preset=paper", f"method={method}", f"dataset={dataset}"])
+            assert cfg.backbone.name == "ViT-B-32" and cfg.backbone.pretrained == "openai"
+            assert cfg.data.num_frames == (64 if dataset == "activitynet" else 12)
+    dgl = resolve_config(["preset=paper", "method=dgl", "dataset=lsmdc"])
+    assert dgl.train.lr == pytest.approx(1e-2) and dgl.train.epochs == 10 and dgl.dgl.latent == "linear"
+    assert dgl.data.batch_size == 512
+    ft = resolve_config(["preset=paper", "method=full_finetune", "dataset=msrvtt"])
+    assert ft.train.lr * ft.train.backbone_lr_scale == pytest.approx(1e-7)  # CLIP4Clip's 1e-4 x coef_lr 1e-3
+    # the command line still wins over the preset
+    assert resolve_config(["preset=paper", "method=dgl", "train.lr=0.5"]).train.lr == 0.5
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="known: paper"):
+        resolve_config(["preset=papr"])
+
+
+def test_dgl_transformer_table_follows_the_frame_count():
+    from vtrbench.benchmark.config import method_options
+
+    cfg = resolve_config(["method=dgl", "dgl.latent=transformer", "data.num_frames=5"])
+    assert method_options(cfg).num_frames == 5
+    assert cfg.variant == "latent-transformer"

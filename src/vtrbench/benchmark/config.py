@@ -36,6 +36,8 @@ class DataConfig:
     batch_size: int = 32
     eval_batch_size: int = 64
     num_workers: int = 0
+    frame_cache: bool = False  # read frames from `vtrbench data prepare`'s cache instead of decoding
+    frame_cache_fps: float = 3.0
 
 
 @dataclass
@@ -63,6 +65,7 @@ class HarnessConfig:
     method: str = "zero_shot"
     dataset: str = "msrvtt"
     variant: str = ""  # empty: derived from the method options that differ from their defaults
+    preset: str = ""  # a recipe from configs/presets/ (e.g. `paper`), applied after the method yaml
     seed: int = 0
     device: str = "auto"
     quiet: bool = False
@@ -128,11 +131,14 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
     base = _load_yaml(base_path)
     method = str(cli.get("method", base.get("method", HarnessConfig.method)))
     dataset = str(cli.get("dataset", base.get("dataset", HarnessConfig.dataset)))
+    preset = str(cli.get("preset", base.get("preset", "")) or "")
     config = run_schema(method, dataset)
+    method_yaml = _load_yaml(config_file("methods", f"{method}.yaml"))
     layers: list[tuple[str, DictConfig]] = [
         (str(base_path), base),
         (str(config_file("datasets", f"{dataset}.yaml")), _load_yaml(config_file("datasets", f"{dataset}.yaml"))),
-        (str(config_file("methods", f"{method}.yaml")), _load_yaml(config_file("methods", f"{method}.yaml"))),
+        (str(config_file("methods", f"{method}.yaml")), method_yaml),
+        *([(f"preset {preset!r}", preset_layer(preset, method, dataset))] if preset else []),
         ("command line", _only_sections_of(cli, method, dataset)),
     ]
     for source, layer in layers:
@@ -142,8 +148,32 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
             key = getattr(err, "full_key", None) or "?"
             raise ConfigError(f"{source}: key {key!r}: {err.msg if hasattr(err, 'msg') else err}") from err
     if not config.variant:
-        config.variant = derived_variant(config, method)
+        config.variant = derived_variant(config, method, method_yaml)
     return config
+
+
+def load_preset(name: str) -> DictConfig:
+    """A preset: `methods`, `datasets`, `defaults` for every run, and `rules` matched by method/dataset."""
+    path = config_file("presets", f"{name}.yaml")
+    if path is None:
+        folder = Path(str(resources.files("vtrbench").joinpath("configs", "presets")))
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(known) or 'none'}")
+    preset = _load_yaml(path)
+    for i, rule in enumerate(preset.get("rules", [])):
+        if not rule.get("source"):
+            raise ConfigError(f"{path}: rules[{i}] has no source: every preset setting names where it comes from")
+    return preset
+
+
+def preset_layer(name: str, method: str, dataset: str) -> DictConfig:
+    """The preset's settings for one (method, dataset): its defaults, then every matching rule in order."""
+    preset = load_preset(name)
+    layer = OmegaConf.create(OmegaConf.to_container(preset.get("defaults", {})))
+    for rule in preset.get("rules", []):
+        if rule.get("method", method) == method and rule.get("dataset", dataset) == dataset:
+            layer = OmegaConf.merge(layer, rule.get("set", {}))
+    return _only_sections_of(layer, method, dataset)
 
 
 def _only_sections_of(cli: DictConfig, method: str, dataset: str) -> DictConfig:
@@ -152,8 +182,11 @@ def _only_sections_of(cli: DictConfig, method: str, dataset: str) -> DictConfig:
     return OmegaConf.create({k: v for k, v in cli.items() if k not in others})
 
 
-def derived_variant(config: DictConfig, method: str) -> str:
-    defaults = dataclasses.asdict(METHODS.get(method).Config())
+def derived_variant(config: DictConfig, method: str, method_yaml: DictConfig) -> str:
+    """The method options set beyond its own defaults (dataclass < method yaml), e.g. `latent-transformer`."""
+    defaults = OmegaConf.to_container(
+        OmegaConf.merge(OmegaConf.structured(METHODS.get(method).Config), method_yaml.get(method, {}))
+    )
     chosen = OmegaConf.to_container(config[method])
     changed = [f"{k}-{_short(v)}" for k, v in chosen.items() if defaults.get(k) != v]
     return "_".join(changed)
