@@ -81,7 +81,7 @@ def launch(runs: list[PendingRun], options: LaunchOptions, quiet: bool = False) 
     """Execute `runs` with the chosen launcher, printing one line per run; returns how many failed."""
     if options.launcher == LOCAL:
         return run_in_process(runs, quiet)
-    return run_as_submitit_jobs(runs, options)
+    return run_as_submitit_jobs(runs, options, quiet)
 
 
 def summary_line(result: dict) -> str:
@@ -169,7 +169,7 @@ def make_executor(options: LaunchOptions, runs_dir: Path) -> Any:
     return executor
 
 
-def run_as_submitit_jobs(runs: list[PendingRun], options: LaunchOptions) -> int:
+def run_as_submitit_jobs(runs: list[PendingRun], options: LaunchOptions, quiet: bool = False) -> int:
     """Submit every run as one job of a job array, then wait and report each as it ends."""
     if not runs:
         return 0
@@ -180,7 +180,9 @@ def run_as_submitit_jobs(runs: list[PendingRun], options: LaunchOptions) -> int:
     executor = make_executor(options, Path(runs[0].config.output.runs_dir))
     workdir = str(Path.cwd())
     with executor.batch():
-        jobs = [executor.submit(RunJob(run.overrides, workdir)) for run in runs]
+        # quiet=true as the local launcher sets it, so that both save the same config.yaml
+        jobs = [executor.submit(RunJob([*run.overrides, *(["quiet=true"] if quiet else [])], workdir))
+                for run in runs]
     run_of_job = {job.job_id: run for job, run in zip(jobs, runs, strict=True)}
     for job, run in zip(jobs, runs, strict=True):
         print(f"{run.label}: job {job.job_id}, log {job.paths.stderr}", flush=True)
