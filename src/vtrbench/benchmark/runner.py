@@ -39,6 +39,7 @@ from vtrbench.benchmark.data import (
 )
 from vtrbench.benchmark.metrics import metrics_from_ranks, retrieval_ranks
 from vtrbench.benchmark.registry import DATASETS, METHODS
+from vtrbench.benchmark.tracking import Tracker
 from vtrbench.benchmark.results import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -55,6 +56,7 @@ from vtrbench.benchmark.results import (
     save_tuned_weights,
     write_json,
 )
+from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir
 from vtrbench.methods.backbone import Backbone, load_backbone
 from vtrbench.methods.base import RetrievalMethod
 
@@ -144,6 +146,7 @@ class Run:
         self.dataset = DATASETS.get(config.dataset)(dataset_options(config))
         self.params = count_parameters(self.method, self.backbone.num_elements)
         self.show = progress_enabled(config)
+        self.tracker = Tracker(config, self.out_dir)
 
     # ---- data -------------------------------------------------------------------------------------------
     def split(self, name: str) -> CheckedSplit:
@@ -169,6 +172,18 @@ class Run:
             collate_fn=collate, drop_last=shuffle and len(sampler) > batch_size,
         )
 
+    def frame_cache(self, split: str) -> FrameCache | None:
+        """The split's frame cache (`vtrbench data prepare`) when `data.frame_cache` is on and it is current."""
+        if not self.config.data.frame_cache:
+            return None
+        settings = CacheSettings(self.spec.image_size, self.config.data.frame_cache_fps,
+                                 min_frames=self.spec.num_frames)
+        cache = FrameCache.open(frame_cache_dir(self.config.dataset, self.dataset.root), split, settings)
+        if cache is None and dist.is_main():
+            print(f"[{split}] no frame cache with these settings; decoding videos. Build one with "
+                  f"`vtrbench data prepare {self.config.dataset} ...`", file=sys.stderr)
+        return cache
+
     # ---- training ---------------------------------------------------------------------------------------
     def train(self, train: CheckedSplit) -> dict[str, Any]:
         config, method = self.config, self.method
@@ -179,7 +194,7 @@ class Run:
         if method.frozen_trunk:
             pairs = self.cached_trunk_pairs(train, tokens)
         else:
-            pairs = CaptionPairs(train.clips, self.spec, tokens, seed=config.seed)
+            pairs = CaptionPairs(train.clips, self.spec, tokens, seed=config.seed, cache=self.frame_cache("train"))
         if config.data.batch_size % dist.world_size():
             raise ValueError(f"data.batch_size={config.data.batch_size} is not a multiple of the "
                              f"{dist.world_size()} processes")
@@ -204,6 +219,7 @@ class Run:
             if isinstance(pairs, CaptionPairs):
                 pairs.epoch = epoch
             method.train()
+            epoch_loss, epoch_start_step = 0.0, stats["steps"]
             bar = tqdm(self.loader(pairs, per_rank, True, epoch), disable=not self.show,
                        desc=f"{config.method} epoch {epoch + 1}/{config.train.epochs}", leave=False)
             for batch in bar:
@@ -228,10 +244,15 @@ class Run:
                 stats["steps"] += 1
                 stats["clips_seen"] += len(batch["tokens"]) * dist.world_size()
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+                epoch_loss += loss.item()
+                self.tracker.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0],
+                                  "train/epoch": epoch}, step=stats["steps"])
                 if stats["steps"] >= total:
                     break
             stats["train_s"] += time.perf_counter() - started
             stats["epochs"] = epoch + 1
+            self.tracker.log({"epoch/loss": epoch_loss / max(1, stats["steps"] - epoch_start_step),
+                              "epoch/seconds": time.perf_counter() - started}, step=stats["steps"])
             if dist.is_main():
                 save_checkpoint(ckpt, method, {"epoch": epoch, "optimizer": optimizer.state_dict(),
                                                "scheduler": scheduler.state_dict(), "stats": stats})
@@ -267,7 +288,7 @@ class Run:
     @torch.no_grad()
     def cached_trunk_pairs(self, train: CheckedSplit, tokens: torch.Tensor) -> torch.utils.data.Dataset:
         """Frozen trunk: its features for every clip (midpoint frames) and caption, computed once."""
-        video_features, mask = self.encode_clips(train.clips, trunk_only=True)
+        video_features, mask = self.encode_clips(train, trunk_only=True)
         text_features = torch.cat([
             self.method.text_features(chunk.to(self.device)).cpu()
             for chunk in tokens.split(self.config.data.eval_batch_size)
@@ -276,10 +297,11 @@ class Run:
 
     # ---- evaluation -------------------------------------------------------------------------------------
     @torch.no_grad()
-    def encode_clips(self, clips, trunk_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_clips(self, split: CheckedSplit, trunk_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         method = self.method
         method.eval()
-        frames = ClipFrames(clips, self.spec, train=False)
+        clips = split.clips
+        frames = ClipFrames(clips, self.spec, train=False, cache=self.frame_cache(split.name))
         vectors, masks, order = [], [], []
         bar = tqdm(self.loader(frames, self.config.data.eval_batch_size, False), disable=not self.show,
                    desc="encoding clips", leave=False)
@@ -311,7 +333,7 @@ class Run:
             method.encode_text(chunk.to(self.device)).float().cpu()
             for chunk in tokens.split(self.config.data.eval_batch_size)
         ])
-        video, _ = self.encode_clips(test.clips)
+        video, _ = self.encode_clips(test)
         similarity = torch.cat([
             method.similarity(chunk.to(self.device), video.to(self.device)).float().cpu()
             for chunk in text.split(1024)
@@ -419,6 +441,7 @@ def execute(config: DictConfig) -> dict:
     if dist.is_main():
         result["params"]["checkpoint_bytes"] = save_tuned_weights(run.method, out_dir / WEIGHTS_FILE)
         write_json(out_dir / RESULT_FILE, result)
+        run.tracker.finish(result)
         (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     dist.barrier()
     return result
