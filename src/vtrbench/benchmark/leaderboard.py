@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from vtrbench.benchmark.config import parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.config import load_preset, parse_overrides, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
 from vtrbench.benchmark.registry import METHODS
 from vtrbench.benchmark.results import is_finished
@@ -27,8 +27,9 @@ def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
     Every config is resolved before anything runs, so a typo fails at once rather than after hours.
     """
     cli = parse_overrides(overrides)
-    methods = list(cli.get("methods") or METHODS.names())
-    datasets = list(cli.get("datasets") or DEFAULT_DATASETS)
+    preset = load_preset(cli.preset) if cli.get("preset") else {}
+    methods = list(cli.get("methods") or preset.get("methods") or METHODS.names())
+    datasets = list(cli.get("datasets") or preset.get("datasets") or DEFAULT_DATASETS)
     seeds = [int(s) for s in (cli.get("seeds") or [cli.get("seed", 0)])]
     passthrough = [o for o in overrides if o.split("=", 1)[0] not in MATRIX_KEYS + ("method", "dataset", "seed")]
     runs = []
@@ -74,8 +75,9 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
             pending.append(PendingRun(label, run_overrides, config))
     failed = launch(pending, launch_options, quiet)
     print(f"{len(runs)} run(s), {failed} failed, {time.perf_counter() - started:.0f} s", flush=True)
-    report_dir = Path("reports")
-    runs_dir = Path(runs[0][1].output.runs_dir) if runs else Path("runs")
+    if not runs:
+        return 0
+    runs_dir, report_dir = Path(runs[0][1].output.runs_dir), Path(runs[0][1].output.reports_dir)
     from vtrbench.reports import write_report
 
     paths = write_report(runs_dir, report_dir)
