@@ -27,7 +27,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -397,7 +397,12 @@ def cache_dir() -> Path:
 
 def offline_dataset(format_name: str, progress: bool = True) -> Path:
     """Root of the offline default dataset in `format_name`'s layout, generated under `cache_dir()` once."""
-    generators = {"msrvtt": generate_msrvtt}
+    generators = {
+        "msrvtt": generate_msrvtt,
+        "vatex": generate_vatex,
+        "lsmdc": generate_lsmdc,
+        "activitynet": generate_activitynet,
+    }
     if format_name not in generators:
         raise ValueError(f"no offline data for format {format_name!r}; known: {sorted(generators)}")
     return generators[format_name](cache_dir() / "data" / format_name, progress=progress)
@@ -439,6 +444,48 @@ def _start(root: Path, settings: dict) -> bool:
     return False
 
 
+def _fresh_video_dir(root: Path) -> Path:
+    """`root/videos`, emptied: leftovers of other settings would otherwise linger beside the new clips."""
+    video_dir = root / "videos"
+    if video_dir.exists():
+        shutil.rmtree(video_dir)
+    return video_dir
+
+
+def _derived_seed(seed: int, purpose: str) -> int:
+    """An independent seed per dataset and use (`"vatex/train"`), so formats and splits never share clips."""
+    return int(np.random.SeedSequence([seed, *purpose.encode()]).generate_state(1)[0])
+
+
+# Rounds of `caption_clip` spent looking for distinct captions. A clip has few (templates x "a"/"the", where
+# "the" comes 3 times in 10), so a round often finds nothing new; 16 find all 10 of a clip 98% of the time.
+_CAPTION_ROUNDS = 16
+
+
+def _captions(spec: ClipSpec, rng: np.random.Generator, count: int) -> list[str]:
+    """`count` captions of a clip from rounds of `caption_clip`: distinct ones first, repeats only if short."""
+    captions: list[str] = []
+    for _ in range(_CAPTION_ROUNDS):
+        if len(captions) >= count:
+            break
+        captions += [caption for caption in caption_clip(spec, rng) if caption not in captions]
+    while len(captions) < count:
+        captions += captions[: count - len(captions)]
+    return captions[:count]
+
+
+# YouTube ids are 11 characters of the URL-safe base64 alphabet.
+_YOUTUBE_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
+
+
+def _youtube_ids(rng: np.random.Generator, n: int) -> list[str]:
+    """`n` distinct made-up YouTube ids."""
+    ids: dict[str, None] = {}  # a dict keeps the drawing order, so the ids are the same on every platform
+    while len(ids) < n:
+        ids["".join(rng.choice(_YOUTUBE_ALPHABET, 11))] = None
+    return list(ids)
+
+
 # ------------------------------------------------------------------------------------------- MSR-VTT
 
 
@@ -469,9 +516,7 @@ def generate_msrvtt(
     splits = [("train", spec) for spec in train_specs] + [("test", spec) for spec in test_specs]
 
     videos, sentences, test_rows = [], [], []
-    video_dir = root / "videos"
-    if video_dir.exists():
-        shutil.rmtree(video_dir)  # leftovers of other settings would otherwise linger beside the new clips
+    video_dir = _fresh_video_dir(root)
     for index, (split, spec) in enumerate(_progress(splits, "synthetic MSR-VTT", progress)):
         video_id = f"video{index}"
         write_mp4(video_dir / f"{video_id}.mp4", render_clip(spec, VIDEO_SIZE))
@@ -502,5 +547,213 @@ def generate_msrvtt(
     _write_text_atomic(root / "MSRVTT_train.9k.csv", "video_id\n" + "".join(f"{i}\n" for i in train_ids))
     test_csv = "key,vid_key,video_id,sentence\n" + "".join(f"{row}\n" for row in test_rows)
     _write_text_atomic(root / "MSRVTT_JSFUSION_test.csv", test_csv)
+    _write_json_atomic(root / MARKER_NAME, settings)
+    return root
+
+
+# --------------------------------------------------------------------------------------------- VATEX
+
+VATEX_CAPTIONS_PER_CLIP = 10
+# The official files hold 10 Chinese captions beside the English ones; the harness reads only the English, so
+# the Chinese slots carry "synthetic video, no Chinese caption".
+_VATEX_CHINESE_PLACEHOLDER = "合成视频，没有中文描述"
+
+
+def generate_vatex(
+    root: Path, seed: int = 0, n_train: int = 300, n_test: int = 60, progress: bool = True
+) -> Path:
+    """Write a synthetic VATEX to `root` in the real layout and return `root`.
+
+    Clip ids `<11-char YouTube id>_<start>_<end>` (whole seconds, 6 digits each), `videos/<clip id>.mp4`,
+    `train_list.txt` / `test_list.txt` (one id per line) and `vatex_data.json` in the official shape: a list of
+    `{"videoID", "enCap": [10 captions], "chCap": [10 strings]}`. The 10 English captions are rounds of the
+    clip's paraphrases. A second call with the same settings returns at once.
+    """
+    root = Path(root)
+    settings = {
+        "format": "vatex",
+        "renderer_version": RENDERER_VERSION,
+        "seed": seed,
+        "n_train": n_train,
+        "n_test": n_test,
+        "size": VIDEO_SIZE,
+        "fps": VIDEO_FPS,
+    }
+    if _start(root, settings):
+        return root
+    train_specs = sample_clips(n_train, seed=_derived_seed(seed, "vatex/train"))
+    test_specs = sample_clips(n_test, seed=_derived_seed(seed, "vatex/test"), grouped=True)
+    splits = [("train", spec) for spec in train_specs] + [("test", spec) for spec in test_specs]
+    id_rng = np.random.default_rng(_derived_seed(seed, "vatex/ids"))
+    youtube_ids = _youtube_ids(id_rng, len(splits))
+    caption_rng = np.random.default_rng(_derived_seed(seed, "vatex/captions"))
+
+    entries: list[dict] = []
+    ids_of: dict[str, list[str]] = {"train": [], "test": []}
+    video_dir = _fresh_video_dir(root)
+    for (split, spec), youtube_id in zip(_progress(splits, "synthetic VATEX", progress), youtube_ids, strict=True):
+        start = int(id_rng.integers(0, 600))
+        end = start + int(np.ceil(spec.n_frames / VIDEO_FPS))
+        clip_id = f"{youtube_id}_{start:06d}_{end:06d}"
+        write_mp4(video_dir / f"{clip_id}.mp4", render_clip(spec, VIDEO_SIZE))
+        entries.append({
+            "videoID": clip_id,
+            "enCap": _captions(spec, caption_rng, VATEX_CAPTIONS_PER_CLIP),
+            "chCap": [_VATEX_CHINESE_PLACEHOLDER] * VATEX_CAPTIONS_PER_CLIP,
+        })
+        ids_of[split].append(clip_id)
+
+    _write_json_atomic(root / "vatex_data.json", entries)
+    for split, ids in ids_of.items():
+        _write_text_atomic(root / f"{split}_list.txt", "".join(f"{clip_id}\n" for clip_id in ids))
+    _write_json_atomic(root / MARKER_NAME, settings)
+    return root
+
+
+# --------------------------------------------------------------------------------------------- LSMDC
+
+LSMDC_TRAIN_MOVIES = ("0001_SYNTHETIC_MOVIE_ONE", "0002_SYNTHETIC_MOVIE_TWO", "0003_SYNTHETIC_MOVIE_THREE")
+# As in the real LSMDC, the test clips come from movies that training never shows.
+LSMDC_TEST_MOVIES = ("3001_SYNTHETIC_TEST_MOVIE_ONE", "3002_SYNTHETIC_TEST_MOVIE_TWO")
+
+
+def lsmdc_timestamp(milliseconds: int) -> str:
+    """LSMDC's `hh.mm.ss.mmm`."""
+    seconds, millis = divmod(milliseconds, 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:02d}.{minutes:02d}.{seconds:02d}.{millis:03d}"
+
+
+def generate_lsmdc(
+    root: Path, seed: int = 0, n_train: int = 600, n_test: int = 100, progress: bool = True
+) -> Path:
+    """Write a synthetic LSMDC to `root` in the real layout and return `root`.
+
+    `LSMDC16_annos_training.csv` (train) and `LSMDC16_challenge_1000_publictect.csv` (test): tab-separated, no
+    header, `<clip id>\\t<start>\\t<end>\\t<start>\\t<end>\\t<sentence>` with `hh.mm.ss.mmm` times (aligned and
+    extracted times are the same) and ONE sentence per clip. Clip ids are `<movie>_<start>-<end>`, each movie a
+    run of consecutive clips with gaps between them; videos are `videos/<movie>/<clip id>.mp4`. A second call
+    with the same settings returns at once.
+    """
+    root = Path(root)
+    settings = {
+        "format": "lsmdc",
+        "renderer_version": RENDERER_VERSION,
+        "seed": seed,
+        "n_train": n_train,
+        "n_test": n_test,
+        "size": VIDEO_SIZE,
+        "fps": VIDEO_FPS,
+    }
+    if _start(root, settings):
+        return root
+    files = {"train": "LSMDC16_annos_training.csv", "test": "LSMDC16_challenge_1000_publictect.csv"}
+    specs_of = {
+        "train": (LSMDC_TRAIN_MOVIES, sample_clips(n_train, seed=_derived_seed(seed, "lsmdc/train"))),
+        "test": (LSMDC_TEST_MOVIES, sample_clips(n_test, seed=_derived_seed(seed, "lsmdc/test"), grouped=True)),
+    }
+    time_rng = np.random.default_rng(_derived_seed(seed, "lsmdc/times"))
+    # (split, movie, clip id, start, end in ms, spec): each split's clips in contiguous blocks per movie.
+    planned: list[tuple[str, str, str, int, int, ClipSpec]] = []
+    for split, (movies, specs) in specs_of.items():
+        clock = {movie: int(time_rng.integers(60_000, 600_000)) for movie in movies}
+        for index, spec in enumerate(specs):
+            movie = movies[index * len(movies) // len(specs)]
+            start = clock[movie] + int(time_rng.integers(500, 8_000))
+            end = start + round(spec.n_frames * 1000 / VIDEO_FPS)
+            clock[movie] = end
+            clip_id = f"{movie}_{lsmdc_timestamp(start)}-{lsmdc_timestamp(end)}"
+            planned.append((split, movie, clip_id, start, end, spec))
+
+    caption_rng = np.random.default_rng(_derived_seed(seed, "lsmdc/captions"))
+    lines: dict[str, list[str]] = {"train": [], "test": []}
+    video_dir = _fresh_video_dir(root)
+    for split, movie, clip_id, start, end, spec in _progress(planned, "synthetic LSMDC", progress):
+        write_mp4(video_dir / movie / f"{clip_id}.mp4", render_clip(spec, VIDEO_SIZE))
+        times = f"{lsmdc_timestamp(start)}\t{lsmdc_timestamp(end)}"
+        lines[split].append(f"{clip_id}\t{times}\t{times}\t{_captions(spec, caption_rng, 1)[0]}\n")
+
+    for split, name in files.items():
+        _write_text_atomic(root / name, "".join(lines[split]))
+    _write_json_atomic(root / MARKER_NAME, settings)
+    return root
+
+
+# --------------------------------------------------------------------------------------- ActivityNet
+
+ACTIVITYNET_EVENTS = (2, 3)  # fewest and most events in one video
+# Events are shorter than a stand-alone clip so that a video stays at most 6 s (48 frames) and decodes fast;
+# the 16 frames the harness samples from a video still give every event at least 4.
+ACTIVITYNET_EVENT_FRAMES = (12, 16)
+
+
+def generate_activitynet(
+    root: Path, seed: int = 0, n_train: int = 300, n_test: int = 60, progress: bool = True
+) -> Path:
+    """Write a synthetic ActivityNet Captions to `root` in the real layout and return `root`.
+
+    `train.json` and `val_1.json` (the retrieval test), each `{"v_<id>": {"duration", "timestamps",
+    "sentences"}}`, and `videos/<id>.mp4` (no `v_` prefix, as CLIP4Clip-style loaders name the files). A video
+    is one object in one scene doing 2-3 things in turn: events of the clip sampler played one after another,
+    the later ones taking the first one's appearance and background. One sentence per event with its
+    `[start, end]` in seconds; as in the real files, sentences after the first start with a space. A second
+    call with the same settings returns at once.
+    """
+    root = Path(root)
+    settings = {
+        "format": "activitynet",
+        "renderer_version": RENDERER_VERSION,
+        "seed": seed,
+        "n_train": n_train,
+        "n_test": n_test,
+        "size": VIDEO_SIZE,
+        "fps": VIDEO_FPS,
+        "events": list(ACTIVITYNET_EVENTS),
+        "event_frames": list(ACTIVITYNET_EVENT_FRAMES),
+    }
+    if _start(root, settings):
+        return root
+    id_rng = np.random.default_rng(_derived_seed(seed, "activitynet/ids"))
+    youtube_ids = iter(_youtube_ids(id_rng, n_train + n_test))
+    # (split, YouTube id, events): the k-th events of a split's videos are the k-th of its own sampler run, so
+    # the test's first events keep the grouped sampler's balance of appearance and event.
+    planned: list[tuple[str, str, list[ClipSpec]]] = []
+    for split, n, grouped in (("train", n_train, False), ("test", n_test, True)):
+        by_position = [
+            sample_clips(n, seed=_derived_seed(seed, f"activitynet/{split}/{k}"), grouped=grouped,
+                         frames=ACTIVITYNET_EVENT_FRAMES)
+            for k in range(ACTIVITYNET_EVENTS[1])
+        ]
+        for index in range(n):
+            first = by_position[0][index]
+            n_events = int(id_rng.integers(ACTIVITYNET_EVENTS[0], ACTIVITYNET_EVENTS[1] + 1))
+            later = [
+                replace(by_position[k][index], colour=first.colour, shape=first.shape, radius=first.radius,
+                        background=first.background)
+                for k in range(1, n_events)
+            ]
+            planned.append((split, next(youtube_ids), [first, *later]))
+
+    caption_rng = np.random.default_rng(_derived_seed(seed, "activitynet/captions"))
+    annotations: dict[str, dict[str, dict]] = {"train": {}, "test": {}}
+    video_dir = _fresh_video_dir(root)
+    for split, youtube_id, events in _progress(planned, "synthetic ActivityNet", progress):
+        write_mp4(video_dir / f"{youtube_id}.mp4", np.concatenate([render_clip(spec, VIDEO_SIZE) for spec in events]))
+        timestamps, sentences, first_frame = [], [], 0
+        for spec in events:
+            last_frame = first_frame + spec.n_frames
+            timestamps.append([round(first_frame / VIDEO_FPS, 3), round(last_frame / VIDEO_FPS, 3)])
+            sentence = _captions(spec, caption_rng, 1)[0]
+            sentences.append(f" {sentence}" if sentences else sentence)
+            first_frame = last_frame
+        annotations[split][f"v_{youtube_id}"] = {
+            "duration": round(first_frame / VIDEO_FPS, 3),
+            "timestamps": timestamps,
+            "sentences": sentences,
+        }
+
+    _write_json_atomic(root / "train.json", annotations["train"])
+    _write_json_atomic(root / "val_1.json", annotations["test"])
     _write_json_atomic(root / MARKER_NAME, settings)
     return root

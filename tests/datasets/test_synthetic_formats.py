@@ -1,0 +1,141 @@
+"""The generated world in the VATEX, LSMDC and ActivityNet layouts, read back through the real loaders."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import decord
+import pytest
+
+from vtrbench.benchmark.cli import main
+from vtrbench.benchmark.registry import DATASETS
+from vtrbench.datasets import synthetic
+from vtrbench.datasets.base import AnnotationFormat, normalise_whitespace
+from vtrbench.datasets.video import read_frames
+
+N_TRAIN, N_TEST, SEED = 5, 4, 3
+GENERATORS: dict[str, Callable[..., Path]] = {
+    "vatex": synthetic.generate_vatex,
+    "lsmdc": synthetic.generate_lsmdc,
+    "activitynet": synthetic.generate_activitynet,
+}
+ANNOTATION_FILES = {
+    "vatex": ["vatex_data.json", "train_list.txt", "test_list.txt"],
+    "lsmdc": ["LSMDC16_annos_training.csv", "LSMDC16_challenge_1000_publictect.csv"],
+    "activitynet": ["train.json", "val_1.json"],
+}
+CAPTIONS_PER_CLIP = {"vatex": synthetic.VATEX_CAPTIONS_PER_CLIP, "lsmdc": 1, "activitynet": 1}
+
+
+def generate(format_name: str, root: Path) -> Path:
+    return GENERATORS[format_name](root, seed=SEED, n_train=N_TRAIN, n_test=N_TEST, progress=False)
+
+
+def loader(format_name: str, root: Path) -> AnnotationFormat:
+    dataset_class = DATASETS.get(format_name)
+    return dataset_class(dataset_class.Config(root=str(root)))
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {name: generate(name, tmp_path_factory.mktemp(name)) for name in GENERATORS}
+
+
+@pytest.mark.parametrize("format_name", GENERATORS)
+def test_the_loader_reads_every_split_and_decodes_every_video(roots: dict[str, Path], format_name: str) -> None:
+    dataset = loader(format_name, roots[format_name])
+    for split, size in (("train", N_TRAIN), ("test", N_TEST)):
+        clips = dataset.load(split).clips
+        assert len(clips) == size
+        assert all(len(clip.captions) == CAPTIONS_PER_CLIP[format_name] for clip in clips)
+        for clip in clips:
+            assert clip.path is not None, f"{format_name} {split}: no video for {clip.video_id}"
+            sampled = read_frames(clip.path, 4)
+            assert sampled.frames.shape == (4, synthetic.VIDEO_SIZE, synthetic.VIDEO_SIZE, 3) and sampled.mask.all()
+    train_ids = {clip.video_id for clip in dataset.load("train").clips}
+    assert train_ids.isdisjoint(clip.video_id for clip in dataset.load("test").clips)
+
+
+def test_vatex_has_youtube_clip_ids_and_the_official_caption_json(roots: dict[str, Path]) -> None:
+    entries = json.loads((roots["vatex"] / "vatex_data.json").read_text(encoding="utf-8"))
+    assert isinstance(entries, list) and len(entries) == N_TRAIN + N_TEST
+    for entry in entries:
+        assert set(entry) == {"videoID", "enCap", "chCap"}
+        assert re.fullmatch(r"[A-Za-z0-9_-]{11}_\d{6}_\d{6}", entry["videoID"])
+        assert len(entry["enCap"]) == len(entry["chCap"]) == synthetic.VATEX_CAPTIONS_PER_CLIP
+        assert (roots["vatex"] / "videos" / f"{entry['videoID']}.mp4").is_file()
+    split_lists = [(roots["vatex"] / f"{split}_list.txt").read_text() for split in ("train", "test")]
+    listed = [clip_id for text in split_lists for clip_id in text.split()]
+    assert listed == [entry["videoID"] for entry in entries]
+
+
+def test_lsmdc_lines_have_six_fields_and_clips_sit_in_their_movie_folder(roots: dict[str, Path]) -> None:
+    movies_of_split = {}
+    for split, name in (("train", "LSMDC16_annos_training.csv"), ("test", "LSMDC16_challenge_1000_publictect.csv")):
+        lines = (roots["lsmdc"] / name).read_text(encoding="utf-8").splitlines()
+        movies = set()
+        for line in lines:
+            clip_id, start, end, extracted_start, extracted_end, sentence = line.split("\t")
+            movie = clip_id.rsplit("_", 1)[0]
+            assert clip_id == f"{movie}_{start}-{end}" and (start, end) == (extracted_start, extracted_end)
+            assert re.fullmatch(r"\d{2}\.\d{2}\.\d{2}\.\d{3}", start) and sentence
+            assert (roots["lsmdc"] / "videos" / movie / f"{clip_id}.mp4").is_file()
+            movies.add(movie)
+        movies_of_split[split] = movies
+    assert movies_of_split["train"].isdisjoint(movies_of_split["test"])
+    assert synthetic.lsmdc_timestamp(3_723_004) == "01.02.03.004"
+
+
+def test_activitynet_videos_are_events_in_sequence_and_their_paragraph_is_the_query(roots: dict[str, Path]) -> None:
+    root = roots["activitynet"]
+    dataset = loader("activitynet", root)
+    for split, name in (("train", "train.json"), ("test", "val_1.json")):
+        annotations = json.loads((root / name).read_text())
+        clips = {clip.video_id: clip for clip in dataset.load(split).clips}
+        assert list(clips) == list(annotations)
+        for key, video in annotations.items():
+            assert key.startswith("v_") and set(video) == {"duration", "timestamps", "sentences"}
+            low, high = synthetic.ACTIVITYNET_EVENTS
+            assert low <= len(video["sentences"]) == len(video["timestamps"]) <= high
+            ends = [0.0] + [end for _, end in video["timestamps"]]
+            assert [start for start, _ in video["timestamps"]] == ends[:-1] and ends[-1] == video["duration"]
+            assert clips[key].captions == [normalise_whitespace(" ".join(video["sentences"]))]
+            assert len(decord.VideoReader(str(clips[key].path))) == round(video["duration"] * synthetic.VIDEO_FPS)
+
+
+@pytest.mark.parametrize("format_name", GENERATORS)
+def test_the_same_seed_gives_the_same_files(roots: dict[str, Path], format_name: str, tmp_path: Path) -> None:
+    again = generate(format_name, tmp_path)
+    for name in ANNOTATION_FILES[format_name]:
+        assert (again / name).read_bytes() == (roots[format_name] / name).read_bytes()
+    videos = sorted(path.relative_to(again) for path in (again / "videos").rglob("*.mp4"))
+    assert len(videos) == N_TRAIN + N_TEST
+    assert (again / videos[0]).read_bytes() == (roots[format_name] / videos[0]).read_bytes()
+
+
+@pytest.mark.parametrize("format_name", GENERATORS)
+def test_a_complete_dataset_is_not_generated_again(
+    roots: dict[str, Path], format_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("regenerated a cached dataset")
+
+    monkeypatch.setattr(synthetic, "write_mp4", fail)
+    assert generate(format_name, roots[format_name]) == roots[format_name]
+
+
+@pytest.mark.parametrize("format_name", GENERATORS)
+def test_data_check_passes_on_the_offline_default(
+    format_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # The real offline default takes seconds to generate; the same route with a few clips checks the wiring.
+    monkeypatch.setenv("VTRBENCH_CACHE", str(tmp_path))
+    small = functools.partial(GENERATORS[format_name], n_train=N_TRAIN, n_test=N_TEST)
+    monkeypatch.setattr(synthetic, f"generate_{format_name}", small)
+    assert main(["data", "check", format_name]) == 0
+    assert f"usable: {N_TEST} of {N_TEST} clips" in capsys.readouterr().out
+    assert (tmp_path / "data" / format_name / synthetic.MARKER_NAME).is_file()
