@@ -7,8 +7,8 @@ def test_merge_order_and_sections():
     cfg = resolve_config(["method=full_finetune", "train.epochs=7", "seed=3"])
     assert cfg.method == "full_finetune"
     assert cfg.train.epochs == 7  # command line wins
-    assert cfg.train.lr == pytest.approx(1e-4)  # methods/full_finetune.yaml beats base.yaml
-    assert cfg.data.num_frames == 8  # base.yaml
+    assert cfg.train.lr == pytest.approx(5e-4)  # methods/full_finetune.yaml beats base.yaml
+    assert cfg.data.num_frames == 4  # base.yaml
     assert "msrvtt" in cfg and cfg.msrvtt.root is None
     assert run_dir(cfg).parts[-4:] == ("msrvtt", "vtrbench-tiny", "full_finetune", "seed3")
 

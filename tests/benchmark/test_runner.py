@@ -70,7 +70,7 @@ def test_cosine_schedule_warms_up_then_decays():
     values = [cosine_with_warmup(s, total, warmup) for s in range(total)]
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
     assert values[10] == pytest.approx(1.0) and values[-1] < 0.01
-    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+    assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False))
 
 
 def test_wandb_offline_receives_config_steps_and_result(tiny_msrvtt, tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ from vtrbench.benchmark.registry import METHODS
 from vtrbench.benchmark.results import is_finished
 
 MATRIX_KEYS = ("methods", "datasets", "seeds")
-DEFAULT_DATASETS = ["msrvtt"]
+DEFAULT_DATASETS = ["msrvtt", "vatex", "lsmdc", "activitynet"]
 
 
 def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
@@ -54,9 +54,26 @@ def prepare_offline_assets(configs: list[DictConfig]) -> None:
     seen = set()
     for config in configs:
         options = dataset_options(config)
-        if options.root is None and config.dataset not in seen:
-            seen.add(config.dataset)
-            DATASETS.get(config.dataset)(options).offline_root()
+        key = (config.dataset, config.backbone.name, config.data.num_frames, config.data.frame_cache_fps)
+        if options.root is None and key not in seen:
+            seen.add(key)
+            dataset = DATASETS.get(config.dataset)(options)
+            dataset.offline_root()
+            if config.data.frame_cache:
+                cache_offline_frames(config, dataset)
+
+
+def cache_offline_frames(config: DictConfig, dataset) -> None:
+    """The offline data's frame cache: decoding once here spares every method's every epoch the decoding."""
+    from vtrbench.datasets.base import SPLITS
+    from vtrbench.datasets.frame_cache import CacheSettings, frame_cache_dir, prepare_frame_cache
+    from vtrbench.methods.backbone import load_backbone
+
+    image_size = load_backbone(config.backbone.name, "random").image_size  # only its input size is needed
+    settings = CacheSettings(image_size, config.data.frame_cache_fps, min_frames=config.data.num_frames)
+    for split in SPLITS:
+        prepare_frame_cache(dataset.load(split).clips, frame_cache_dir(config.dataset, dataset.root), split,
+                            settings, progress=not config.quiet)
 
 
 def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
@@ -78,10 +95,13 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     if not runs:
         return 0
     runs_dir, report_dir = Path(runs[0][1].output.runs_dir), Path(runs[0][1].output.reports_dir)
-    from vtrbench.reports import write_report
+    from vtrbench.reports import measured_tables_markdown, write_report
 
     paths = write_report(runs_dir, report_dir)
-    print((paths["markdown"]).read_text() if "markdown" in paths else "")
-    for kind, path in paths.items():
-        print(f"{kind:10s} {path}")
+    print(measured_tables_markdown(runs_dir))
+    print(f"\nreport (with published rows, confidence intervals and paired tests): {paths['markdown']}")
+    for kind in ("html", "latex"):
+        print(f"{kind}: {paths[kind]}")
+    plots = [str(path) for kind, path in paths.items() if kind.startswith("png:")]
+    print(f"plots: {', '.join(plots)}")
     return 1 if failed else 0

@@ -39,7 +39,6 @@ from vtrbench.benchmark.data import (
 )
 from vtrbench.benchmark.metrics import metrics_from_ranks, retrieval_ranks
 from vtrbench.benchmark.registry import DATASETS, METHODS
-from vtrbench.benchmark.tracking import Tracker
 from vtrbench.benchmark.results import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -56,6 +55,7 @@ from vtrbench.benchmark.results import (
     save_tuned_weights,
     write_json,
 )
+from vtrbench.benchmark.tracking import Tracker
 from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir
 from vtrbench.methods.backbone import Backbone, load_backbone
 from vtrbench.methods.base import RetrievalMethod
@@ -179,9 +179,6 @@ class Run:
         settings = CacheSettings(self.spec.image_size, self.config.data.frame_cache_fps,
                                  min_frames=self.spec.num_frames)
         cache = FrameCache.open(frame_cache_dir(self.config.dataset, self.dataset.root), split, settings)
-        if cache is None and dist.is_main():
-            print(f"[{split}] no frame cache with these settings; decoding videos. Build one with "
-                  f"`vtrbench data prepare {self.config.dataset} ...`", file=sys.stderr)
         return cache
 
     # ---- training ---------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ class RetrievalMethod(nn.Module):
     def text_features(self, tokens: torch.Tensor) -> torch.Tensor:
         """[N, L] token ids -> [N, Dt]: the EOT token after ln_final, before the projection."""
         clip = self.clip
+        # Under the causal mask nothing after EOT reaches EOT: dropping the batch's common padding is exact.
+        tokens = tokens[:, : int(eot_positions(tokens).max()) + 1]
         length = tokens.shape[1]
         x = clip.token_embedding(tokens) + clip.positional_embedding[:length]
         x = clip.transformer(x, attn_mask=causal_mask(length, x.device, x.dtype))

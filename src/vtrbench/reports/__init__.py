@@ -18,7 +18,7 @@ from vtrbench.reports.leaderboard import (
     paired_comparisons,
     summarize_r1,
 )
-from vtrbench.reports.report import write_report
+from vtrbench.reports.report import measured_tables_markdown, write_report
 from vtrbench.reports.results import ResultFileError, load_results
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "failed_runs",
     "load_published",
     "load_results",
+    "measured_tables_markdown",
     "paired_bootstrap",
     "paired_comparisons",
     "recall_intervals",

@@ -20,7 +20,14 @@ from vtrbench.reports.leaderboard import (
     summarize_r1,
 )
 from vtrbench.reports.plots import plot_r1_against_params
-from vtrbench.reports.render import ReportFigure, Section, render_html, render_latex, render_markdown
+from vtrbench.reports.render import (
+    ReportFigure,
+    Section,
+    markdown_table,
+    render_html,
+    render_latex,
+    render_markdown,
+)
 from vtrbench.reports.results import load_results
 from vtrbench.reports.tables import (
     confidence_table,
@@ -154,3 +161,17 @@ def write_report(
     paths["html"] = out_dir / "report.html"
     paths["html"].write_text(render_html(REPORT_TITLE, sections), encoding="utf-8")
     return paths
+
+
+def measured_tables_markdown(runs_dir: str | Path, resamples: int = DEFAULT_RESAMPLES) -> str:
+    """The measured rows of every dataset's table as Markdown, for a terminal (no published rows)."""
+    results = assign_tables(load_results(runs_dir))
+    aggregated = aggregate_runs(results, resamples, DEFAULT_RNG_SEED)
+    if aggregated.empty:
+        return "no finished run"
+    no_published = pd.DataFrame(columns=["table", "tuned", "t2v_R1", "source"])
+    blocks = []
+    for table in dict.fromkeys(aggregated["table"]):
+        measured = aggregated[aggregated["table"] == table]
+        blocks.append(markdown_table(dataset_table(table, measured, no_published, {})))
+    return "\n\n".join(blocks)
