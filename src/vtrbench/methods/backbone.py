@@ -39,6 +39,20 @@ class Backbone:
         return open_clip.get_tokenizer(self.name, context_length=context_length)
 
 
+def untrained_model(name: str) -> nn.Module:
+    """An open_clip model with random weights, asked for on purpose (counting, timing, pretraining)."""
+    import logging
+
+    import open_clip
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # open_clip warns that no weights were loaded: here that is the request
+    try:
+        return open_clip.create_model(name, pretrained=None)
+    finally:
+        logging.disable(previous)
+
+
 def _offline_tiny(pretrained: str) -> nn.Module:
     import open_clip
 
@@ -46,7 +60,7 @@ def _offline_tiny(pretrained: str) -> nn.Module:
 
     offline_clip.register_offline_config()
     if pretrained == RANDOM_PRETRAINED:
-        return open_clip.create_model(offline_clip.OFFLINE_MODEL_NAME, pretrained=None)
+        return untrained_model(offline_clip.OFFLINE_MODEL_NAME)
     if pretrained == OFFLINE_PRETRAINED:
         pretrained = str(offline_clip.ensure_offline_clip())
     return open_clip.create_model(offline_clip.OFFLINE_MODEL_NAME, pretrained=pretrained, require_pretrained=True)
@@ -66,7 +80,7 @@ def _open_clip_model(name: str, pretrained: str) -> nn.Module:
     if pretrained == OFFLINE_PRETRAINED:
         raise ValueError(f"pretrained=offline exists only for backbone vtrbench-tiny, not {name!r}")
     if pretrained == RANDOM_PRETRAINED:
-        return open_clip.create_model(name, pretrained=None)
+        return untrained_model(name)
     known_tags = {tag for model, tag in open_clip.list_pretrained() if model == name}
     looks_like_path = any(sep in pretrained for sep in ("/", "\\")) or Path(pretrained).suffix != ""
     if looks_like_path and not Path(pretrained).is_file():

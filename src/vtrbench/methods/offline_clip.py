@@ -166,11 +166,13 @@ def pretrain_offline_clip(output_dir: Path, steps: int = PRETRAIN_STEPS, seed: i
     import open_clip
     from safetensors.torch import save_file
 
+    from vtrbench.methods.backbone import untrained_model
+
     if steps >= _SEED_RANGE - 1:
         raise ValueError(f"steps must be below {_SEED_RANGE - 1}")
     register_offline_config()
     torch.manual_seed(seed)
-    model = open_clip.create_model(OFFLINE_MODEL_NAME, pretrained=None)
+    model = untrained_model(OFFLINE_MODEL_NAME)
     tokenizer = open_clip.get_tokenizer(OFFLINE_MODEL_NAME)
     image_size = model.visual.image_size[0]
     mean = torch.tensor(model.visual.preprocess_cfg["mean"]).view(1, 3, 1, 1)
