@@ -30,6 +30,7 @@ from vtrbench.benchmark.runner import (
     build_method,
     contrastive_loss,
     make_optimizer,
+    optimizer_step,
     peak_memory_mb,
     reset_peak_memory,
 )
@@ -103,18 +104,7 @@ def training_step(method: RetrievalMethod, config, batch: dict, device: torch.de
     def step() -> None:
         with amp:
             loss = contrastive_loss(method, *model(*inputs))
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        torch.nn.utils.clip_grad_norm_(tuned, config.train.grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
+        optimizer_step(loss, optimizer, scaler, tuned, config.train.grad_clip)
 
     method.train()
     return step

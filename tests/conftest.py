@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 import pytest
@@ -21,6 +22,13 @@ def _small_tensor_settings() -> None:
     open_clip logs a warning for every random init; here random weights are the point."""
     torch.set_num_threads(1)
     logging.getLogger().setLevel(logging.ERROR)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never read or fill the user's cache (~/.cache/vtrbench): one throwaway cache for the session,
+    inherited by the subprocesses the tests start."""
+    os.environ["VTRBENCH_CACHE"] = str(tmp_path_factory.mktemp("vtrbench-cache"))
 
 
 @pytest.fixture

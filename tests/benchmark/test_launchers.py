@@ -72,7 +72,8 @@ def test_submitit_jobs_write_the_same_results_as_the_local_launcher(tiny_msrvtt,
     def leaderboard(runs: str, *launch: str) -> int:
         overrides = [o for o in tiny_run_overrides(tiny_msrvtt, Path(runs), **{"train.max_steps": 2})
                      if not o.startswith("method=")]
-        return run_leaderboard(["methods=[zero_shot,full_finetune]", *overrides, *launch], quiet=True)
+        return run_leaderboard(["methods=[zero_shot,full_finetune]", "datasets=[msrvtt]", *overrides, *launch],
+                               quiet=True)
 
     assert leaderboard("local") == 0
     assert leaderboard("jobs", "launcher=submitit-local", "slurm.gpus_per_node=0", "slurm.time_min=5") == 0

@@ -59,11 +59,11 @@ def test_prepare_builds_then_keeps_the_cache(
     command = ["data", "prepare", "vatex", f"vatex.root={root}", "--out", out_dir, "--fps", "4"]
     assert main(command) == 0
     out = capsys.readouterr().out
-    assert "(32px, 4 fps, at least 8 frames a clip)" in out
+    assert "(32px, 4 fps, at least 4 frames a clip)" in out
     assert "train: built: 1 clips, 10 frames, 2 not cached" in out and "gone_1: missing video file" in out
     assert "test: built: 2 clips, 14 frames, 0 not cached" in out
     assert main(command) == 0
     assert "train: up to date" in capsys.readouterr().out
     assert main([*command, "--fps", "2", "--split", "test"]) == 0
     out = capsys.readouterr().out
-    assert "test: built: 2 clips, 12 frames" in out and "train:" not in out
+    assert "test: built: 2 clips, 9 frames" in out and "train:" not in out

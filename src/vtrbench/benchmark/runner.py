@@ -128,6 +128,22 @@ def autocast_for(device: torch.device, enabled: bool):
     return torch.autocast("cuda", dtype=dtype), scaler
 
 
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler, params, grad_clip: float) -> None:
+    """Backward, gradient clipping and the update, through the fp16 loss scaler when there is one."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+
+
 class Run:
     """Everything one run needs, built once."""
 
@@ -225,18 +241,7 @@ class Run:
                     continue
                 with amp:
                     loss = self.step_loss(model, batch)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                torch.nn.utils.clip_grad_norm_(tuned_parameters(method).values(), config.train.grad_clip)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
+                optimizer_step(loss, optimizer, scaler, tuned_parameters(method).values(), config.train.grad_clip)
                 scheduler.step()
                 stats["steps"] += 1
                 stats["clips_seen"] += len(batch["tokens"]) * dist.world_size()

@@ -435,6 +435,12 @@ def _progress(items: Sequence, description: str, enabled: bool) -> Iterator:
     return iter(tqdm(items, desc=description, disable=not enabled or not sys.stderr.isatty(), leave=False))
 
 
+def _dataset_settings(format_name: str, seed: int, n_train: int, n_test: int) -> dict:
+    """What a generated dataset depends on: its marker holds it, and any change regenerates the data."""
+    return {"format": format_name, "renderer_version": RENDERER_VERSION, "seed": seed, "n_train": n_train,
+            "n_test": n_test, "size": VIDEO_SIZE, "fps": VIDEO_FPS}
+
+
 def _start(root: Path, settings: dict) -> bool:
     """True when `root` already holds this dataset; otherwise drop a stale marker and prepare to write."""
     if _is_complete(root, settings):
@@ -499,15 +505,7 @@ def generate_msrvtt(
     test clips follow them. A second call with the same settings returns at once.
     """
     root = Path(root)
-    settings = {
-        "format": "msrvtt",
-        "renderer_version": RENDERER_VERSION,
-        "seed": seed,
-        "n_train": n_train,
-        "n_test": n_test,
-        "size": VIDEO_SIZE,
-        "fps": VIDEO_FPS,
-    }
+    settings = _dataset_settings("msrvtt", seed, n_train, n_test)
     if _start(root, settings):
         return root
     train_specs = sample_clips(n_train, seed=seed * 2 + 1)
@@ -570,15 +568,7 @@ def generate_vatex(
     clip's paraphrases. A second call with the same settings returns at once.
     """
     root = Path(root)
-    settings = {
-        "format": "vatex",
-        "renderer_version": RENDERER_VERSION,
-        "seed": seed,
-        "n_train": n_train,
-        "n_test": n_test,
-        "size": VIDEO_SIZE,
-        "fps": VIDEO_FPS,
-    }
+    settings = _dataset_settings("vatex", seed, n_train, n_test)
     if _start(root, settings):
         return root
     train_specs = sample_clips(n_train, seed=_derived_seed(seed, "vatex/train"))
@@ -637,15 +627,7 @@ def generate_lsmdc(
     with the same settings returns at once.
     """
     root = Path(root)
-    settings = {
-        "format": "lsmdc",
-        "renderer_version": RENDERER_VERSION,
-        "seed": seed,
-        "n_train": n_train,
-        "n_test": n_test,
-        "size": VIDEO_SIZE,
-        "fps": VIDEO_FPS,
-    }
+    settings = _dataset_settings("lsmdc", seed, n_train, n_test)
     if _start(root, settings):
         return root
     files = {"train": "LSMDC16_annos_training.csv", "test": "LSMDC16_challenge_1000_publictect.csv"}
@@ -702,13 +684,7 @@ def generate_activitynet(
     """
     root = Path(root)
     settings = {
-        "format": "activitynet",
-        "renderer_version": RENDERER_VERSION,
-        "seed": seed,
-        "n_train": n_train,
-        "n_test": n_test,
-        "size": VIDEO_SIZE,
-        "fps": VIDEO_FPS,
+        **_dataset_settings("activitynet", seed, n_train, n_test),
         "events": list(ACTIVITYNET_EVENTS),
         "event_frames": list(ACTIVITYNET_EVENT_FRAMES),
     }
