@@ -22,8 +22,11 @@ def test_interrupted_leaderboard_resumes_and_keeps_finished_results(tiny_msrvtt,
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     zero_shot = tmp_path / "runs/msrvtt/vtrbench-tiny/zero_shot/seed0/result.json"
     finetune_dir = tmp_path / "runs/msrvtt/vtrbench-tiny/full_finetune/seed0"
+    # A shell that starts CI in the background makes it ignore SIGINT, and Python keeps an ignored SIGINT
+    # ignored: give the leaderboard the default disposition, as a terminal's Ctrl-C finds it.
     first = subprocess.Popen(leaderboard_command(tiny_msrvtt, tmp_path), env=env, cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     # interrupt once zero_shot is finished and full_finetune has checkpointed an epoch
     while not (zero_shot.is_file() and (finetune_dir / "last_epoch.pt").is_file()):
