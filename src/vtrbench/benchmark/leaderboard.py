@@ -41,7 +41,7 @@ def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
     return runs
 
 
-def prepare_offline_assets(configs: list[DictConfig]) -> None:
+def prepare_offline_assets(configs: list[DictConfig], quiet: bool = False) -> None:
     """Build the offline backbone and data once, in this process, before the runs start."""
     from vtrbench.benchmark.config import dataset_options
     from vtrbench.benchmark.registry import DATASETS
@@ -50,7 +50,7 @@ def prepare_offline_assets(configs: list[DictConfig]) -> None:
     if any(c.backbone.pretrained == OFFLINE_PRETRAINED for c in configs):
         from vtrbench.methods.offline_clip import ensure_offline_clip
 
-        ensure_offline_clip()
+        ensure_offline_clip(progress=not quiet)
     seen = set()
     for config in configs:
         options = dataset_options(config)
@@ -58,12 +58,12 @@ def prepare_offline_assets(configs: list[DictConfig]) -> None:
         if options.root is None and key not in seen:
             seen.add(key)
             dataset = DATASETS.get(config.dataset)(options)
-            dataset.offline_root()
+            dataset.offline_root(progress=not quiet)
             if config.data.frame_cache:
-                cache_offline_frames(config, dataset)
+                cache_offline_frames(config, dataset, quiet)
 
 
-def cache_offline_frames(config: DictConfig, dataset) -> None:
+def cache_offline_frames(config: DictConfig, dataset, quiet: bool) -> None:
     """The offline data's frame cache: decoding once here spares every method's every epoch the decoding."""
     from vtrbench.datasets.base import SPLITS
     from vtrbench.datasets.frame_cache import CacheSettings, frame_cache_dir, prepare_frame_cache
@@ -73,14 +73,14 @@ def cache_offline_frames(config: DictConfig, dataset) -> None:
     settings = CacheSettings(image_size, config.data.frame_cache_fps, min_frames=config.data.num_frames)
     for split in SPLITS:
         prepare_frame_cache(dataset.load(split).clips, frame_cache_dir(config.dataset, dataset.root), split,
-                            settings, progress=not config.quiet)
+                            settings, progress=not quiet)
 
 
 def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     """`launcher=local|slurm|submitit-local` and `slurm.*` choose where the runs execute (launchers.py)."""
     launch_options, overrides = split_launch_options(overrides)
     runs = plan(overrides)
-    prepare_offline_assets([config for _, config in runs])
+    prepare_offline_assets([config for _, config in runs], quiet)
     started = time.perf_counter()
     pending = []
     for i, (run_overrides, config) in enumerate(runs, 1):

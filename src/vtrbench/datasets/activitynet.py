@@ -56,11 +56,7 @@ def file_name_candidates(video_key: str) -> list[str]:
 @DATASETS.register("activitynet")
 class ActivityNet(AnnotationFormat):
     Config = ActivityNetConfig
-
-    def offline_root(self) -> Path:
-        from vtrbench.datasets import synthetic
-
-        return synthetic.offline_dataset("activitynet")
+    offline_format = "activitynet"
 
     def read(self, split: str) -> list[tuple[str, list[str], dict]]:
         path = self.annotation(self.config.train_json if split == "train" else self.config.test_json)

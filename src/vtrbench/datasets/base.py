@@ -110,6 +110,7 @@ class AnnotationFormat:
     """Subclasses set `Config` (a dataclass with at least `root` and `video_dir`) and implement `read`."""
 
     Config: ClassVar[type]
+    offline_format: ClassVar[str | None] = None  # the generator in synthetic.py that writes this layout
 
     def __init__(self, config: Any):
         self.config = config
@@ -121,9 +122,13 @@ class AnnotationFormat:
             return self.offline_root()
         return Path(self.config.root).expanduser()
 
-    def offline_root(self) -> Path:
+    def offline_root(self, progress: bool = True) -> Path:
         """Generate (or reuse) the offline default data in this format; returns its root."""
-        raise NotImplementedError(f"{type(self).__name__} has no offline default data; set root=...")
+        if self.offline_format is None:
+            raise ValueError(f"{type(self).__name__} has no offline default data; set its root=...")
+        from vtrbench.datasets import synthetic
+
+        return synthetic.offline_dataset(self.offline_format, progress=progress)
 
     def read(self, split: str) -> list[tuple[str, list[str], dict]]:
         """(video id, captions, extra fields such as start/end) for every clip of `split`."""

@@ -54,11 +54,7 @@ def movie_of(clip_id: str) -> str:
 @DATASETS.register("lsmdc")
 class LSMDC(AnnotationFormat):
     Config = LSMDCConfig
-
-    def offline_root(self) -> Path:
-        from vtrbench.datasets import synthetic
-
-        return synthetic.offline_dataset("lsmdc")
+    offline_format = "lsmdc"
 
     def read(self, split: str) -> list[tuple[str, list[str], dict]]:
         path = self.annotation(self.config.train_csv if split == "train" else self.config.test_csv)

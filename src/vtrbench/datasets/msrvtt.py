@@ -42,11 +42,7 @@ def read_msrvtt_sentences(path: Path) -> dict[str, list[str]]:
 @DATASETS.register("msrvtt")
 class MSRVTT(AnnotationFormat):
     Config = MSRVTTConfig
-
-    def offline_root(self) -> Path:
-        from vtrbench.datasets import synthetic
-
-        return synthetic.offline_dataset("msrvtt")
+    offline_format = "msrvtt"
 
     def read(self, split: str) -> list[tuple[str, list[str], dict]]:
         if split == "test":

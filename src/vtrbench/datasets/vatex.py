@@ -68,11 +68,8 @@ def read_vatex_captions(path: Path) -> dict[str, list[str]]:
 @DATASETS.register("vatex")
 class VATEX(AnnotationFormat):
     Config = VATEXConfig
+    offline_format = "vatex"
 
-    def offline_root(self) -> Path:
-        from vtrbench.datasets import synthetic
-
-        return synthetic.offline_dataset("vatex")
 
     def captions(self) -> dict[str, list[str]]:
         if not self.config.captions_json:
