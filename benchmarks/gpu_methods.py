@@ -23,7 +23,6 @@ import torch
 
 from vtrbench.benchmark.config import resolve_config
 from vtrbench.benchmark.counting import count_parameters, tuned_parameters
-from vtrbench.benchmark.registry import METHODS
 from vtrbench.benchmark.runner import (
     CachedFeatureHeads,
     autocast_for,
@@ -36,6 +35,7 @@ from vtrbench.benchmark.runner import (
 )
 from vtrbench.methods.backbone import load_backbone
 from vtrbench.methods.base import RetrievalMethod
+from vtrbench.registry import METHODS
 
 REFERENCE = "full_finetune"
 

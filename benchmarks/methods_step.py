@@ -29,7 +29,7 @@ REFERENCE = "full_finetune"
 
 
 def default_specs() -> list[str]:
-    from vtrbench.benchmark.registry import METHODS
+    from vtrbench.registry import METHODS
 
     specs = METHODS.names()
     if "dgl" in specs:  # both latent spaces; the transformer's table is sized for the clips' frames

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vtrbench.methods.backbone import Backbone, load_backbone
-from vtrbench.methods.offline_clip import OFFLINE_MODEL_NAME, register_offline_config
+from vtrbench.offline.tiny_clip import OFFLINE_MODEL_NAME, register_offline_config
 
 CAPTION_LENGTH = 16
 CAPTIONS = ["a red cube", "two blue balls move to the left", "a small green star grows", "nothing"]

@@ -30,7 +30,7 @@ def test_other_methods_sections_are_ignored_for_this_run():
 
 
 def test_unknown_method_is_a_clear_error():
-    from vtrbench.benchmark.registry import UnknownNameError
+    from vtrbench.registry import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="Did you mean"):
         resolve_config(["method=ful_finetune"])

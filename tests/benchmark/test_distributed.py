@@ -25,7 +25,7 @@ from tests.benchmark.conftest import tiny_run_overrides
 from vtrbench.benchmark import runner
 from vtrbench.benchmark.config import resolve_config, run_dir
 from vtrbench.benchmark.results import CHECKPOINT_FILE, RESULT_FILE, WEIGHTS_FILE
-from vtrbench.datasets.synthetic import generate_msrvtt
+from vtrbench.offline.msrvtt import generate_msrvtt
 
 GLOBAL_BATCH = 4
 LR = 1e-4
@@ -75,7 +75,7 @@ def spawn(worker: Callable, world_size: int, *args: object) -> None:
 
 def test_two_processes_train_and_evaluate_like_one_with_the_whole_batch(tmp_path):
     # 7 test clips: two shards of 4, the second padded with a repeat of the first clip
-    data = generate_msrvtt(tmp_path / "data", n_train=4, n_test=7, progress=False)
+    data = generate_msrvtt(tmp_path / "data", sizes={"train": 4, "val": 0, "test": 7}, progress=False)
 
     def overrides(runs: Path) -> list[str]:
         settings = {"data.batch_size": GLOBAL_BATCH, "data.eval_batch_size": 3, "train.epochs": 1,

@@ -10,11 +10,11 @@ import torch
 from safetensors.torch import load_file
 
 from vtrbench.benchmark.counting import count_parameters, tuned_parameters
-from vtrbench.benchmark.registry import METHODS
 from vtrbench.benchmark.results import load_tuned_weights, save_tuned_weights
 from vtrbench.benchmark.runner import contrastive_loss
 from vtrbench.methods.backbone import Backbone
 from vtrbench.methods.base import RetrievalMethod
+from vtrbench.registry import METHODS
 
 ALL_METHODS = METHODS.names()
 BATCH = 4

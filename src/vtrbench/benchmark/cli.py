@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from vtrbench.benchmark.config import HARNESS_KEYS, ConfigError, resolve_config
-from vtrbench.benchmark.registry import BACKBONES, DATASETS, METHODS, UnknownNameError
+from vtrbench.registry import BACKBONES, DATASETS, METHODS, UnknownNameError
 
 
 def cmd_list(args: argparse.Namespace) -> int:

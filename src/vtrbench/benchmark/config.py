@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vtrbench.benchmark.registry import DATASETS, METHODS
+from vtrbench.registry import DATASETS, METHODS
 
 
 class ConfigError(ValueError):

@@ -14,10 +14,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vtrbench.benchmark.config import dataset_options, resolve_config
-from vtrbench.benchmark.registry import DATASETS
 from vtrbench.datasets.base import SPLITS, AnnotationError, AnnotationFormat, Clip
 from vtrbench.datasets.frame_cache import DEFAULT_FPS, CacheSettings, frame_cache_dir, prepare_frame_cache
 from vtrbench.datasets.video import VideoReadError, frame_range
+from vtrbench.registry import DATASETS
 
 
 @dataclass

@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 
 from vtrbench.benchmark.config import load_preset, parse_overrides, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
-from vtrbench.benchmark.registry import METHODS
 from vtrbench.benchmark.results import is_finished
+from vtrbench.registry import METHODS
 
 MATRIX_KEYS = ("methods", "datasets", "seeds")
 DEFAULT_DATASETS = ["msrvtt", "vatex", "lsmdc", "activitynet"]
@@ -42,15 +42,15 @@ def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
 
 
 def prepare_offline_assets(configs: list[DictConfig], quiet: bool = False) -> None:
-    """Build the offline backbone and data once, in this process, before the runs start."""
+    """Build what the runs share once, in this process, before they start: registered backbones that make
+    their weights on first use (the offline one), generated datasets and their frame caches."""
     from vtrbench.benchmark.config import dataset_options
-    from vtrbench.benchmark.registry import DATASETS
-    from vtrbench.methods.backbone import OFFLINE_PRETRAINED
+    from vtrbench.methods.backbone import load_backbone
+    from vtrbench.registry import BACKBONES, DATASETS
 
-    if any(c.backbone.pretrained == OFFLINE_PRETRAINED for c in configs):
-        from vtrbench.methods.offline_clip import ensure_offline_clip
-
-        ensure_offline_clip(progress=not quiet)
+    for name, pretrained in dict.fromkeys((c.backbone.name, c.backbone.pretrained) for c in configs):
+        if name in BACKBONES:
+            load_backbone(name, pretrained, progress=not quiet)
     seen = set()
     for config in configs:
         options = dataset_options(config)
@@ -66,14 +66,21 @@ def prepare_offline_assets(configs: list[DictConfig], quiet: bool = False) -> No
 def cache_offline_frames(config: DictConfig, dataset, quiet: bool) -> None:
     """The offline data's frame cache: decoding once here spares every method's every epoch the decoding."""
     from vtrbench.datasets.base import SPLITS
-    from vtrbench.datasets.frame_cache import CacheSettings, frame_cache_dir, prepare_frame_cache
+    from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir, prepare_frame_cache
     from vtrbench.methods.backbone import load_backbone
+    from vtrbench.progress import phase
 
     image_size = load_backbone(config.backbone.name, "random").image_size  # only its input size is needed
     settings = CacheSettings(image_size, config.data.frame_cache_fps, min_frames=config.data.num_frames)
     for split in SPLITS:
-        prepare_frame_cache(dataset.load(split).clips, frame_cache_dir(config.dataset, dataset.root), split,
-                            settings, progress=not quiet)
+        clips = dataset.load(split).clips
+        directory = frame_cache_dir(config.dataset, dataset.root)
+        cache = FrameCache.open(directory, split, settings)
+        if cache is not None and cache.is_current(clips):
+            continue
+        with phase(f"caching the frames of the offline {config.dataset} {split} split ({len(clips):,} clips)",
+                   not quiet):
+            prepare_frame_cache(clips, directory, split, settings, progress=not quiet)
 
 
 def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:

@@ -38,7 +38,6 @@ from vtrbench.benchmark.data import (
     tokenize,
 )
 from vtrbench.benchmark.metrics import metrics_from_ranks, retrieval_ranks
-from vtrbench.benchmark.registry import DATASETS, METHODS
 from vtrbench.benchmark.results import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -59,6 +58,7 @@ from vtrbench.benchmark.tracking import Tracker
 from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir
 from vtrbench.methods.backbone import Backbone, load_backbone
 from vtrbench.methods.base import RetrievalMethod
+from vtrbench.registry import DATASETS, METHODS
 
 
 def seed_everything(seed: int) -> None:
@@ -152,7 +152,7 @@ class Run:
         self.out_dir = run_dir(config)
         self.device = dist.init_from_environment() or pick_device(config.device)
         seed_everything(config.seed)
-        self.backbone = load_backbone(config.backbone.name, config.backbone.pretrained)
+        self.backbone = load_backbone(config.backbone.name, config.backbone.pretrained, progress=not config.quiet)
         context = self.backbone.model.positional_embedding.shape[0]
         if config.data.max_words > context:
             raise ValueError(f"data.max_words={config.data.max_words} exceeds the backbone's text length {context}")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vtrbench.benchmark.registry import DATASETS
 from vtrbench.datasets.base import AnnotationError, AnnotationFormat, normalise_whitespace, read_json
+from vtrbench.registry import DATASETS
 
 PREFIX = "v_"
 

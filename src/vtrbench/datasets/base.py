@@ -1,8 +1,8 @@
 """The dataset contract: one class per annotation format turns files on disk into clips per split.
 
 A format reads annotation files and finds each clip's video; decoding, sampling, tokenising and batching
-belong to the harness. `root: null` in a dataset's config means the offline default data, generated in the
-format's real layout by `vtrbench.datasets.synthetic` and cached.
+belong to the harness. `root: null` in a dataset's config means the offline default data: the root that
+`DATA_ROOTS` holds under the format's name (the offline room generates it in the real layout on first use).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vtrbench.datasets.video import find_video, index_videos
+from vtrbench.registry import DATA_ROOTS
 
 SPLITS = ("train", "test")
 
@@ -110,7 +111,7 @@ class AnnotationFormat:
     """Subclasses set `Config` (a dataclass with at least `root` and `video_dir`) and implement `read`."""
 
     Config: ClassVar[type]
-    offline_format: ClassVar[str | None] = None  # the generator in synthetic.py that writes this layout
+    offline_format: ClassVar[str | None] = None  # its name in DATA_ROOTS, where its offline default data is
 
     def __init__(self, config: Any):
         self.config = config
@@ -124,11 +125,9 @@ class AnnotationFormat:
 
     def offline_root(self, progress: bool = True) -> Path:
         """Generate (or reuse) the offline default data in this format; returns its root."""
-        if self.offline_format is None:
+        if self.offline_format is None or self.offline_format not in DATA_ROOTS:
             raise ValueError(f"{type(self).__name__} has no offline default data; set its root=...")
-        from vtrbench.datasets import synthetic
-
-        return synthetic.offline_dataset(self.offline_format, progress=progress)
+        return DATA_ROOTS.get(self.offline_format)(progress=progress)
 
     def read(self, split: str) -> list[tuple[str, list[str], dict]]:
         """(video id, captions, extra fields such as start/end) for every clip of `split`."""

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from vtrbench.cache import cache_dir
 from vtrbench.datasets.base import Clip
 from vtrbench.datasets.video import (
     SampledFrames,
@@ -54,8 +55,6 @@ class CacheSettings:
 
 def frame_cache_dir(dataset: str, root: Path) -> Path:
     """The default cache folder of a dataset root, under the suite's cache (datasets may be read-only)."""
-    from vtrbench.datasets.synthetic import cache_dir
-
     digest = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:12]
     return cache_dir() / "frames" / f"{dataset}-{digest}"
 

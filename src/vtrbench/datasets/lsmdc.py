@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vtrbench.benchmark.registry import DATASETS
 from vtrbench.datasets.base import AnnotationError, AnnotationFormat, read_lines
 from vtrbench.datasets.video import find_video
+from vtrbench.registry import DATASETS
 
 NUM_FIELDS = 6
 

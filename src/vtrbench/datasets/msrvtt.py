@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vtrbench.benchmark.registry import DATASETS
 from vtrbench.datasets.base import AnnotationError, AnnotationFormat, read_csv_rows, read_json
+from vtrbench.registry import DATASETS
 
 
 @dataclass

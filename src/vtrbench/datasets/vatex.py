@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vtrbench.benchmark.registry import DATASETS
 from vtrbench.datasets.base import AnnotationError, AnnotationFormat, read_id_list, read_json
+from vtrbench.registry import DATASETS
 
 
 @dataclass

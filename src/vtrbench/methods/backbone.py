@@ -2,7 +2,8 @@
 
 `pretrained` is one of
 - an open_clip tag (`openai`, `laion2b_s34b_b79k`, ...) or a local checkpoint file;
-- `offline`: the package's own small CLIP (only for `vtrbench-tiny`), pretrained here on generated images;
+- `offline`: the package's own small CLIP (only for `vtrbench-tiny`, which the offline room registers in
+  `BACKBONES`), pretrained here on generated images;
 - `random`: an explicit random init, for counting parameters and timing benchmarks only.
 A real run never silently falls back to random weights: an unknown tag or a missing file is an error.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from vtrbench.benchmark.registry import BACKBONES
+from vtrbench.registry import BACKBONES, UnknownNameError
 
 OFFLINE_PRETRAINED = "offline"
 RANDOM_PRETRAINED = "random"
@@ -53,22 +54,6 @@ def untrained_model(name: str) -> nn.Module:
         logging.disable(previous)
 
 
-def _offline_tiny(pretrained: str) -> nn.Module:
-    import open_clip
-
-    from vtrbench.methods import offline_clip
-
-    offline_clip.register_offline_config()
-    if pretrained == RANDOM_PRETRAINED:
-        return untrained_model(offline_clip.OFFLINE_MODEL_NAME)
-    if pretrained == OFFLINE_PRETRAINED:
-        pretrained = str(offline_clip.ensure_offline_clip())
-    return open_clip.create_model(offline_clip.OFFLINE_MODEL_NAME, pretrained=pretrained, require_pretrained=True)
-
-
-BACKBONES.register("vtrbench-tiny")(_offline_tiny)
-
-
 def _open_clip_model(name: str, pretrained: str) -> nn.Module:
     import open_clip
 
@@ -99,16 +84,15 @@ def backbone_names() -> list[str]:
     return sorted(set(BACKBONES.names()) | set(open_clip.list_models()))
 
 
-def load_backbone(name: str, pretrained: str) -> Backbone:
-    """Build the backbone `name` with weights from `pretrained` (see the module docstring)."""
+def load_backbone(name: str, pretrained: str, progress: bool = False) -> Backbone:
+    """Build the backbone `name` with weights from `pretrained` (see the module docstring); `progress` lets a
+    registered backbone that builds its weights on first use (the offline one) say so."""
     if name in BACKBONES:
-        model = BACKBONES.get(name)(pretrained)
+        model = BACKBONES.get(name)(pretrained, progress=progress)
     else:
         import open_clip
 
         if name not in open_clip.list_models():
-            from vtrbench.benchmark.registry import UnknownNameError
-
             raise UnknownNameError(BACKBONES.unknown_message(name, extra=open_clip.list_models()))
         model = _open_clip_model(name, pretrained)
     model.eval()

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from vtrbench.benchmark.registry import METHODS
 from vtrbench.methods.backbone import Backbone
 from vtrbench.methods.base import RetrievalMethod
+from vtrbench.registry import METHODS
 
 
 @dataclass

@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import nn
 
-from vtrbench.benchmark.registry import METHODS
 from vtrbench.methods.backbone import Backbone, text_width, visual_width
 from vtrbench.methods.base import RetrievalMethod, image_tokens, mean_pool
 from vtrbench.methods.separate_prompt import new_prompts, prompted_text_features, resolve_prompt_layers
+from vtrbench.registry import METHODS
 
 LATENTS = ("linear", "transformer")
 POSTFIX_PLACEMENTS = ("after_padding", "before_eot")

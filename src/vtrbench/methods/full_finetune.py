@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from vtrbench.benchmark.registry import METHODS
 from vtrbench.methods.backbone import Backbone
 from vtrbench.methods.base import RetrievalMethod
+from vtrbench.registry import METHODS
 
 
 @METHODS.register("full_finetune")

@@ -7,9 +7,9 @@ class's heads already apply exactly these two matrices (EOT text vector, meanP v
 
 from typing import Any
 
-from vtrbench.benchmark.registry import METHODS
 from vtrbench.methods.backbone import Backbone
 from vtrbench.methods.base import RetrievalMethod
+from vtrbench.registry import METHODS
 
 
 @METHODS.register("linear_probe")

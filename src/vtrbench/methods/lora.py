@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from vtrbench.benchmark.registry import METHODS
 from vtrbench.methods.backbone import Backbone
 from vtrbench.methods.base import RetrievalMethod
+from vtrbench.registry import METHODS
 
 SUPPORTED_TARGETS = ("attn", "mlp.c_fc", "mlp.c_proj")
 

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from vtrbench.benchmark.registry import METHODS
 from vtrbench.methods.backbone import Backbone, text_width, visual_width
 from vtrbench.methods.base import RetrievalMethod, causal_mask, eot_positions, image_tokens
+from vtrbench.registry import METHODS
 
 PROMPT_INIT_STD = 0.02
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable
@@ -12,27 +11,31 @@ import decord
 import pytest
 
 from vtrbench.benchmark.cli import main
-from vtrbench.benchmark.registry import DATASETS
-from vtrbench.datasets import synthetic
 from vtrbench.datasets.base import AnnotationFormat, normalise_whitespace
 from vtrbench.datasets.video import read_frames
+from vtrbench.offline import activitynet, lsmdc, vatex, writer
+from vtrbench.registry import DATASETS
 
-N_TRAIN, N_TEST, SEED = 5, 4, 3
+N_TRAIN, N_VAL, N_TEST, SEED = 5, 3, 4, 3
+MODULES = {"vatex": vatex, "lsmdc": lsmdc, "activitynet": activitynet}
 GENERATORS: dict[str, Callable[..., Path]] = {
-    "vatex": synthetic.generate_vatex,
-    "lsmdc": synthetic.generate_lsmdc,
-    "activitynet": synthetic.generate_activitynet,
+    "vatex": vatex.generate_vatex,
+    "lsmdc": lsmdc.generate_lsmdc,
+    "activitynet": activitynet.generate_activitynet,
 }
+# ActivityNet has no validation file, as the real dataset has none that is disjoint from its test
+SIZES = {name: {"train": N_TRAIN, "test": N_TEST} | ({} if name == "activitynet" else {"val": N_VAL})
+         for name in GENERATORS}
 ANNOTATION_FILES = {
-    "vatex": ["vatex_data.json", "train_list.txt", "test_list.txt"],
-    "lsmdc": ["LSMDC16_annos_training.csv", "LSMDC16_challenge_1000_publictect.csv"],
+    "vatex": ["vatex_data.json", "train_list.txt", "val_list.txt", "test_list.txt"],
+    "lsmdc": ["LSMDC16_annos_training.csv", "LSMDC16_annos_val.csv", "LSMDC16_challenge_1000_publictect.csv"],
     "activitynet": ["train.json", "val_1.json"],
 }
-CAPTIONS_PER_CLIP = {"vatex": synthetic.VATEX_CAPTIONS_PER_CLIP, "lsmdc": 1, "activitynet": 1}
+CAPTIONS_PER_CLIP = {"vatex": vatex.CAPTIONS_PER_CLIP, "lsmdc": 1, "activitynet": 1}
 
 
 def generate(format_name: str, root: Path) -> Path:
-    return GENERATORS[format_name](root, seed=SEED, n_train=N_TRAIN, n_test=N_TEST, progress=False)
+    return GENERATORS[format_name](root, seed=SEED, sizes=SIZES[format_name], progress=False)
 
 
 def loader(format_name: str, root: Path) -> AnnotationFormat:
@@ -55,27 +58,27 @@ def test_the_loader_reads_every_split_and_decodes_every_video(roots: dict[str, P
         for clip in clips:
             assert clip.path is not None, f"{format_name} {split}: no video for {clip.video_id}"
             sampled = read_frames(clip.path, 4)
-            assert sampled.frames.shape == (4, synthetic.VIDEO_SIZE, synthetic.VIDEO_SIZE, 3) and sampled.mask.all()
+            assert sampled.frames.shape == (4, writer.VIDEO_SIZE, writer.VIDEO_SIZE, 3) and sampled.mask.all()
     train_ids = {clip.video_id for clip in dataset.load("train").clips}
     assert train_ids.isdisjoint(clip.video_id for clip in dataset.load("test").clips)
 
 
 def test_vatex_has_youtube_clip_ids_and_the_official_caption_json(roots: dict[str, Path]) -> None:
     entries = json.loads((roots["vatex"] / "vatex_data.json").read_text(encoding="utf-8"))
-    assert isinstance(entries, list) and len(entries) == N_TRAIN + N_TEST
+    assert isinstance(entries, list) and len(entries) == N_TRAIN + N_VAL + N_TEST
     for entry in entries:
         assert set(entry) == {"videoID", "enCap", "chCap"}
         assert re.fullmatch(r"[A-Za-z0-9_-]{11}_\d{6}_\d{6}", entry["videoID"])
-        assert len(entry["enCap"]) == len(entry["chCap"]) == synthetic.VATEX_CAPTIONS_PER_CLIP
+        assert len(entry["enCap"]) == len(entry["chCap"]) == vatex.CAPTIONS_PER_CLIP
         assert (roots["vatex"] / "videos" / f"{entry['videoID']}.mp4").is_file()
-    split_lists = [(roots["vatex"] / f"{split}_list.txt").read_text() for split in ("train", "test")]
+    split_lists = [(roots["vatex"] / f"{split}_list.txt").read_text() for split in ("train", "val", "test")]
     listed = [clip_id for text in split_lists for clip_id in text.split()]
     assert listed == [entry["videoID"] for entry in entries]
 
 
 def test_lsmdc_lines_have_six_fields_and_clips_sit_in_their_movie_folder(roots: dict[str, Path]) -> None:
     movies_of_split = {}
-    for split, name in (("train", "LSMDC16_annos_training.csv"), ("test", "LSMDC16_challenge_1000_publictect.csv")):
+    for split, name in lsmdc.FILES.items():
         lines = (roots["lsmdc"] / name).read_text(encoding="utf-8").splitlines()
         movies = set()
         for line in lines:
@@ -86,8 +89,9 @@ def test_lsmdc_lines_have_six_fields_and_clips_sit_in_their_movie_folder(roots: 
             assert (roots["lsmdc"] / "videos" / movie / f"{clip_id}.mp4").is_file()
             movies.add(movie)
         movies_of_split[split] = movies
-    assert movies_of_split["train"].isdisjoint(movies_of_split["test"])
-    assert synthetic.lsmdc_timestamp(3_723_004) == "01.02.03.004"
+    assert len(movies_of_split["train"] | movies_of_split["val"] | movies_of_split["test"]) == sum(
+        len(movies) for movies in movies_of_split.values())
+    assert lsmdc.lsmdc_timestamp(3_723_004) == "01.02.03.004"
 
 
 def test_activitynet_videos_are_events_in_sequence_and_their_paragraph_is_the_query(roots: dict[str, Path]) -> None:
@@ -99,12 +103,12 @@ def test_activitynet_videos_are_events_in_sequence_and_their_paragraph_is_the_qu
         assert list(clips) == list(annotations)
         for key, video in annotations.items():
             assert key.startswith("v_") and set(video) == {"duration", "timestamps", "sentences"}
-            low, high = synthetic.ACTIVITYNET_EVENTS
+            low, high = activitynet.EVENTS_PER_VIDEO
             assert low <= len(video["sentences"]) == len(video["timestamps"]) <= high
             ends = [0.0] + [end for _, end in video["timestamps"]]
             assert [start for start, _ in video["timestamps"]] == ends[:-1] and ends[-1] == video["duration"]
             assert clips[key].captions == [normalise_whitespace(" ".join(video["sentences"]))]
-            assert len(decord.VideoReader(str(clips[key].path))) == round(video["duration"] * synthetic.VIDEO_FPS)
+            assert len(decord.VideoReader(str(clips[key].path))) == round(video["duration"] * writer.VIDEO_FPS)
 
 
 @pytest.mark.parametrize("format_name", GENERATORS)
@@ -113,7 +117,7 @@ def test_the_same_seed_gives_the_same_files(roots: dict[str, Path], format_name:
     for name in ANNOTATION_FILES[format_name]:
         assert (again / name).read_bytes() == (roots[format_name] / name).read_bytes()
     videos = sorted(path.relative_to(again) for path in (again / "videos").rglob("*.mp4"))
-    assert len(videos) == N_TRAIN + N_TEST
+    assert len(videos) == sum(SIZES[format_name].values())
     assert (again / videos[0]).read_bytes() == (roots[format_name] / videos[0]).read_bytes()
 
 
@@ -124,7 +128,7 @@ def test_a_complete_dataset_is_not_generated_again(
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("regenerated a cached dataset")
 
-    monkeypatch.setattr(synthetic, "write_mp4", fail)
+    monkeypatch.setattr(MODULES[format_name], "write_videos", fail)
     assert generate(format_name, roots[format_name]) == roots[format_name]
 
 
@@ -134,8 +138,7 @@ def test_data_check_passes_on_the_offline_default(
 ) -> None:
     # The real offline default takes seconds to generate; the same route with a few clips checks the wiring.
     monkeypatch.setenv("VTRBENCH_CACHE", str(tmp_path))
-    small = functools.partial(GENERATORS[format_name], n_train=N_TRAIN, n_test=N_TEST)
-    monkeypatch.setattr(synthetic, f"generate_{format_name}", small)
+    monkeypatch.setattr(MODULES[format_name], "SIZES", SIZES[format_name])
     assert main(["data", "check", format_name]) == 0
     assert f"usable: {N_TEST} of {N_TEST} clips" in capsys.readouterr().out
-    assert (tmp_path / "data" / format_name / synthetic.MARKER_NAME).is_file()
+    assert (tmp_path / "data" / format_name / writer.MARKER_NAME).is_file()

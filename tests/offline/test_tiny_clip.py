@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vtrbench.methods import offline_clip
+from vtrbench.cache import cache_dir
+from vtrbench.offline import tiny_clip as offline_clip
 
 TINY_STEPS = 3
 
@@ -38,9 +39,9 @@ def test_config_is_registered_and_builds() -> None:
 
 def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("VTRBENCH_CACHE", str(tmp_path))
-    assert offline_clip.cache_dir() == tmp_path
+    assert cache_dir() == tmp_path
     monkeypatch.delenv("VTRBENCH_CACHE")
-    assert offline_clip.cache_dir() == Path.home() / ".cache" / "vtrbench"
+    assert cache_dir() == Path.home() / ".cache" / "vtrbench"
 
 
 def test_recipe_hash_changes_with_the_recipe() -> None:

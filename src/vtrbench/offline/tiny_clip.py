@@ -28,7 +28,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vtrbench.datasets import synthetic
+from vtrbench.cache import cache_dir
+from vtrbench.methods.backbone import OFFLINE_PRETRAINED, RANDOM_PRETRAINED, untrained_model
+from vtrbench.offline import world
+from vtrbench.progress import phase
+from vtrbench.registry import BACKBONES
 
 OFFLINE_MODEL_NAME = "vtrbench-tiny"
 CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "backbones" / f"{OFFLINE_MODEL_NAME}.json"
@@ -45,11 +49,6 @@ WARMUP_FRACTION = 0.05
 EVAL_PAIRS = 1000
 # Training batch i is rendered from seed (seed << 20) + i; the held-out set from the last seed of that range.
 _SEED_RANGE = 1 << 20
-
-
-def cache_dir() -> Path:
-    """Where generated data and pretrained weights are kept: `$VTRBENCH_CACHE`, else `~/.cache/vtrbench`."""
-    return synthetic.cache_dir()
 
 
 def register_offline_config() -> None:
@@ -70,7 +69,7 @@ def _recipe(steps: int, seed: int) -> dict:
         "learning_rate": LEARNING_RATE,
         "weight_decay": WEIGHT_DECAY,
         "warmup_fraction": WARMUP_FRACTION,
-        "renderer_version": synthetic.RENDERER_VERSION,
+        "renderer_version": world.IMAGES_VERSION,
     }
 
 
@@ -105,7 +104,9 @@ def build_offline_clip(steps: int, seed: int, cache_dir: Path, progress: bool = 
             return checkpoint
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         try:
-            pretrain_offline_clip(staging, steps=steps, seed=seed, progress=progress)
+            with phase(f"pretraining the offline backbone {OFFLINE_MODEL_NAME} ({steps} steps, about 3 minutes "
+                       f"on 2 CPU cores; once, then cached in {target})", progress):
+                pretrain_offline_clip(staging, steps=steps, seed=seed, progress=progress)
             os.replace(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -166,8 +167,6 @@ def pretrain_offline_clip(output_dir: Path, steps: int = PRETRAIN_STEPS, seed: i
     import open_clip
     from safetensors.torch import save_file
 
-    from vtrbench.methods.backbone import untrained_model
-
     if steps >= _SEED_RANGE - 1:
         raise ValueError(f"steps must be below {_SEED_RANGE - 1}")
     register_offline_config()
@@ -187,10 +186,10 @@ def pretrain_offline_clip(output_dir: Path, steps: int = PRETRAIN_STEPS, seed: i
 
     started = time.perf_counter()
     model.train()
-    show = progress and sys.stderr.isatty()
-    bar = tqdm(range(steps), desc=f"pretraining {OFFLINE_MODEL_NAME}", disable=not show, leave=False)
-    for step in bar:
-        images, captions = synthetic.render_image_caption_pairs(BATCH_SIZE, (seed << 20) + step, image_size)
+    steps_bar = tqdm(range(steps), desc=f"pretraining {OFFLINE_MODEL_NAME}",
+                     disable=not (progress and sys.stderr.isatty()), leave=False)
+    for step in steps_bar:
+        images, captions = world.render_image_caption_pairs(BATCH_SIZE, (seed << 20) + step, image_size)
         image_features = model.encode_image(_normalise(images, mean, std), normalize=True)
         text_features = F.normalize(_encode_text_trimmed(model, tokenizer(captions)), dim=-1)
         logits = model.logit_scale.exp() * image_features @ text_features.T
@@ -205,13 +204,14 @@ def pretrain_offline_clip(output_dir: Path, steps: int = PRETRAIN_STEPS, seed: i
         optimizer.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))  # CLIP's cap on the temperature
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        steps_bar.set_postfix(loss=f"{loss.item():.3f}")
     seconds = time.perf_counter() - started
 
     accuracy, candidates = _zero_shot_image_accuracy(model, tokenizer, seed, image_size, mean, std)
     message = (f"{OFFLINE_MODEL_NAME}: pretrained {steps} steps in {seconds:.0f}s; zero-shot image->caption "
                f"top-1 {100 * accuracy:.1f}% among {candidates} captions")
-    print(message, file=sys.stderr)
+    if progress:
+        print(message, flush=True)
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -237,10 +237,23 @@ def _zero_shot_image_accuracy(model: torch.nn.Module, tokenizer, seed: int, imag
                               mean: torch.Tensor, std: torch.Tensor) -> tuple[float, int]:
     """Top-1 image->caption accuracy on held-out generated pairs, among their distinct captions."""
     model.eval()
-    images, captions = synthetic.render_image_caption_pairs(EVAL_PAIRS, (seed << 20) + _SEED_RANGE - 1, image_size)
+    images, captions = world.render_image_caption_pairs(EVAL_PAIRS, (seed << 20) + _SEED_RANGE - 1, image_size)
     candidates = sorted(set(captions))
     image_features = model.encode_image(_normalise(images, mean, std), normalize=True)
     text_features = model.encode_text(tokenizer(candidates), normalize=True)
     predicted = (image_features @ text_features.T).argmax(dim=1).tolist()
     correct = [candidates[p] == caption for p, caption in zip(predicted, captions, strict=True)]
     return float(np.mean(correct)), len(candidates)
+
+
+@BACKBONES.register(OFFLINE_MODEL_NAME)
+def offline_tiny_clip(pretrained: str, progress: bool = False) -> torch.nn.Module:
+    """`vtrbench-tiny` with `pretrained`: `offline` (pretrained here once, then cached), `random`, or a file."""
+    import open_clip
+
+    register_offline_config()
+    if pretrained == RANDOM_PRETRAINED:
+        return untrained_model(OFFLINE_MODEL_NAME)
+    if pretrained == OFFLINE_PRETRAINED:
+        pretrained = str(ensure_offline_clip(progress=progress))
+    return open_clip.create_model(OFFLINE_MODEL_NAME, pretrained=pretrained, require_pretrained=True)

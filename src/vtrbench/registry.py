@@ -1,4 +1,4 @@
-"""One small registry class (name -> factory) and its three instances.
+"""The ground floor: one small registry class (name -> factory) and its instances, imported by every room.
 
 Built-in entries register themselves with a decorator when their module is imported; the registry imports
 the built-in package lazily on first use, then every plugin that declares the registry's entry-point group
@@ -101,4 +101,7 @@ def _source_of(obj: Any) -> str:
 
 METHODS = Registry("method", "vtrbench.methods", "vtrbench.methods")
 DATASETS = Registry("dataset", "vtrbench.datasets", "vtrbench.datasets")
-BACKBONES = Registry("backbone", "vtrbench.methods", None)
+# name -> factory(pretrained, progress) of an nn.Module, for backbones that are not open_clip's own
+BACKBONES = Registry("backbone", "vtrbench.offline", None)
+# dataset format name -> factory(progress) of the root of its offline default data (generated on first use)
+DATA_ROOTS = Registry("offline data root", "vtrbench.offline", None)

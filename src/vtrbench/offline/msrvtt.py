@@ -1,0 +1,92 @@
+"""The generated world in MSR-VTT's real layout.
+
+`videos/video<i>.mp4`; `MSRVTT_data.json` in the official layout (every clip's 5 paraphrases, and each video's
+`split`: train, validate or test); `MSRVTT_train.9k.csv` (train and validation ids, as the real 9k list
+holds the official validation videos); `MSRVTT_val.full.csv` (the validation ids, the official val file's
+layout); `MSRVTT_JSFUSION_test.csv` (one caption per test clip, as 1k-A). Ids run train, validation, test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vtrbench.cache import cache_dir
+from vtrbench.offline.world import CLIPS_VERSION, EVENTS, caption_clip, sample_clips
+from vtrbench.offline.writer import (
+    VIDEO_FPS,
+    VideoJob,
+    dataset_settings,
+    derived_seed,
+    finish_dataset,
+    is_complete,
+    start_dataset,
+    write_json_atomic,
+    write_text_atomic,
+    write_videos,
+)
+from vtrbench.registry import DATA_ROOTS
+
+# The split sizes of the offline default: a 1k-A-sized test, and enough training clips (5 captions each)
+# for the ~100 steps of a default run to see each clip about once.
+SIZES = {"train": 1000, "val": 250, "test": 1000}
+OFFICIAL_SPLIT = {"train": "train", "val": "validate", "test": "test"}
+
+
+def generate_msrvtt(root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True) -> Path:
+    """Write a synthetic MSR-VTT to `root` (unless it holds this one already) and return `root`."""
+    root, sizes = Path(root), dict(sizes or SIZES)
+    settings = dataset_settings("msrvtt", seed, sizes)
+    if is_complete(root, settings):
+        return root
+    video_dir = start_dataset(root, settings)
+    specs = [
+        (split, spec)
+        for split in ("train", "val", "test")
+        for spec in sample_clips(sizes[split], derived_seed(seed, f"msrvtt/{split}"), grouped=split != "train")
+    ]
+    caption_rng = np.random.default_rng(derived_seed(seed, "msrvtt/captions"))
+    videos, sentences, test_rows, jobs = [], [], [], []
+    for index, (split, spec) in enumerate(specs):
+        video_id = f"video{index}"
+        jobs.append(VideoJob(video_dir / f"{video_id}.mp4", (spec,)))
+        videos.append({
+            "video_id": video_id,
+            "category": EVENTS.index(spec.event),
+            "url": f"synthetic://vtrbench/{video_id}",
+            "start time": 0.0,
+            "end time": round(spec.n_frames / VIDEO_FPS, 3),
+            "split": OFFICIAL_SPLIT[split],
+            "id": index,
+        })
+        captions = caption_clip(spec, caption_rng)
+        sentences += [{"caption": caption, "video_id": video_id, "sen_id": len(sentences) + i}
+                      for i, caption in enumerate(captions)]
+        if split == "test":
+            test_rows.append(f"ret{len(test_rows)},msr{index},{video_id},{captions[0]}")
+    write_videos(jobs, "generating the offline MSR-VTT", progress)
+
+    info = {
+        "contributor": "vtrbench synthetic world",
+        "data_created": "generated",
+        "version": f"clips {CLIPS_VERSION}",
+        "year": 2016,
+        "description": "coloured shapes that move, appear, disappear, flash or stay still",
+    }
+    write_json_atomic(root / "MSRVTT_data.json", {"info": info, "videos": videos, "sentences": sentences})
+
+    def id_csv(*splits: str) -> str:
+        ids = [video["video_id"] for video in videos if video["split"] in {OFFICIAL_SPLIT[s] for s in splits}]
+        return "video_id\n" + "".join(f"{video_id}\n" for video_id in ids)
+
+    write_text_atomic(root / "MSRVTT_train.9k.csv", id_csv("train", "val"))
+    write_text_atomic(root / "MSRVTT_val.full.csv", id_csv("val"))
+    write_text_atomic(root / "MSRVTT_JSFUSION_test.csv",
+                      "key,vid_key,video_id,sentence\n" + "".join(f"{row}\n" for row in test_rows))
+    return finish_dataset(root, settings)
+
+
+@DATA_ROOTS.register("msrvtt")
+def offline_msrvtt(progress: bool = True) -> Path:
+    return generate_msrvtt(cache_dir() / "data" / "msrvtt", progress=progress)

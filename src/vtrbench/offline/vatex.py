@@ -1,0 +1,76 @@
+"""The generated world in VATEX's real layout.
+
+Clip ids `<11-char YouTube id>_<start>_<end>` (whole seconds, 6 digits each), `videos/<clip id>.mp4`, the
+HGR split lists `train_list.txt` / `val_list.txt` / `test_list.txt` (one id per line, disjoint) and
+`vatex_data.json` in the official shape: a list of `{"videoID", "enCap": [10 captions], "chCap": [10]}`.
+The 10 English captions are rounds of the clip's paraphrases.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vtrbench.cache import cache_dir
+from vtrbench.offline.world import distinct_captions, sample_clips
+from vtrbench.offline.writer import (
+    VIDEO_FPS,
+    VideoJob,
+    dataset_settings,
+    derived_seed,
+    finish_dataset,
+    is_complete,
+    start_dataset,
+    write_json_atomic,
+    write_text_atomic,
+    write_videos,
+    youtube_ids,
+)
+from vtrbench.registry import DATA_ROOTS
+
+CAPTIONS_PER_CLIP = 10
+# Every caption of a test clip is a query: 200 clips make 2,000 queries.
+SIZES = {"train": 500, "val": 100, "test": 200}
+# The official files hold 10 Chinese captions beside the English ones; the harness reads only the English, so
+# the Chinese slots carry "synthetic video, no Chinese caption".
+CHINESE_PLACEHOLDER = "合成视频，没有中文描述"
+
+
+def generate_vatex(root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True) -> Path:
+    """Write a synthetic VATEX to `root` (unless it holds this one already) and return `root`."""
+    root, sizes = Path(root), dict(sizes or SIZES)
+    settings = dataset_settings("vatex", seed, sizes)
+    if is_complete(root, settings):
+        return root
+    video_dir = start_dataset(root, settings)
+    specs = [
+        (split, spec)
+        for split in ("train", "val", "test")
+        for spec in sample_clips(sizes[split], derived_seed(seed, f"vatex/{split}"), grouped=split != "train")
+    ]
+    id_rng = np.random.default_rng(derived_seed(seed, "vatex/ids"))
+    caption_rng = np.random.default_rng(derived_seed(seed, "vatex/captions"))
+    entries, jobs = [], []
+    ids_of: dict[str, list[str]] = {split: [] for split in sizes}
+    for (split, spec), youtube_id in zip(specs, youtube_ids(id_rng, len(specs)), strict=True):
+        start = int(id_rng.integers(0, 600))
+        end = start + int(np.ceil(spec.n_frames / VIDEO_FPS))
+        clip_id = f"{youtube_id}_{start:06d}_{end:06d}"
+        jobs.append(VideoJob(video_dir / f"{clip_id}.mp4", (spec,)))
+        entries.append({
+            "videoID": clip_id,
+            "enCap": distinct_captions(spec, caption_rng, CAPTIONS_PER_CLIP),
+            "chCap": [CHINESE_PLACEHOLDER] * CAPTIONS_PER_CLIP,
+        })
+        ids_of[split].append(clip_id)
+    write_videos(jobs, "generating the offline VATEX", progress)
+    write_json_atomic(root / "vatex_data.json", entries)
+    for split, ids in ids_of.items():
+        write_text_atomic(root / f"{split}_list.txt", "".join(f"{clip_id}\n" for clip_id in ids))
+    return finish_dataset(root, settings)
+
+
+@DATA_ROOTS.register("vatex")
+def offline_vatex(progress: bool = True) -> Path:
+    return generate_vatex(cache_dir() / "data" / "vatex", progress=progress)

@@ -1,0 +1,139 @@
+"""Writing a generated dataset to disk: mp4 files rendered and encoded on every CPU core, annotation files
+written atomically, and a marker written last that records the settings. A dataset folder is therefore
+either complete and current, or regenerated: a changed setting, renderer or interrupted run never leaves
+stale or half-written data that looks finished."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vtrbench.offline.world import CLIPS_VERSION, ClipSpec, render_clip
+from vtrbench.progress import bar, phase
+
+# A multiple of 32: decord 0.6.0 returns garbled frames (4 channels) for widths that are not, e.g. 48.
+VIDEO_SIZE = 64
+VIDEO_FPS = 8
+# MPEG-4 part 2, not H.264: libx264 in PyAV's ffmpeg gives different bytes for the same frames from run to run,
+# which would break "same seed, same dataset"; mpeg4 is deterministic and in every ffmpeg build.
+VIDEO_CODEC = "mpeg4"
+MARKER_NAME = ".vtrbench_synthetic.json"
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: int = VIDEO_FPS) -> None:
+    """Encode uint8 [T, H, W, 3] frames (H, W even) as an mp4, through a temporary file then a rename."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}.mp4")
+    with av.open(str(temporary), mode="w") as container:
+        stream = container.add_stream(VIDEO_CODEC, rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        # Near-lossless quality: the cues are a few pixels wide and the files stay tiny anyway.
+        stream.options = {"qscale": "2"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    os.replace(temporary, path)
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video file: the clips it plays one after another (one clip, or an ActivityNet video's events)."""
+
+    path: Path
+    clips: tuple[ClipSpec, ...]
+
+
+def _render_and_write(job: VideoJob) -> None:
+    write_mp4(job.path, np.concatenate([render_clip(spec, VIDEO_SIZE) for spec in job.clips]))
+
+
+def write_videos(jobs: Sequence[VideoJob], description: str, progress: bool = True) -> None:
+    """Render and encode every job, one process per CPU core where the platform can fork.
+
+    Each video depends on its specs alone, so the files are the same whatever the number of processes.
+    Fork (not spawn) keeps the start-up cost at nothing; the workers use numpy and PyAV only, never torch.
+    """
+    workers = min(len(jobs), os.cpu_count() or 1)
+    with phase(f"{description}: {len(jobs):,} videos on {workers} process(es)", progress):
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for job in bar(jobs, description, progress):
+                _render_and_write(job)
+            return
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            done = pool.map(_render_and_write, jobs, chunksize=16)
+            for _ in bar(done, description, progress, total=len(jobs)):
+                pass
+
+
+def write_json_atomic(path: Path, payload: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        json.dump(payload, handle, indent=1)
+    os.replace(handle.name, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
+
+
+def dataset_settings(format_name: str, seed: int, sizes: dict[str, int], **extra: object) -> dict:
+    """What a generated dataset depends on: its marker holds it, and any change regenerates the data."""
+    return {"format": format_name, "renderer_version": CLIPS_VERSION, "seed": seed, "sizes": dict(sizes),
+            "size": VIDEO_SIZE, "fps": VIDEO_FPS, **extra}
+
+
+def is_complete(root: Path, settings: dict) -> bool:
+    marker = root / MARKER_NAME
+    try:
+        return json.loads(marker.read_text()) == settings
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def start_dataset(root: Path, settings: dict) -> Path:
+    """Prepare `root` for writing: drop a stale marker and return an empty `root/videos` folder (leftovers of
+    other settings would otherwise linger beside the new clips)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER_NAME).unlink(missing_ok=True)  # the marker is written last, only once all files exist
+    video_dir = root / "videos"
+    if video_dir.exists():
+        shutil.rmtree(video_dir)
+    return video_dir
+
+
+def finish_dataset(root: Path, settings: dict) -> Path:
+    write_json_atomic(root / MARKER_NAME, settings)
+    return root
+
+
+def derived_seed(seed: int, purpose: str) -> int:
+    """An independent seed per dataset and use (`"vatex/train"`), so formats and splits never share clips."""
+    return int(np.random.SeedSequence([seed, *purpose.encode()]).generate_state(1)[0])
+
+
+# YouTube ids are 11 characters of the URL-safe base64 alphabet.
+_YOUTUBE_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
+
+
+def youtube_ids(rng: np.random.Generator, n: int) -> list[str]:
+    """`n` distinct made-up YouTube ids."""
+    ids: dict[str, None] = {}  # a dict keeps the drawing order, so the ids are the same on every platform
+    while len(ids) < n:
+        ids["".join(rng.choice(_YOUTUBE_ALPHABET, 11))] = None
+    return list(ids)

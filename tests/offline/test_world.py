@@ -1,0 +1,142 @@
+"""The generated world: deterministic scenes, and an MSR-VTT in the real layout that decodes and caches."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import decord
+import numpy as np
+import pandas as pd
+import pytest
+
+from vtrbench.offline import msrvtt, world, writer
+from vtrbench.offline.msrvtt import generate_msrvtt
+
+N_TRAIN, N_VAL, N_TEST = 6, 3, 8
+SIZES = {"train": N_TRAIN, "val": N_VAL, "test": N_TEST}
+
+
+@pytest.fixture(scope="module")
+def msrvtt_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_msrvtt(tmp_path_factory.mktemp("msrvtt"), seed=3, sizes=SIZES, progress=False)
+
+
+def test_image_caption_pairs_are_deterministic_and_static() -> None:
+    images, captions = world.render_image_caption_pairs(16, seed=7, size=32)
+    again_images, again_captions = world.render_image_caption_pairs(16, seed=7, size=32)
+    assert images.shape == (16, 32, 32, 3) and images.dtype == np.uint8
+    assert np.array_equal(images, again_images) and captions == again_captions
+    other_images, _ = world.render_image_caption_pairs(16, seed=8, size=32)
+    assert not np.array_equal(images, other_images)
+    event_words = {"moves", "appears", "disappears", "flashes", "still", "fades"}
+    assert not any(event_words & set(caption.split()) for caption in captions)
+
+
+def test_scenes_render_at_any_resolution() -> None:
+    images, _ = world.render_image_caption_pairs(2, seed=0, size=48)
+    assert images.shape == (2, 48, 48, 3)
+
+
+def test_clip_events_leave_evidence_in_single_frames() -> None:
+    # A clip and its time-reversal must differ frame by frame (as sets), or a mean over frames could not tell
+    # "moves right" from "moves left".
+    [right] = [spec for spec in world.sample_clips(64, seed=0) if spec.event == "moves_right"][:1]
+    mirrored = dataclasses.replace(right, event="moves_left", x=1 - right.x)
+    right_frames, left_frames = world.render_clip(right), world.render_clip(mirrored)
+    assert not np.array_equal(np.sort(right_frames, axis=0), np.sort(left_frames[::-1], axis=0))
+
+
+def test_test_clips_share_appearance_and_differ_in_event() -> None:
+    n_appearances = len(world.CLIP_COLOURS) * len(world.CLIP_SHAPES)
+    specs = world.sample_clips(n_appearances * len(world.EVENTS), seed=1, grouped=True)
+    by_appearance: dict[tuple[str, str], list[str]] = {}
+    for spec in specs:
+        by_appearance.setdefault((spec.colour, spec.shape), []).append(spec.event)
+    assert len(by_appearance) == n_appearances
+    assert all(sorted(events) == sorted(world.EVENTS) for events in by_appearance.values())
+
+
+def test_clip_captions_name_the_place_where_the_object_is() -> None:
+    rng = np.random.default_rng(0)
+    for spec in world.sample_clips(80, seed=2):
+        assert spec.place in world.PLACES_OF_EVENT[spec.event]
+        assert all(f"{spec.colour} {spec.shape} {spec.place} " in caption for caption in world.caption_clip(spec, rng))
+        place_x, place_y = world.POSITIONS[spec.place]
+        path_x = [world._frame_shapes(spec, t)[-1].x for t in range(spec.n_frames) if world._frame_shapes(spec, t)]
+        path_y = [world._frame_shapes(spec, t)[-1].y for t in range(spec.n_frames) if world._frame_shapes(spec, t)]
+        if spec.event in ("moves_right", "moves_left"):  # a lane: the row stays, the column crosses the frame
+            assert max(abs(y - place_y) for y in path_y) < 0.05 and max(path_x) - min(path_x) > 0.45
+        elif spec.event in ("moves_up", "moves_down"):
+            assert max(abs(x - place_x) for x in path_x) < 0.05 and max(path_y) - min(path_y) > 0.45
+        else:
+            assert max(abs(x - place_x) for x in path_x) < 0.05 and max(abs(y - place_y) for y in path_y) < 0.05
+
+
+def test_msrvtt_annotation_files_have_the_real_layout(msrvtt_root: Path) -> None:
+    data = json.loads((msrvtt_root / "MSRVTT_data.json").read_text())
+    assert set(data) == {"info", "videos", "sentences"}
+    assert set(data["videos"][0]) == {"video_id", "category", "url", "start time", "end time", "split", "id"}
+    assert set(data["sentences"][0]) == {"caption", "video_id", "sen_id"}
+    total = N_TRAIN + N_VAL + N_TEST
+    assert len(data["videos"]) == total
+    assert len(data["sentences"]) == total * world.CAPTIONS_PER_CLIP
+    splits = [video["split"] for video in data["videos"]]
+    assert splits == ["train"] * N_TRAIN + ["validate"] * N_VAL + ["test"] * N_TEST
+
+    # As in the real files, the 9k training list holds the official validation videos, and the val file lists them.
+    train = pd.read_csv(msrvtt_root / "MSRVTT_train.9k.csv")
+    assert list(train.columns) == ["video_id"]
+    assert train["video_id"].tolist() == [f"video{i}" for i in range(N_TRAIN + N_VAL)]
+    val = pd.read_csv(msrvtt_root / "MSRVTT_val.full.csv")
+    assert val["video_id"].tolist() == [f"video{i}" for i in range(N_TRAIN, N_TRAIN + N_VAL)]
+
+    test = pd.read_csv(msrvtt_root / "MSRVTT_JSFUSION_test.csv")
+    assert list(test.columns) == ["key", "vid_key", "video_id", "sentence"]
+    assert test["key"].tolist() == [f"ret{i}" for i in range(N_TEST)]
+    assert test["video_id"].tolist() == [f"video{i}" for i in range(N_TRAIN + N_VAL, total)]
+    assert test["vid_key"].tolist() == [f"msr{i}" for i in range(N_TRAIN + N_VAL, total)]
+    captions_of = {}
+    for sentence in data["sentences"]:
+        captions_of.setdefault(sentence["video_id"], []).append(sentence["caption"])
+    assert all(row.sentence in captions_of[row.video_id] for row in test.itertuples())
+
+
+def test_msrvtt_videos_decode_with_decord(msrvtt_root: Path) -> None:
+    data = json.loads((msrvtt_root / "MSRVTT_data.json").read_text())
+    for video in data["videos"]:
+        reader = decord.VideoReader(str(msrvtt_root / "videos" / f"{video['video_id']}.mp4"))
+        expected_frames = round(video["end time"] * writer.VIDEO_FPS)
+        assert len(reader) == expected_frames
+        assert 16 <= expected_frames <= 24
+        assert reader[0].shape == (writer.VIDEO_SIZE, writer.VIDEO_SIZE, 3)
+
+
+def test_msrvtt_is_the_same_whatever_the_number_of_processes(
+    msrvtt_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer.os, "cpu_count", lambda: 1)  # the fixture was written by one process per core
+    again = generate_msrvtt(tmp_path, seed=3, sizes=SIZES, progress=False)
+    for name in ("MSRVTT_data.json", "MSRVTT_train.9k.csv", "MSRVTT_val.full.csv", "MSRVTT_JSFUSION_test.csv"):
+        assert (again / name).read_bytes() == (msrvtt_root / name).read_bytes()
+    videos = sorted(path.name for path in (msrvtt_root / "videos").iterdir())
+    assert videos == sorted(path.name for path in (again / "videos").iterdir())
+    assert all((again / "videos" / name).read_bytes() == (msrvtt_root / "videos" / name).read_bytes()
+               for name in videos)
+
+
+def test_a_complete_dataset_is_not_generated_again(msrvtt_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("regenerated a cached dataset")
+
+    monkeypatch.setattr(msrvtt, "write_videos", fail)
+    assert generate_msrvtt(msrvtt_root, seed=3, sizes=SIZES, progress=False) == msrvtt_root
+
+
+def test_other_settings_regenerate(tmp_path: Path) -> None:
+    generate_msrvtt(tmp_path, seed=0, sizes={"train": 2, "val": 1, "test": 4}, progress=False)
+    generate_msrvtt(tmp_path, seed=0, sizes={"train": 3, "val": 1, "test": 4}, progress=False)
+    assert len(list((tmp_path / "videos").glob("*.mp4"))) == 8
+    marker = json.loads((tmp_path / writer.MARKER_NAME).read_text())
+    assert marker["sizes"]["train"] == 3

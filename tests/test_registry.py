@@ -1,0 +1,51 @@
+import subprocess
+import sys
+
+import pytest
+
+from vtrbench.registry import BACKBONES, DATA_ROOTS, DATASETS, METHODS, Registry, UnknownNameError
+
+
+def test_builtins_are_registered():
+    assert {"zero_shot", "full_finetune"} <= set(METHODS.names())
+    assert "msrvtt" in DATASETS.names()
+    assert all(e.source == "vtrbench" for e in METHODS.entries() if e.name in ("zero_shot", "full_finetune"))
+
+
+def test_unknown_name_suggests_the_closest():
+    with pytest.raises(UnknownNameError) as err:
+        METHODS.get("zero_shoot")
+    assert "Did you mean 'zero_shot'" in str(err.value)
+    assert "full_finetune" in str(err.value)
+
+
+def test_register_decorator_and_duplicates():
+    reg = Registry("thing", None)
+
+    @reg.register("a")
+    class A:
+        pass
+
+    assert reg.get("a") is A
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("a")(type("B", (), {}))
+
+
+def test_the_offline_room_registers_a_backbone_and_every_dataset_s_data_root():
+    assert "vtrbench-tiny" in BACKBONES.names()
+    assert set(DATA_ROOTS.names()) == {"msrvtt", "vatex", "lsmdc", "activitynet"}
+    assert all(DATA_ROOTS.get(DATASETS.get(name).offline_format) for name in DATA_ROOTS.names())
+
+
+def test_methods_and_datasets_import_nothing_of_the_rooms_above_them():
+    """Dependencies point one way: a method or a dataset imports the registry and its own room only."""
+    script = """
+import importlib, pkgutil, sys
+import vtrbench.datasets, vtrbench.methods
+for package in (vtrbench.methods, vtrbench.datasets):
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+print(sorted(m for m in sys.modules if m.startswith(("vtrbench.benchmark", "vtrbench.offline", "vtrbench.reports"))))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
