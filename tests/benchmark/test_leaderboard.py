@@ -43,7 +43,7 @@ def test_interrupted_leaderboard_resumes_and_keeps_finished_results(tiny_msrvtt,
     second = subprocess.run(leaderboard_command(tiny_msrvtt, tmp_path), env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "zero_shot seed0: finished earlier, skipped" in second.stdout
+    assert "zero_shot seed0: finished earlier with this config, skipped" in second.stdout
     assert zero_shot.read_bytes() == finished_before and zero_shot.stat().st_mtime_ns == mtime_before
     result = json.loads((finetune_dir / "result.json").read_text())
     assert result["status"] == "finished" and result["timing"]["epochs"] == 3

@@ -1,11 +1,15 @@
 import json
+import re
 
 import pytest
+from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from tests.benchmark.conftest import tiny_run_overrides
+from vtrbench.benchmark.cli import main
 from vtrbench.benchmark.config import resolve_config, run_dir
-from vtrbench.benchmark.results import CHECKPOINT_FILE, RESULT_FILE, WEIGHTS_FILE
+from vtrbench.benchmark.leaderboard import run_leaderboard
+from vtrbench.benchmark.results import CHECKPOINT_FILE, RESULT_FILE, WEIGHTS_FILE, RunConflictError
 from vtrbench.benchmark.runner import cosine_with_warmup, execute, record_failure
 
 
@@ -31,6 +35,55 @@ def test_a_run_writes_its_result_and_tuned_weights(tiny_msrvtt, tmp_path):
     assert (out / RESULT_FILE).stat().st_mtime_ns == before
 
 
+def test_a_finished_run_is_reused_only_for_the_same_config(tiny_msrvtt, tmp_path, capsys):
+    runs = tmp_path / "runs"
+
+    def config(**extra):
+        return resolve_config(tiny_run_overrides(tiny_msrvtt, runs, method="zero_shot", **extra))
+
+    finished = execute(config())
+    result_file = run_dir(config()) / RESULT_FILE
+    before = result_file.read_bytes()
+    # keys that only change where results go and what is printed: the same run
+    output_only = {"quiet": "false", "output.wandb_project": "other", "output.reports_dir": str(tmp_path / "r"),
+                   "data.num_workers": 1}
+    assert execute(config(**output_only))["metrics"] == finished["metrics"]
+    # anything else: refused, naming the key, before any work; the finished result stays as it was
+    for key, value in (("train.epochs", 3), ("msrvtt.root", str(tmp_path / "other")), ("data.num_frames", 2)):
+        with pytest.raises(RunConflictError, match=re.escape(key)):
+            execute(config(**{key: value}))
+        assert main(["run", *tiny_run_overrides(tiny_msrvtt, runs, method="zero_shot", **{key: value})]) == 2
+        assert key in capsys.readouterr().err
+        assert result_file.read_bytes() == before
+
+
+def test_a_leaderboard_refuses_finished_runs_of_another_config_before_running_anything(tiny_msrvtt, tmp_path):
+    runs = tmp_path / "runs"
+    base = [o for o in tiny_run_overrides(tiny_msrvtt, runs) if not o.startswith(("method=", "dataset="))]
+    assert run_leaderboard([*base, "methods=[zero_shot]", "datasets=[msrvtt]",
+                            f"output.reports_dir={tmp_path / 'reports'}"], quiet=True) == 0
+    with pytest.raises(RunConflictError, match="train.epochs"):
+        run_leaderboard([*base, "methods=[full_finetune,zero_shot]", "datasets=[msrvtt]", "train.epochs=3",
+                         f"output.reports_dir={tmp_path / 'reports'}"], quiet=True)
+    assert not any(runs.rglob("full_finetune*"))  # nothing ran
+
+
+def test_an_unfinished_run_of_another_config_is_not_resumed(tiny_msrvtt, tmp_path, capsys):
+    from vtrbench.benchmark.runner import Run
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", **{"train.epochs": 1}))
+    other = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", **{"train.epochs": 1,
+                                                                                 "train.lr": 0.5}))
+    run = Run(other)
+    run_dir(other).mkdir(parents=True)
+    (run_dir(other) / "config.yaml").write_text(OmegaConf.to_yaml(other))
+    run.train(run.split("train"))
+    assert (run_dir(config) / CHECKPOINT_FILE).is_file()
+    result = execute(config)
+    assert "belongs to another config (train.lr" in capsys.readouterr().err
+    assert result["timing"]["epochs"] == 1 and result["timing"]["steps"] > 0  # trained afresh, not resumed
+
+
 def test_frozen_trunk_and_zero_tuned(tiny_msrvtt, tmp_path):
     config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot"))
     result = execute(config)
@@ -46,8 +99,8 @@ def test_a_failure_is_recorded_and_never_replaces_a_finished_result(tiny_msrvtt,
     assert failed["status"] == "failed" and "nowhere" in failed["error"]
 
     good = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs2", method="zero_shot"))
-    finished = execute(good)
-    assert record_failure(good, RuntimeError("late"))["metrics"] == finished["metrics"]
+    execute(good)
+    assert record_failure(good, RuntimeError("late"))["error"] == "RuntimeError: late"  # said, not written
     assert json.loads((run_dir(good) / RESULT_FILE).read_text())["status"] == "finished"
 
 

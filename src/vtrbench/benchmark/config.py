@@ -76,6 +76,9 @@ class HarnessConfig:
 
 
 HARNESS_KEYS = {f.name for f in dataclasses.fields(HarnessConfig)}
+# Keys that change where a run writes and what it prints, never what it computes: a finished run is reused
+# across them. Everything else must be equal for a finished run to stand for the requested one.
+OUTPUT_ONLY_KEYS = ("output", "quiet", "data.num_workers")
 
 
 def config_file(*parts: str) -> Path | None:
@@ -213,3 +216,30 @@ def run_dir(config: DictConfig) -> Path:
         Path(config.output.runs_dir) / config.dataset / config.backbone.name.replace("/", "-") / name
         / f"seed{config.seed}"
     )
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def config_differences(saved: dict, requested: DictConfig) -> list[str]:
+    """`key: saved -> requested` for every setting (output-only keys aside) in which a saved run's resolved
+    config differs from the requested one; empty when the saved run stands for the requested one."""
+    requested_flat = _flatten(OmegaConf.to_container(requested, resolve=True))
+    saved_flat = _flatten(saved)
+
+    def counts(key: str) -> bool:
+        return not any(key == k or key.startswith(f"{k}.") for k in OUTPUT_ONLY_KEYS)
+
+    keys = sorted(k for k in set(saved_flat) | set(requested_flat) if counts(k))
+    missing = "(absent)"
+    return [
+        f"{key}: {saved_flat.get(key, missing)!r} -> {requested_flat.get(key, missing)!r}"
+        for key in keys
+        if saved_flat.get(key, missing) != requested_flat.get(key, missing)
+    ]

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from vtrbench.benchmark.config import load_preset, parse_overrides, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
-from vtrbench.benchmark.results import is_finished
+from vtrbench.benchmark.results import RunConflictError, finished_result
 from vtrbench.registry import METHODS
 
 MATRIX_KEYS = ("methods", "datasets", "seeds")
@@ -87,16 +87,25 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     """`launcher=local|slurm|submitit-local` and `slurm.*` choose where the runs execute (launchers.py)."""
     launch_options, overrides = split_launch_options(overrides)
     runs = plan(overrides)
-    prepare_offline_assets([config for _, config in runs], quiet)
     started = time.perf_counter()
     pending = []
+    conflicts = []
     for i, (run_overrides, config) in enumerate(runs, 1):
         label = f"[{i}/{len(runs)}] {config.dataset} {config.method}{'.' + config.variant if config.variant else ''}" \
                 f" seed{config.seed}"
-        if is_finished(run_dir(config)):
-            print(f"{label}: finished earlier, skipped", flush=True)
+        try:
+            finished = finished_result(run_dir(config), config)
+        except RunConflictError as err:
+            conflicts.append(str(err))
+            continue
+        if finished is not None:
+            print(f"{label}: finished earlier with this config, skipped", flush=True)
         else:
             pending.append(PendingRun(label, run_overrides, config))
+    if conflicts:  # before anything runs, so that nothing is half done
+        more = f" (and {len(conflicts) - 1} more run folder(s) like it)" if len(conflicts) > 1 else ""
+        raise RunConflictError(conflicts[0] + more)
+    prepare_offline_assets([run.config for run in pending], quiet)
     failed = launch(pending, launch_options, quiet)
     print(f"{len(runs)} run(s), {failed} failed, {time.perf_counter() - started:.0f} s", flush=True)
     if not runs:

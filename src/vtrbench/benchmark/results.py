@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from vtrbench.benchmark.config import config_differences
 from vtrbench.benchmark.counting import tuned_parameters
 
 RESULT_FILE = "result.json"
@@ -54,6 +56,26 @@ def read_result(run_dir: Path) -> dict | None:
 def is_finished(run_dir: Path) -> bool:
     result = read_result(run_dir)
     return result is not None and result.get("status") == "finished"
+
+
+class RunConflictError(ValueError):
+    """A run folder holds a finished run of another configuration than the one requested."""
+
+
+def finished_result(run_dir: Path, config: DictConfig) -> dict | None:
+    """The finished result in `run_dir` when it was made with `config` (output-only keys aside), None when
+    there is no finished result; a finished result of any other config is never reused nor replaced."""
+    result = read_result(run_dir)
+    if result is None or result.get("status") != "finished":
+        return None
+    differences = config_differences(result.get("config") or {}, config)
+    if differences:
+        shown = "; ".join(differences[:4]) + (f"; and {len(differences) - 4} more" if len(differences) > 4 else "")
+        raise RunConflictError(
+            f"{run_dir} holds a finished run of another config ({shown}); it is kept, not reused: choose "
+            f"another output.runs_dir or variant=NAME, or delete that folder to run this config there"
+        )
+    return result
 
 
 def save_tuned_weights(model: nn.Module, path: Path) -> int:

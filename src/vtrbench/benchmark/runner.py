@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from vtrbench.benchmark import distributed as dist
-from vtrbench.benchmark.config import dataset_options, method_options, run_dir
+from vtrbench.benchmark.config import config_differences, dataset_options, method_options, run_dir
 from vtrbench.benchmark.counting import count_parameters, tuned_parameters
 from vtrbench.benchmark.data import (
     CaptionPairs,
@@ -45,11 +45,11 @@ from vtrbench.benchmark.results import (
     SCHEMA_VERSION,
     WEIGHTS_FILE,
     atomic_write,
+    finished_result,
     git_commit,
     is_finished,
     load_checkpoint,
     package_versions,
-    read_result,
     save_checkpoint,
     save_tuned_weights,
     write_json,
@@ -395,12 +395,15 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def execute(config: DictConfig) -> dict:
-    """Run one configuration to a result file (skipped when already finished); returns the result."""
+    """Run one configuration to a result file; returns the result. A finished run of this config is returned
+    as it is; a finished run of another config in the same folder is an error (`RunConflictError`)."""
     out_dir = run_dir(config)
-    if is_finished(out_dir):
-        return read_result(out_dir)
+    finished = finished_result(out_dir, config)
+    if finished is not None:
+        return finished
     run = Run(config)
     if dist.is_main():
+        drop_state_of_another_config(out_dir, config)
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(OmegaConf.to_yaml(config)))
     reset_peak_memory(run.device)
@@ -449,11 +452,22 @@ def execute(config: DictConfig) -> dict:
     return result
 
 
+def drop_state_of_another_config(out_dir: Path, config: DictConfig) -> None:
+    """An unfinished run of another config left in the folder (its epoch checkpoint) is never resumed."""
+    saved = out_dir / CONFIG_FILE
+    checkpoint = out_dir / CHECKPOINT_FILE
+    if not (saved.is_file() and checkpoint.is_file()):
+        return
+    differences = config_differences(OmegaConf.to_container(OmegaConf.load(saved), resolve=True), config)
+    if differences:
+        print(f"{out_dir}: the epoch checkpoint there belongs to another config ({differences[0]}); "
+              f"starting afresh", file=sys.stderr)
+        checkpoint.unlink()
+
+
 def record_failure(config: DictConfig, error: BaseException) -> dict:
-    """A failed run leaves a result file saying so (never over a finished one)."""
+    """A failed run leaves a result file saying so, never over a finished one (of any config)."""
     out_dir = run_dir(config)
-    if is_finished(out_dir):
-        return read_result(out_dir)
     result = {
         "schema": SCHEMA_VERSION, "status": "failed", "method": config.method, "variant": config.variant,
         "dataset": config.dataset, "backbone": config.backbone.name, "pretrained": config.backbone.pretrained,
@@ -461,5 +475,6 @@ def record_failure(config: DictConfig, error: BaseException) -> dict:
         "traceback": "".join(traceback.format_exception(error)),
         "config": OmegaConf.to_container(config, resolve=True),
     }
-    write_json(out_dir / RESULT_FILE, result)
+    if not is_finished(out_dir):
+        write_json(out_dir / RESULT_FILE, result)
     return result
