@@ -43,6 +43,7 @@ def test_malformed_override():
 
 def test_paper_preset_resolves_for_every_method_and_dataset():
     from vtrbench.benchmark.config import load_preset
+    from vtrbench.methods.backbone import parse_quick_gelu
 
     preset = load_preset("paper")
     assert all(rule.source for rule in preset.rules)
@@ -50,6 +51,7 @@ def test_paper_preset_resolves_for_every_method_and_dataset():
         for method in preset.methods:
             cfg = resolve_config(["preset=paper", f"method={method}", f"dataset={dataset}"])
             assert cfg.backbone.name == "ViT-B-32" and cfg.backbone.pretrained == "openai"
+            assert parse_quick_gelu(cfg.backbone.quick_gelu) is True  # OpenAI's weights, also from a file
             assert cfg.data.num_frames == (64 if dataset == "activitynet" else 12)
     dgl = resolve_config(["preset=paper", "method=dgl", "dataset=lsmdc"])
     assert dgl.train.lr == pytest.approx(1e-2) and dgl.train.epochs == 10 and dgl.dgl.latent == "linear"

@@ -22,6 +22,7 @@ def test_a_run_writes_its_result_and_tuned_weights(tiny_msrvtt, tmp_path):
     assert set(on_disk["metrics"]) == {"t2v", "v2t", "rsum"}
     assert len(on_disk["ranks"]["t2v"]) == 8 and len(on_disk["ranks"]["v2t"]) == 8
     assert on_disk["model_selection"] == "last_epoch"
+    assert on_disk["activation"] == "gelu"  # vtrbench-tiny's, read from the modules built
     assert on_disk["config"]["train"]["epochs"] == 2
     assert on_disk["timing"]["epochs"] == 2 and on_disk["timing"]["steps"] > 0
     weights = load_file(str(out / WEIGHTS_FILE))

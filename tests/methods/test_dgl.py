@@ -1,18 +1,22 @@
-"""DGL as METHODS.md defines it: batched global-local layer, parameter counts, postfix placement, masks."""
+"""DGL as METHODS.md defines it: batched global-local layer, parameter counts, postfix placement, masks, and
+the official code's video heads and initialisation."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from open_clip.model import CLIP
 from open_clip.transformer import ResidualAttentionBlock
 
 from vtrbench.benchmark.cli import main as vtrbench_main
 from vtrbench.benchmark.counting import count_parameters
 from vtrbench.methods.backbone import Backbone
-from vtrbench.methods.dgl import DGL, VISUAL_OUTPUT_TYPES, DGLConfig, global_local_block
+from vtrbench.methods.dgl import DGL, VISUAL_OUTPUT_TYPES, DGLConfig, global_local_block, vpt_uniform_bound
 
 
 def reference_global_local_block(block, global_tokens, frames, mask):
@@ -47,16 +51,16 @@ def test_batched_global_local_block_matches_per_frame_loop():
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
-def small_backbone(visual_width: int, text_width: int, layers: int) -> Backbone:
+def small_backbone(visual_width: int, text_width: int, layers: int, patch_size: int = 8) -> Backbone:
     """A CLIP of the given widths and depth, small vocabulary: only shapes matter for counting."""
     model = CLIP(
         embed_dim=24,
-        vision_cfg={"image_size": 16, "patch_size": 8, "width": visual_width, "layers": layers,
-                    "head_width": 32},
+        vision_cfg={"image_size": 2 * patch_size, "patch_size": patch_size, "width": visual_width,
+                    "layers": layers, "head_width": 32},
         text_cfg={"context_length": 16, "vocab_size": 64, "width": text_width, "heads": 2, "layers": layers},
     )
     elements = sum(p.numel() for p in model.parameters())
-    return Backbone("small", "random", model, 16, (0.5,) * 3, (0.5,) * 3, elements)
+    return Backbone("small", "random", model, 2 * patch_size, (0.5,) * 3, (0.5,) * 3, elements)
 
 
 def linear_count(nl: int, kp: int, dv: int, dt: int, ng: int) -> int:
@@ -132,6 +136,71 @@ def test_padded_frames_do_not_reach_the_video_vector(latent, output_type, make_t
             torch.testing.assert_close(alone, video[2:], rtol=1e-5, atol=1e-5)
 
 
+def official_video_vector(tokens: torch.Tensor, num_global: int, real_frames: int, kind: str) -> torch.Tensor:
+    """The official `encode_image` head on one clip's projected tokens [Ng + T, D] (global tokens first, then
+    each frame's CLS): the first global token, or a plain mean. Frames past `real_frames` are padding, left
+    out here where the official code averages repeats of the last frame (the documented difference)."""
+    global_tokens, frame_cls = tokens[:num_global], tokens[num_global : num_global + real_frames]
+    if kind == "global_prompt0":
+        return global_tokens[0]
+    if kind == "average_global_prompt":
+        return torch.mean(global_tokens, 0)
+    if kind == "average_frame_cls_token":
+        return torch.mean(frame_cls, 0)
+    assert kind == "average_global_prompt_and_frame_cls_token"
+    return torch.mean(torch.cat([global_tokens, frame_cls]), 0)
+
+
+@pytest.mark.parametrize("latent", ["linear", "transformer"])
+def test_every_video_vector_follows_the_official_formula(latent, make_tiny_backbone, random_clips):
+    torch.manual_seed(2)
+    method = DGL(make_tiny_backbone(0), DGLConfig(latent=latent, num_global=3, num_frames=4)).eval()
+    lengths = [4, 2, 1]
+    frames, mask = random_clips(lengths, 4)
+    with torch.no_grad():
+        trunk = method.video_features(frames, mask)  # [B, Ng + T, Dv] after ln_post, computed once
+        projected = trunk @ method.clip.visual.proj
+        # the default is the official arithmetic; `normalized` L2-normalises each projected token first
+        for options, tokens in (({}, projected), ({"average": "normalized"}, F.normalize(projected, dim=-1))):
+            for kind in VISUAL_OUTPUT_TYPES:
+                method.config = dataclasses.replace(method.config, visual_output_type=kind, **options)
+                expected = torch.stack([official_video_vector(tokens[b], 3, n, kind) for b, n in enumerate(lengths)])
+                torch.testing.assert_close(method.video_head(trunk, mask), expected, rtol=1e-5, atol=1e-6,
+                                           msg=f"{options} {kind}")
+
+
+def assert_uniform(values: torch.Tensor, bound: float) -> None:
+    assert values.abs().max() <= bound and values.abs().max() > 0.95 * bound  # fills the whole range
+    assert values.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.1)
+
+
+def test_official_init_uniform_prompts_and_unit_normal_table(make_tiny_backbone):
+    # ViT-B/32's patch and width (one layer is enough for the rule): the bound is sqrt(6 / 3840) = 0.0395
+    vit_b_32 = small_backbone(768, 64, 1, patch_size=32)
+    assert vpt_uniform_bound(vit_b_32.model.visual) == pytest.approx(math.sqrt(6 / (3 * 32 * 32 + 768)))
+    assert vpt_uniform_bound(vit_b_32.model.visual) == pytest.approx(0.0395, abs=5e-5)
+    tiny = make_tiny_backbone(0)  # patch 8, width 128
+    for backbone, prompt_layers in ((vit_b_32, 1), (tiny, 4)):
+        bound = vpt_uniform_bound(backbone.model.visual)
+        torch.manual_seed(0)
+        linear = DGL(backbone, DGLConfig(latent="linear"))
+        assert linear.latent.latent.shape[1] == prompt_layers
+        assert_uniform(linear.global_prompts, bound)
+        assert_uniform(linear.latent.latent, bound)
+        transformer = DGL(backbone, DGLConfig(latent="transformer", num_frames=12))
+        assert_uniform(transformer.global_prompts, bound)
+        table = transformer.latent.table
+        assert table.std().item() == pytest.approx(1.0, rel=0.05) and abs(table.mean().item()) < 0.05
+
+
+def test_normal_init_keeps_the_small_normal_rule(tiny_backbone):
+    torch.manual_seed(0)
+    linear = DGL(tiny_backbone, DGLConfig(latent="linear", init="normal"))
+    transformer = DGL(tiny_backbone, DGLConfig(latent="transformer", num_frames=12, init="normal"))
+    for values in (linear.global_prompts, linear.latent.latent, transformer.latent.table):
+        assert values.std().item() == pytest.approx(0.02, rel=0.1)
+
+
 def test_prompts_are_computed_once_per_training_forward(tiny_backbone, caption_tokens, random_clips):
     method = DGL(tiny_backbone, DGLConfig(latent="transformer", num_frames=2))
     calls = []
@@ -147,7 +216,8 @@ def test_transformer_latent_refuses_a_different_frame_count(tiny_backbone, rando
 
 
 @pytest.mark.parametrize(
-    "options", [{"latent": "mlp"}, {"num_text": 6}, {"postfix": "end"}, {"visual_output_type": "cls"}]
+    "options", [{"latent": "mlp"}, {"num_text": 6}, {"postfix": "end"}, {"visual_output_type": "cls"},
+                {"average": "mean"}, {"init": "xavier"}]
 )
 def test_invalid_options_are_refused(options):
     with pytest.raises(ValueError):

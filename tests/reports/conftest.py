@@ -43,6 +43,7 @@ def result_record(
         "split": "test",
         "backbone": backbone,
         "pretrained": "offline",
+        "activation": "gelu",
         "seed": seed,
         "metrics": {
             "t2v": t2v,

@@ -21,7 +21,7 @@ def test_one_row_per_run_with_flat_columns(write_run, write_failed_run, tmp_path
     assert len(results) == 3
     dgl = results[results["method"] == "dgl"].iloc[0]
     assert (dgl["variant"], dgl["seed"], dgl["t2v_R1"], dgl["tuned"]) == ("linear", 1, 50.0, 830_000)
-    assert dgl["t2v_MdR"] == 2.0
+    assert dgl["t2v_MdR"] == 2.0 and dgl["activation"] == "gelu"
     np.testing.assert_array_equal(dgl["t2v_ranks"], [1, 1, 3, 20])
     failed = results[results["status"] == "failed"].iloc[0]
     assert failed["error"] == "CUDA out of memory" and np.isnan(failed["t2v_R1"])

@@ -8,16 +8,17 @@ import sys
 from pathlib import Path
 
 from vtrbench.benchmark.config import HARNESS_KEYS, ConfigError, resolve_config
-from vtrbench.registry import BACKBONES, DATASETS, METHODS, UnknownNameError
+from vtrbench.registry import DATASETS, METHODS, UnknownNameError
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "backbones":
-        from vtrbench.methods.backbone import backbone_names
+        from vtrbench.methods.backbone import backbone_rows
 
-        own = set(BACKBONES.names())
-        for name in backbone_names():
-            print(f"{name:40s} {'vtrbench (offline default)' if name in own else 'open_clip'}")
+        rows = [("backbone", "backbone.pretrained", "activation (auto)", "source"), *backbone_rows()]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        for row in rows:  # the last column, unpadded
+            print("  ".join([*(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)), row[3]]))
         return 0
     registry = METHODS if args.what == "methods" else DATASETS
     for entry in registry.entries():

@@ -27,6 +27,9 @@ class ConfigError(ValueError):
 class BackboneConfig:
     name: str = "vtrbench-tiny"
     pretrained: str = "offline"
+    # MLP activation: auto (an open_clip tag's own flag, else the architecture's config), true or false
+    # (forced, e.g. for a checkpoint file of OpenAI's QuickGELU weights); see methods/backbone.py
+    quick_gelu: str = "auto"
 
 
 @dataclass

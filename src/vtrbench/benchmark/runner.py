@@ -152,7 +152,8 @@ class Run:
         self.out_dir = run_dir(config)
         self.device = dist.init_from_environment() or pick_device(config.device)
         seed_everything(config.seed)
-        self.backbone = load_backbone(config.backbone.name, config.backbone.pretrained, progress=not config.quiet)
+        self.backbone = load_backbone(config.backbone.name, config.backbone.pretrained, config.backbone.quick_gelu,
+                                      progress=not config.quiet)
         context = self.backbone.model.positional_embedding.shape[0]
         if config.data.max_words > context:
             raise ValueError(f"data.max_words={config.data.max_words} exceeds the backbone's text length {context}")
@@ -421,6 +422,7 @@ def execute(config: DictConfig) -> dict:
         "split": "test",
         "backbone": config.backbone.name,
         "pretrained": config.backbone.pretrained,
+        "activation": run.backbone.activation,  # read from the modules built, not from the config
         "seed": config.seed,
         "metrics": metrics,
         "ranks": {k: v.tolist() for k, v in ranks.items()},

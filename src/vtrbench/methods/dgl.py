@@ -6,20 +6,42 @@ prompts (`num_local` per frame, after each frame's CLS) and the text prompts (`n
 SOT, half a postfix). In every ViT layer, with that layer's own frozen weights, the tokens of frame t attend
 to [G ; frame t] (local view) and G attends to [G ; every real frame] (global view).
 
-Postfix placement (`postfix`):
-- `after_padding` (default, the reference code): the postfix follows the padded caption, behind EOT. CLIP's
-  causal text mask never lets EOT see it, so it has no effect on the text vector; published numbers were
-  obtained this way.
-- `before_eot`: the postfix sits between the caption's last word and EOT, so EOT attends to it.
-
 Video vector (`visual_output_type`, after ln_post and the visual projection): `global_prompt0` (the first
-global token), `average_global_prompt`, `average_frame_cls_token` (real frames only) or
-`average_global_prompt_and_frame_cls_token` (the mean over the global tokens and the real frames' CLS
-tokens together). Averages are taken over L2-normalised token vectors, as meanP averages normalised frames.
+global token, the default), `average_global_prompt`, `average_frame_cls_token` (real frames only) or
+`average_global_prompt_and_frame_cls_token` (the global tokens and the real frames' CLS tokens together).
+
+The official code (knightyxp/DGL, `modules/clip.py`) is the reference for the arithmetic. Every known
+difference, why, and the option that restores the official behaviour where one can:
+- Averages (`average`): `plain` (default, official) takes the plain mean of the projected tokens;
+  `normalized` L2-normalises each projected token first, as CLIP4Clip's meanP does with frames.
+- Initialisation (`init`): `official` (default): G and the linear latent Z uniform in
+  +-sqrt(6 / (3 * patch_h * patch_w + Dv)) (VPT's rule; +-0.0395 on ViT-B/32, where the official code writes
+  Dv = 768 as a constant for G), the transformer latent's table E ~ N(0, 1) (nn.Embedding's default; the
+  official code never re-initialises it), the latent block and MLPs as PyTorch initialises them. `normal`:
+  N(0, 0.02) for G, Z and E (this package's earlier rule; E is then 50 times smaller).
+- Padded frames: the official loader fills a clip shorter than the frame count by repeating its last frame,
+  and DGL then treats every slot as real (G attends to all of them; the frame average counts the repeats).
+  Here the harness pads and masks (PROTOCOL.md): padded frames are left out of G's keys and of the frame
+  averages. Intended, no option: repeating a frame weights it more in the video vector. Clips with at least
+  `data.num_frames` frames are computed identically.
+- Postfix placement (`postfix`): `after_padding` (default, official) puts the text postfix after the padded
+  caption, behind EOT, where CLIP's causal mask never lets EOT see it: it has no effect on the text vector.
+  `before_eot` puts it between the caption's last word and EOT, so EOT attends to it.
+- Prompt depth below the layer count (`prompt_layers` < 12 on ViT-B/32): the official code crashes (its
+  visual loop indexes a layer's prompts past K_p; its text loop would also stop after K_p layers). Here the
+  layers from K_p on run unprompted on what the prompted layers produced, in both towers, all layers.
+- Ng != Nl (`num_global` != `num_local`): the official code crashes (it sizes the local prompt slots, and
+  reads the linear latent, with Ng, and takes the first 4 output tokens as the global ones). Here they are
+  independent.
+- Not offered: the official `global-local-feature` output (a token sequence, not one vector).
+- Harness-wide, not DGL's (PROTOCOL.md): AdamW leaves every 1-D parameter (biases and LayerNorm gains) out of
+  weight decay, where the official optimiser exempts only names containing `bias`, so it decays the
+  LayerNorm gains of the transformer latent's block.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -35,6 +57,8 @@ from vtrbench.registry import METHODS
 
 LATENTS = ("linear", "transformer")
 POSTFIX_PLACEMENTS = ("after_padding", "before_eot")
+AVERAGES = ("plain", "normalized")
+INITS = ("official", "normal")
 VISUAL_OUTPUT_TYPES = (
     "global_prompt0",
     "average_global_prompt",
@@ -55,12 +79,16 @@ class DGLConfig:
     num_frames: int = 12
     postfix: str = "after_padding"  # or "before_eot"; see the module docstring
     visual_output_type: str = "global_prompt0"
+    average: str = "plain"  # the average_* outputs: "plain" (official) or "normalized" (L2 per token first)
+    init: str = "official"  # "official" (uniform G and Z, N(0, 1) table) or "normal" (N(0, 0.02) for all)
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
             ("latent", self.latent, LATENTS),
             ("postfix", self.postfix, POSTFIX_PLACEMENTS),
             ("visual_output_type", self.visual_output_type, VISUAL_OUTPUT_TYPES),
+            ("average", self.average, AVERAGES),
+            ("init", self.init, INITS),
         ):
             if value not in allowed:
                 raise ValueError(f"dgl.{name}={value!r}: expected one of {', '.join(allowed)}")
@@ -124,6 +152,13 @@ class TransformerLatent(nn.Module):
         half = self.num_text // 2
         local = out[:, self.num_text :].reshape(self.prompt_layers, self.num_frames, self.num_local, -1)
         return LayerPrompts(local, text[:, :half], text[:, half:])
+
+
+def vpt_uniform_bound(visual: nn.Module) -> float:
+    """VPT's (and the official DGL's) prompt init bound: sqrt(6 / (3 * patch_h * patch_w + Dv)), the
+    Xavier-uniform bound of a patch embedding of 3 * patch^2 inputs and Dv outputs (0.0395 on ViT-B/32)."""
+    patch_h, patch_w = visual.conv1.kernel_size
+    return math.sqrt(6.0 / (3 * patch_h * patch_w + visual.transformer.width))
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -221,6 +256,14 @@ class DGL(RetrievalMethod):
         else:
             self.latent = TransformerLatent(cfg.num_text, cfg.num_local, cfg.num_frames, self.prompt_layers,
                                             dv, dt)
+        if cfg.init == "official":
+            with torch.no_grad():
+                bound = vpt_uniform_bound(self.clip.visual)
+                self.global_prompts.uniform_(-bound, bound)
+                if isinstance(self.latent, LinearLatent):
+                    self.latent.latent.uniform_(-bound, bound)
+                else:
+                    self.latent.table.normal_(0.0, 1.0)
 
     # ---- text -------------------------------------------------------------------------------------------
     def text_features(self, tokens: torch.Tensor, prompts: LayerPrompts | None = None) -> torch.Tensor:
@@ -257,18 +300,19 @@ class DGL(RetrievalMethod):
         return visual.ln_post(torch.cat([global_tokens, x[:, :, 0]], dim=1))
 
     def video_head(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[B, Ng + T, Dv] trunk tokens -> [B, D]; the means are over the real frames only (see docstring)."""
         projected = features @ self.clip.visual.proj
-        num_global = self.config.num_global
-        global_vectors, frame_vectors = projected[:, :num_global], projected[:, num_global:]
-        kind = self.config.visual_output_type
+        if self.config.average == "normalized":
+            projected = F.normalize(projected, dim=-1)
+        kind, num_global = self.config.visual_output_type, self.config.num_global
         if kind == "global_prompt0":
-            return global_vectors[:, 0]
+            return projected[:, 0]
         if kind == "average_global_prompt":
-            return F.normalize(global_vectors, dim=-1).mean(dim=1)
+            return projected[:, :num_global].mean(dim=1)
         if kind == "average_frame_cls_token":
-            return mean_pool(F.normalize(frame_vectors, dim=-1), mask)
+            return mean_pool(projected[:, num_global:], mask)
         tokens_valid = torch.cat([mask.new_ones(mask.shape[0], num_global), mask], dim=1)
-        return mean_pool(F.normalize(projected, dim=-1), tokens_valid)
+        return mean_pool(projected, tokens_valid)
 
     def forward(self, tokens: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor):
         prompts = self.latent()  # once for the batch's text and video

@@ -4,7 +4,7 @@ The schema is fixed by the runner (schema 1). The JSON fields are trusted, not t
 copied or renamed run folder still lands in the right row.
 
 Flattened columns:
-  identity   ``method variant dataset split backbone pretrained seed status error path``
+  identity   ``method variant dataset split backbone pretrained activation seed status error path``
   metrics    ``t2v_R1 t2v_R5 t2v_R10 t2v_MdR t2v_MnR`` (same for ``v2t_``) and ``rsum``
   ranks      ``t2v_ranks v2t_ranks``: per-query ranks as int64 numpy arrays (None when absent)
   params     ``tuned backbone_params tuned_pct checkpoint_bytes``
@@ -106,6 +106,7 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
         status=status,
         error=record.get("error", "") if status == "failed" else "",
         pretrained=record.get("pretrained", ""),
+        activation=record.get("activation", ""),  # the backbone's MLP activation; absent in older files
         path=str(path),
     )
     if status == "failed":
