@@ -108,3 +108,27 @@ def test_pickling_leaves_the_memory_map_behind(cache: FrameCache) -> None:
     copy = pickle.loads(pickle.dumps(cache))
     assert copy._frames is None
     assert np.array_equal(copy.read("long", 4).frames, cache.read("long", 4).frames)
+
+
+def test_frames_already_at_the_input_size_are_kept_exactly_as_the_float_path_would_give_them() -> None:
+    frames = np.random.default_rng(0).integers(0, 256, size=(5, 32, 32, 3), dtype=np.uint8)
+    from vtrbench.datasets.frame_cache import resize_to_uint8
+
+    kept = resize_to_uint8(frames, 32)
+    through_floats = preprocess_frames(frames, 32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    assert np.array_equal(kept, through_floats.mul(255).round().byte().permute(0, 2, 3, 1).numpy())
+    assert resize_to_uint8(frames, 16).shape == (5, 16, 16, 3)
+
+
+def test_check_split_opens_no_video_that_the_cache_holds(
+    cache: FrameCache, clips: list[Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vtrbench.datasets.base import Split
+
+    def no_decoding(path: object) -> int:
+        raise AssertionError(f"opened {path}")
+
+    monkeypatch.setattr(data, "count_frames", no_decoding)
+    checked = data.check_split(Split("train", clips[:3]), cache)
+    assert [clip.video_id for clip in checked.clips] == ["long", "short"]
+    assert checked.skipped == {"missing": "missing video file"}

@@ -40,12 +40,16 @@ class CheckedSplit:
         return [caption for clip in self.clips for caption in clip.captions]
 
 
-def check_split(split: Split) -> CheckedSplit:
-    """Open every video once; missing, unreadable and empty clips are set aside and named."""
+def check_split(split: Split, cache: FrameCache | None = None) -> CheckedSplit:
+    """Open every video once; missing, unreadable and empty clips are set aside and named. A clip that a
+    frame cache holds from its current file needs no opening: the cache decoded it and kept its frames."""
     usable, skipped = [], {}
     for clip in split.clips:
         if clip.path is None:
             skipped[clip.video_id] = "missing video file"
+            continue
+        if cache is not None and cache.covers(clip):
+            usable.append(clip)
             continue
         try:
             if count_frames(clip.path) == 0:

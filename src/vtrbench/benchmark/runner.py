@@ -164,10 +164,11 @@ class Run:
         self.params = count_parameters(self.method, self.backbone.num_elements)
         self.show = progress_enabled(config)
         self.tracker = Tracker(config, self.out_dir)
+        self._frame_caches: dict[str, FrameCache | None] = {}
 
     # ---- data -------------------------------------------------------------------------------------------
     def split(self, name: str) -> CheckedSplit:
-        checked = check_split(self.dataset.load(name))
+        checked = check_split(self.dataset.load(name), self.frame_cache(name))
         if checked.skipped and dist.is_main():
             shown = ", ".join(list(checked.skipped)[:5])
             print(f"[{name}] skipping {len(checked.skipped)} clip(s) ({shown}...)", file=sys.stderr)
@@ -190,7 +191,13 @@ class Run:
         )
 
     def frame_cache(self, split: str) -> FrameCache | None:
-        """The split's frame cache (`vtrbench data prepare`) when `data.frame_cache` is on and it is current."""
+        """The split's frame cache (`vtrbench data prepare`) when `data.frame_cache` is on and it is current;
+        opened once per split and run (its index is read once, its frames are memory-mapped)."""
+        if split not in self._frame_caches:
+            self._frame_caches[split] = self._open_frame_cache(split)
+        return self._frame_caches[split]
+
+    def _open_frame_cache(self, split: str) -> FrameCache | None:
         if not self.config.data.frame_cache:
             return None
         settings = CacheSettings(self.spec.image_size, self.config.data.frame_cache_fps,

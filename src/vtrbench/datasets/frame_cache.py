@@ -79,6 +79,8 @@ def cached_frame_indices(num_available: int, native_fps: float, settings: CacheS
 
 def resize_to_uint8(frames: np.ndarray, image_size: int) -> np.ndarray:
     """uint8 [T, H, W, 3] -> uint8 [T, S, S, 3], resized and cropped exactly as `preprocess_frames` does."""
+    if frames.shape[1:3] == (image_size, image_size):  # nothing to resize or crop: spare the float round trip
+        return np.ascontiguousarray(frames)
     # mean 0 and std 1 make preprocess_frames return the resized frames in [0, 1], before normalisation.
     resized = preprocess_frames(frames, image_size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     return resized.mul(255.0).round_().clamp_(0, 255).byte().permute(0, 2, 3, 1).numpy()

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import LogLocator, NullFormatter
 
 
@@ -34,16 +35,89 @@ def pareto_front(tuned: np.ndarray, r1: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.asarray(front_x), np.asarray(front_y)
 
 
+def same_backbone(a: str, b: str) -> bool:
+    """Papers write `ViT-B/32`, open_clip `ViT-B-32`: the same architecture."""
+    return str(a).replace("/", "-").lower() == str(b).replace("/", "-").lower()
+
+
+def place_labels(
+    axes, points: list[tuple[float, float, str]], bars: list[tuple[float, float, float]] = (), fontsize: float = 7
+) -> None:
+    """Annotate each (x, y, text) beside its point where it overlaps no label placed before it, no point and
+    no error bar (`bars`: (x, low, high) in data coordinates), inside the axes.
+
+    Greedy, from the highest point down: candidates right and left of the point, level, then above and below
+    it at growing distances (with a leader line when away from the point); the first free one wins, else the
+    one that overlaps least.
+    """
+    figure = axes.figure
+    renderer = figure.canvas.get_renderer()
+    figure.draw_without_rendering()  # final layout, so that display coordinates hold
+    to_display = axes.transData.transform
+    frame = axes.get_window_extent(renderer)
+    dots = [to_display((x, y)) for x, y, _ in points]
+    obstacles = [(px - 4, py - 4, px + 4, py + 4) for px, py in dots]
+    for x, low, high in bars:
+        (px, y0), (_, y1) = to_display((x, low)), to_display((x, high))
+        obstacles.append((px - 4, min(y0, y1), px + 4, max(y0, y1)))
+    offsets = [(dx, dy * level) for level in range(9) for dy in ((1,) if level == 0 else (1, -1))
+               for dx in (6, -6)]
+    offsets = [(dx, -3 + 10 * dy) for dx, dy in offsets] + [(dx, dy) for dx in (40, -40) for dy in (25, -35)]
+
+    def overlap(box: tuple[float, float, float, float]) -> float:
+        area = sum(max(0.0, min(box[2], o[2]) - max(box[0], o[0])) * max(0.0, min(box[3], o[3]) - max(box[1], o[1]))
+                   for o in obstacles)
+        outside = (max(0.0, frame.x0 - box[0]) + max(0.0, box[2] - frame.x1)
+                   + max(0.0, frame.y0 - box[1]) + max(0.0, box[3] - frame.y1))
+        return area + 1000.0 * outside
+
+    for index in sorted(range(len(points)), key=lambda i: -dots[i][1]):
+        x, y, text = points[index]
+        best = None
+        for dx, dy in offsets:
+            annotation = axes.annotate(
+                text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
+                ha="left" if dx > 0 else "right", va="bottom",
+                arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.5} if abs(dy) > 12 else None,
+            )
+            annotation.update_positions(renderer)
+            extent = Text.get_window_extent(annotation, renderer)  # the words only, not the leader line
+            box = (extent.x0, extent.y0, extent.x1, extent.y1)
+            cost = overlap(box)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, annotation, box)
+            else:
+                annotation.remove()
+            if cost == 0:
+                break
+        obstacles.append(best[2])
+
+
 def plot_r1_against_params(
     table: str, measured: pd.DataFrame, published: pd.DataFrame, png_path: Path, svg_path: Path
 ) -> str:
-    """Draw one dataset's figure to ``png_path`` and ``svg_path``; return its caption."""
-    all_tuned = pd.concat([measured["tuned"], published["tuned"]]).dropna()
+    """Draw one dataset's figure to ``png_path`` and ``svg_path``; return its caption.
+
+    Published points are drawn only where a measured row has their backbone: on another backbone (the
+    offline default's tiny CLIP, say) their numbers mean something else, so they are named in the caption
+    and left to the table.
+    """
+    measured_backbones = list(dict.fromkeys(measured["backbone"]))
+    if published.empty:
+        drawn_published = published
+    else:
+        comparable = published["backbone"].map(lambda b: any(same_backbone(b, m) for m in measured_backbones))
+        drawn_published = published[comparable.astype(bool)].dropna(subset=["tuned", "t2v_R1"])
+    all_tuned = pd.concat([measured["tuned"], drawn_published["tuned"]]).dropna()
     floor = zero_params_floor(all_tuned)
     figure = Figure(figsize=(8.0, 4.6), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     colors = {m: f"C{i % 10}" for i, m in enumerate(dict.fromkeys(measured["method"]))}
+    labels: list[tuple[float, float, str]] = []
+    bars: list[tuple[float, float, float]] = []
 
     for backbone, rows in measured.groupby("backbone", sort=False):
         x = np.maximum(rows["tuned"].to_numpy(float), floor)
@@ -71,30 +145,24 @@ def plot_r1_against_params(
                 capsize=3,
                 label=f"{label} ({backbone})",
             )
-            axes.annotate(label, (px, py), textcoords="offset points", xytext=(5, 4), fontsize=7)
+            labels.append((px, py, label))
+            if error is not None:
+                bars.append((px, low, high))
 
-    placed = published.dropna(subset=["tuned", "t2v_R1"])
-    if not placed.empty:
-        x = np.maximum(placed["tuned"].to_numpy(float), floor)
+    if not drawn_published.empty:
+        x = np.maximum(drawn_published["tuned"].to_numpy(float), floor)
         axes.scatter(
             x,
-            placed["t2v_R1"],
+            drawn_published["t2v_R1"],
             facecolors="none",
             edgecolors="black",
             marker="s",
             s=40,
-            label="published (papers' own backbone)",
+            label="published (same backbone, the papers' own training)",
         )
-        for (_, row), px in zip(placed.iterrows(), x, strict=True):
+        for (_, row), px in zip(drawn_published.iterrows(), x, strict=True):
             name = f"{row['method']}.{row['variant']}" if row["variant"] else row["method"]
-            axes.annotate(
-                f"{name} (published)",
-                (px, row["t2v_R1"]),
-                textcoords="offset points",
-                xytext=(5, -9),
-                fontsize=6,
-                color="0.35",
-            )
+            labels.append((px, float(row["t2v_R1"]), f"{name} (published)"))
 
     axes.set_xscale("log")
     x_max = max(float(all_tuned.max()) if not all_tuned.empty else floor, floor) * 8
@@ -108,18 +176,26 @@ def plot_r1_against_params(
     axes.set_title(table)
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    place_labels(axes, labels, bars)
     figure.savefig(png_path, dpi=150)
     figure.savefig(svg_path)
 
-    unplaced = len(published) - len(placed)
     caption = (
         f"{table}: Text→Video R@1 against tuned parameters (log x). Zero tuned parameters (zero_shot) is "
         f"drawn at {_count_label(floor)}, labelled 0. Error bars: 95% bootstrap CI over queries. Dashed: "
-        "Pareto front (best R@1 with at most that many tuned parameters). Hollow squares: published numbers "
-        "(their own backbone and training), not part of the front."
+        "Pareto front (best R@1 with at most that many tuned parameters)."
     )
-    if unplaced:
-        caption += f" {unplaced} published row(s) without a parameter count are not drawn."
+    if not drawn_published.empty:
+        caption += " Hollow squares: published numbers on the same backbone (the papers' own training), not part " \
+                   "of the front."
+    left_out = published[~published.index.isin(drawn_published.index)]
+    if not left_out.empty:
+        names = ", ".join(
+            f"{r['method']}{'.' + r['variant'] if r['variant'] else ''} ({r['backbone']})"
+            for _, r in left_out.iterrows()
+        )
+        caption += (f" Not drawn: the published rows of another backbone than the measured ones, or without a "
+                    f"parameter count ({names}); their numbers are in the table above.")
     return caption
 
 
