@@ -30,8 +30,9 @@ from vtrbench.offline.writer import (
 from vtrbench.registry import DATA_ROOTS
 
 CAPTIONS_PER_CLIP = 10
-# Every caption of a test clip is a query: 200 clips make 2,000 queries.
-SIZES = {"train": 500, "val": 100, "test": 200}
+# Every caption of a test clip is a query: 200 clips make 2,000 queries. 250 training clips of 10 captions
+# make 78 steps of 32 pairs an epoch, as the offline MSR-VTT.
+SIZES = {"train": 250, "val": 100, "test": 200}
 # The official files hold 10 Chinese captions beside the English ones; the harness reads only the English, so
 # the Chinese slots carry "synthetic video, no Chinese caption".
 CHINESE_PLACEHOLDER = "合成视频，没有中文描述"
