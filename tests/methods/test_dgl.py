@@ -6,12 +6,10 @@ import json
 
 import pytest
 import torch
-from open_clip.model import CLIP
 from open_clip.transformer import ResidualAttentionBlock
 
 from vtrbench.benchmark.cli import main as vtrbench_main
 from vtrbench.benchmark.counting import count_parameters
-from vtrbench.methods.backbone import Backbone
 from vtrbench.methods.dgl import DGL, VISUAL_OUTPUT_TYPES, DGLConfig, global_local_block
 
 
@@ -47,18 +45,6 @@ def test_batched_global_local_block_matches_per_frame_loop():
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
-def small_backbone(visual_width: int, text_width: int, layers: int) -> Backbone:
-    """A CLIP of the given widths and depth, small vocabulary: only shapes matter for counting."""
-    model = CLIP(
-        embed_dim=24,
-        vision_cfg={"image_size": 16, "patch_size": 8, "width": visual_width, "layers": layers,
-                    "head_width": 32},
-        text_cfg={"context_length": 16, "vocab_size": 64, "width": text_width, "heads": 2, "layers": layers},
-    )
-    elements = sum(p.numel() for p in model.parameters())
-    return Backbone("small", "random", model, 16, (0.5,) * 3, (0.5,) * 3, elements)
-
-
 def linear_count(nl: int, kp: int, dv: int, dt: int, ng: int) -> int:
     return nl * kp * dv + 2 * (dv * dt + dt) + ng * dv
 
@@ -83,7 +69,7 @@ def transformer_count(nt: int, nl: int, frames: int, kp: int, dv: int, dt: int, 
                                 prompt_layers=2), transformer_count(4, 2, 5, 2, 96, 64, 2)),
     ],
 )
-def test_tuned_parameters_follow_the_formulas(widths, config, expected):
+def test_tuned_parameters_follow_the_formulas(widths, config, expected, small_backbone):
     backbone = small_backbone(*widths)
     assert count_parameters(DGL(backbone, config), backbone.num_elements)["tuned"] == expected
 

@@ -51,9 +51,15 @@ class RetrievalMethod(nn.Module):
         tokens = tokens[:, : int(eot_positions(tokens).max()) + 1]
         length = tokens.shape[1]
         x = clip.token_embedding(tokens) + clip.positional_embedding[:length]
-        x = clip.transformer(x, attn_mask=causal_mask(length, x.device, x.dtype))
+        mask = causal_mask(length, x.device, x.dtype)
+        for layer, block in enumerate(clip.transformer.resblocks):
+            x = self.text_block(layer, block, x, mask)
         x = clip.ln_final(x)
         return x[torch.arange(x.shape[0], device=x.device), eot_positions(tokens)]
+
+    def text_block(self, layer: int, block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """Layer `layer` of the text tower, [N, L, Dt] -> [N, L, Dt]; adapter methods change its inside."""
+        return block(x, attn_mask=attn_mask)
 
     def text_head(self, features: torch.Tensor) -> torch.Tensor:
         return features @ self.clip.text_projection
@@ -66,8 +72,14 @@ class RetrievalMethod(nn.Module):
     def frame_features(self, images: torch.Tensor) -> torch.Tensor:
         """[N, C, H, W] -> [N, Dv]: each image's CLS token after ln_post, before the projection."""
         visual = self.clip.visual
-        x = visual.transformer(image_tokens(visual, images))
+        x = image_tokens(visual, images)
+        for layer, block in enumerate(visual.transformer.resblocks):
+            x = self.visual_block(layer, block, x)
         return visual.ln_post(x[:, 0])
+
+    def visual_block(self, layer: int, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Layer `layer` of the image tower, [N, 1 + P, Dv] -> [N, 1 + P, Dv]; adapter methods change it."""
+        return block(x)
 
     def video_features(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B, T, C, H, W], [B, T] -> [B, T, Dv]; padded frames are not encoded and stay zero."""
