@@ -108,8 +108,9 @@ class CrossModalAdapter(RetrievalMethod):
                       attn_mask: torch.Tensor | None) -> torch.Tensor:
         shared = self.shared_up[layer] if self.shared_up is not None else None
         attention = block.attention(block.ln_1(x), attn_mask=attn_mask)
-        x = x + block.ls_1(self.adapt(attention, own.attn, shared.attn if shared else None))
-        return x + block.ls_2(self.adapt(block.mlp(block.ln_2(x)), own.mlp, shared.mlp if shared else None))
+        x = x + block.ls_1(self.adapt(attention, own.attn, shared.attn if shared is not None else None))
+        mlp = block.mlp(block.ln_2(x))
+        return x + block.ls_2(self.adapt(mlp, own.mlp, shared.mlp if shared is not None else None))
 
     def text_block(self, layer: int, block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         return self.adapted_block(block, x, self.text_adapters[layer], layer, attn_mask)
