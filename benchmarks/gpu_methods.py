@@ -103,7 +103,7 @@ def training_step(method: RetrievalMethod, config, batch: dict, device: torch.de
 
     def step() -> None:
         with amp:
-            loss = contrastive_loss(method, *model(*inputs))
+            loss = contrastive_loss(method, *model(*inputs), batch["mask"])
         optimizer_step(loss, optimizer, scaler, tuned, config.train.grad_clip)
 
     method.train()

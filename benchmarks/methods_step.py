@@ -83,7 +83,7 @@ def measure(spec: str, backbone: str, frames_per_clip: int, batch: int, warmup: 
             text, video = method.text_head(text_features), method.video_head(video_features, mask)
         else:
             text, video = method(tokens, frames, mask)
-        loss = contrastive_loss(method, text, video)
+        loss = contrastive_loss(method, text, video, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(tuned, config.train.grad_clip)

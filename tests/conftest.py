@@ -43,6 +43,27 @@ def make_tiny_backbone() -> Callable[[int], Backbone]:
 
 
 @pytest.fixture
+def small_backbone() -> Callable[..., Backbone]:
+    """Factory: a random CLIP of the given widths and depth with a small vocabulary (only shapes matter, for
+    counting parameters against formulas)."""
+    from open_clip.model import CLIP
+
+    def make(visual_width: int, text_width: int, layers: int, context_length: int = 16,
+             patch_size: int = 8) -> Backbone:
+        model = CLIP(
+            embed_dim=24,
+            vision_cfg={"image_size": 2 * patch_size, "patch_size": patch_size, "width": visual_width,
+                        "layers": layers, "head_width": 32},
+            text_cfg={"context_length": context_length, "vocab_size": 64, "width": text_width, "heads": 2,
+                      "layers": layers},
+        )
+        elements = sum(p.numel() for p in model.parameters())
+        return Backbone("small", "random", model, 2 * patch_size, (0.5,) * 3, (0.5,) * 3, elements)
+
+    return make
+
+
+@pytest.fixture
 def tiny_backbone(make_tiny_backbone: Callable[[int], Backbone]) -> Backbone:
     return make_tiny_backbone(0)
 

@@ -62,6 +62,24 @@ def test_paper_preset_resolves_for_every_method_and_dataset():
     assert resolve_config(["preset=paper", "method=dgl", "train.lr=0.5"]).train.lr == 0.5
 
 
+def test_paper_preset_gives_the_rivals_their_own_recipes():
+    def paper(method: str, dataset: str):
+        return resolve_config(["preset=paper", f"method={method}", f"dataset={dataset}"])
+
+    for dataset, (r, shared) in {"msrvtt": (8, 16), "lsmdc": (8, 16), "vatex": (16, 64),
+                                 "activitynet": (16, 512)}.items():
+        cma = paper("cross_modal_adapter", dataset)
+        assert (cma.cross_modal_adapter.bottleneck, cma.cross_modal_adapter.shared_dim) == (r, shared)
+        assert (cma.train.lr, cma.train.epochs, cma.data.batch_size) == (1e-5, 5, 128)
+    mv = paper("mv_adapter", "msrvtt")
+    assert (mv.train.lr, mv.train.epochs, mv.data.batch_size) == (5e-6, 5, 128)
+    assert mv.mv_adapter.cmt_position == "down_in" and not mv.mv_adapter.train_clip_biases
+    anet = paper("mv_adapter", "activitynet")  # the position tables follow the 64 frames and words
+    assert (anet.mv_adapter.num_frames, anet.mv_adapter.max_words, anet.mv_adapter.cmt_layers) == (64, 64, 1)
+    adaptformer = paper("adaptformer", "vatex")
+    assert (adaptformer.train.epochs, adaptformer.data.batch_size) == (5, 32)
+
+
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(ConfigError, match="known: paper"):
         resolve_config(["preset=papr"])

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
+import pytest
 import torch
 import torch.distributed
 import torch.multiprocessing
@@ -73,14 +74,17 @@ def spawn(worker: Callable, world_size: int, *args: object) -> None:
     torch.multiprocessing.spawn(worker, args=(world_size, free_port(), *args), nprocs=world_size, join=True)
 
 
-def test_two_processes_train_and_evaluate_like_one_with_the_whole_batch(tmp_path):
+# full_finetune: the whole backbone through DDP; cross_modal_adapter: per-frame video tensors and a score that
+# reads the frame masks, which must be gathered with them
+@pytest.mark.parametrize("method", ["full_finetune", "cross_modal_adapter"])
+def test_two_processes_train_and_evaluate_like_one_with_the_whole_batch(method, tmp_path):
     # 7 test clips: two shards of 4, the second padded with a repeat of the first clip
     data = generate_msrvtt(tmp_path / "data", sizes={"train": 4, "val": 0, "test": 7}, progress=False)
 
     def overrides(runs: Path) -> list[str]:
         settings = {"data.batch_size": GLOBAL_BATCH, "data.eval_batch_size": 3, "train.epochs": 1,
                     "train.max_steps": 1, "train.lr": LR}
-        return tiny_run_overrides(data, runs, method="full_finetune", **settings)
+        return tiny_run_overrides(data, runs, method=method, **settings)
 
     spawn(distributed_worker, 2, overrides(tmp_path / "two"), tmp_path)
     threads = torch.get_num_threads()

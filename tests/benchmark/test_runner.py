@@ -2,6 +2,8 @@ import json
 import re
 
 import pytest
+import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
@@ -10,7 +12,19 @@ from vtrbench.benchmark.cli import main
 from vtrbench.benchmark.config import resolve_config, run_dir
 from vtrbench.benchmark.leaderboard import run_leaderboard
 from vtrbench.benchmark.results import CHECKPOINT_FILE, RESULT_FILE, WEIGHTS_FILE, RunConflictError
-from vtrbench.benchmark.runner import cosine_with_warmup, execute, record_failure
+from vtrbench.benchmark.runner import contrastive_loss, cosine_with_warmup, execute, record_failure, score_matrix
+from vtrbench.methods.base import RetrievalMethod
+
+
+class BestFrame(RetrievalMethod):
+    """A text-conditioned score: each caption meets its best real frame (per-frame video tensor)."""
+
+    def video_head(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return features @ self.clip.visual.proj
+
+    def similarity(self, text: torch.Tensor, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        per_frame = torch.einsum("nd,btd->nbt", F.normalize(text, dim=-1), F.normalize(video, dim=-1))
+        return per_frame.masked_fill(~mask, float("-inf")).amax(dim=-1)
 
 
 def test_a_run_writes_its_result_and_tuned_weights(tiny_msrvtt, tmp_path):
@@ -148,3 +162,19 @@ def test_wandb_is_off_by_default(tiny_msrvtt, tmp_path):
 
     config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs"))
     assert Tracker(config, tmp_path / "wb").run is None
+
+
+def test_loss_and_evaluation_hand_the_frame_masks_to_a_text_conditioned_similarity(
+    tiny_backbone, caption_tokens, random_clips
+):
+    method = BestFrame(tiny_backbone).eval()
+    frames, mask = random_clips([3, 1, 2, 3], 3)
+    with torch.no_grad():
+        text, video = method.encode_text(caption_tokens), method.encode_video(frames, mask)
+        padded = video + 100 * (~mask)[..., None]  # would win every max if the mask were lost
+        expected = method.similarity(text, padded, mask)
+        torch.testing.assert_close(score_matrix(method, text, padded, mask, torch.device("cpu"), text_chunk=3),
+                                   expected)
+        labels = torch.arange(len(text))
+        symmetric = (F.cross_entropy(expected, labels) + F.cross_entropy(expected.T, labels)) / 2
+        torch.testing.assert_close(contrastive_loss(method, text, padded, mask), symmetric)

@@ -32,7 +32,7 @@ def scores(method: RetrievalMethod, tokens: torch.Tensor, frames: torch.Tensor,
            mask: torch.Tensor) -> torch.Tensor:
     method.eval()
     with torch.no_grad():
-        return method.similarity(method.encode_text(tokens), method.encode_video(frames, mask))
+        return method.similarity(method.encode_text(tokens), method.encode_video(frames, mask), mask)
 
 
 @pytest.mark.parametrize("name", ALL_METHODS)
@@ -46,7 +46,7 @@ def test_one_step_changes_only_tuned_parameters(name, make_tiny_backbone, captio
         return
     optimizer = torch.optim.AdamW(tuned.values(), lr=1e-2)
     method.train()
-    loss = contrastive_loss(method, *method(caption_tokens[:BATCH], frames, mask))
+    loss = contrastive_loss(method, *method(caption_tokens[:BATCH], frames, mask), mask)
     loss.backward()
     # a tuned parameter outside the graph would be counted and saved but never trained
     assert [n for n, p in tuned.items() if p.grad is None] == []
@@ -85,15 +85,30 @@ def test_output_shapes_with_one_frame_and_padded_clips(name, make_tiny_backbone,
     dim = method.clip.text_projection.shape[1]
     with torch.no_grad():
         assert method.encode_text(caption_tokens).shape == (len(caption_tokens), dim)
-        one_frame = method.encode_video(*random_clips([1, 1], 1))
-        assert one_frame.shape == (2, dim) and torch.isfinite(one_frame).all()
+        for lengths, num_frames in (([1, 1], 1), ([1, 3, 2], NUM_FRAMES)):
+            frames, mask = random_clips(lengths, num_frames)
+            video = method.encode_video(frames, mask)
+            assert video.shape[0] == len(lengths) and torch.isfinite(video).all()
+            sim = scores(method, caption_tokens, frames, mask)
+            assert sim.shape == (len(caption_tokens), len(lengths)) and torch.isfinite(sim).all()
 
-        frames, mask = random_clips([1, 3, 2], NUM_FRAMES)
-        video = method.encode_video(frames, mask)
-        assert video.shape == (3, dim) and torch.isfinite(video).all()
-        # what sits in a padded slot must not matter
+        # what sits in a padded slot must not matter, neither to the clip's tensor nor to any score
         noisy = frames + torch.randn_like(frames) * (~mask)[..., None, None, None]
         torch.testing.assert_close(method.encode_video(noisy, mask), video, rtol=0, atol=1e-6)
+        torch.testing.assert_close(scores(method, caption_tokens, noisy, mask), sim, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_a_score_depends_only_on_its_caption_and_clip(name, make_tiny_backbone, caption_tokens, random_clips):
+    """Evaluation scores captions in chunks against clips encoded in shards: every split must agree."""
+    method = build(name, make_tiny_backbone).eval()
+    frames, mask = random_clips([3, 1, 2], NUM_FRAMES)
+    with torch.no_grad():
+        text, video = method.encode_text(caption_tokens), method.encode_video(frames, mask)
+        whole = method.similarity(text, video, mask)
+        torch.testing.assert_close(method.similarity(text[1:3], video, mask), whole[1:3], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(method.similarity(text, video[1:], mask[1:]), whole[:, 1:], rtol=1e-5,
+                                   atol=1e-5)
 
 
 @pytest.mark.parametrize("name", [n for n in ALL_METHODS if METHODS.get(n).frozen_trunk])

@@ -10,12 +10,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from open_clip.model import CLIP
 from open_clip.transformer import ResidualAttentionBlock
 
 from vtrbench.benchmark.cli import main as vtrbench_main
 from vtrbench.benchmark.counting import count_parameters
-from vtrbench.methods.backbone import Backbone
 from vtrbench.methods.dgl import DGL, VISUAL_OUTPUT_TYPES, DGLConfig, global_local_block, vpt_uniform_bound
 
 
@@ -51,18 +49,6 @@ def test_batched_global_local_block_matches_per_frame_loop():
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
-def small_backbone(visual_width: int, text_width: int, layers: int, patch_size: int = 8) -> Backbone:
-    """A CLIP of the given widths and depth, small vocabulary: only shapes matter for counting."""
-    model = CLIP(
-        embed_dim=24,
-        vision_cfg={"image_size": 2 * patch_size, "patch_size": patch_size, "width": visual_width,
-                    "layers": layers, "head_width": 32},
-        text_cfg={"context_length": 16, "vocab_size": 64, "width": text_width, "heads": 2, "layers": layers},
-    )
-    elements = sum(p.numel() for p in model.parameters())
-    return Backbone("small", "random", model, 2 * patch_size, (0.5,) * 3, (0.5,) * 3, elements)
-
-
 def linear_count(nl: int, kp: int, dv: int, dt: int, ng: int) -> int:
     return nl * kp * dv + 2 * (dv * dt + dt) + ng * dv
 
@@ -87,7 +73,7 @@ def transformer_count(nt: int, nl: int, frames: int, kp: int, dv: int, dt: int, 
                                 prompt_layers=2), transformer_count(4, 2, 5, 2, 96, 64, 2)),
     ],
 )
-def test_tuned_parameters_follow_the_formulas(widths, config, expected):
+def test_tuned_parameters_follow_the_formulas(widths, config, expected, small_backbone):
     backbone = small_backbone(*widths)
     assert count_parameters(DGL(backbone, config), backbone.num_elements)["tuned"] == expected
 
@@ -174,7 +160,7 @@ def assert_uniform(values: torch.Tensor, bound: float) -> None:
     assert values.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.1)
 
 
-def test_official_init_uniform_prompts_and_unit_normal_table(make_tiny_backbone):
+def test_official_init_uniform_prompts_and_unit_normal_table(make_tiny_backbone, small_backbone):
     # ViT-B/32's patch and width (one layer is enough for the rule): the bound is sqrt(6 / 3840) = 0.0395
     vit_b_32 = small_backbone(768, 64, 1, patch_size=32)
     assert vpt_uniform_bound(vit_b_32.model.visual) == pytest.approx(math.sqrt(6 / (3 * 32 * 32 + 768)))

@@ -81,17 +81,20 @@ def progress_enabled(config: DictConfig) -> bool:
     return not config.quiet and sys.stderr.isatty() and dist.is_main()
 
 
-def contrastive_loss(method: RetrievalMethod, text: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE; with several processes the negatives are the whole global batch.
+def contrastive_loss(method: RetrievalMethod, text: torch.Tensor, video: torch.Tensor,
+                     mask: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over `method.similarity`; with several processes the negatives are the whole
+    global batch (text, video and the clips' frame masks gathered from every rank).
 
     Every rank computes the same global loss. The gather's backward sums each rank's rows' gradients over
     the ranks (world_size times the gradient of the one loss) and DDP averages over the ranks, so the update
     equals the single-process one on the concatenated batch.
     """
     text_all, video_all = dist.gather_with_grad(text), dist.gather_with_grad(video)
+    mask_all = dist.gather_no_grad(mask)
     # The logits are scaled by the temperature (up to 100): in bf16 they would keep ~2 significant digits.
     with torch.autocast(text_all.device.type, enabled=False):
-        logits = method.similarity(text_all.float(), video_all.float()).float()
+        logits = method.similarity(text_all.float(), video_all.float(), mask_all).float()
         labels = torch.arange(logits.shape[0], device=logits.device)
         return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
@@ -270,14 +273,13 @@ class Run:
         return stats
 
     def step_loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
-        method = self.method
-        tokens = batch["tokens"].to(self.device)
+        mask = batch["mask"].to(self.device)
         if "text_features" in batch:  # frozen trunk: train the heads on cached features
-            features = (batch["text_features"], batch["video_features"], batch["mask"])
-            text, video = model(*(x.to(self.device) for x in features))
+            text, video = model(batch["text_features"].to(self.device), batch["video_features"].to(self.device),
+                                mask)
         else:
-            text, video = model(tokens, batch["frames"].to(self.device), batch["mask"].to(self.device))
-        return contrastive_loss(method, text, video)
+            text, video = model(batch["tokens"].to(self.device), batch["frames"].to(self.device), mask)
+        return contrastive_loss(self.method, text, video, mask)
 
     def resume(self, optimizer, scheduler, stats: dict) -> int:
         path = self.out_dir / CHECKPOINT_FILE
@@ -343,13 +345,21 @@ class Run:
             method.encode_text(chunk.to(self.device)).float().cpu()
             for chunk in tokens.split(self.config.data.eval_batch_size)
         ])
-        video, _ = self.encode_clips(test)
-        similarity = torch.cat([
-            method.similarity(chunk.to(self.device), video.to(self.device)).float().cpu()
-            for chunk in text.split(1024)
-        ]).numpy()
+        video, mask = self.encode_clips(test)
+        similarity = score_matrix(method, text, video, mask, self.device).numpy()
         ranks = retrieval_ranks(similarity, test.caption_video)
         return metrics_from_ranks(ranks), ranks
+
+
+@torch.no_grad()
+def score_matrix(method: RetrievalMethod, text: torch.Tensor, video: torch.Tensor, mask: torch.Tensor,
+                 device: torch.device, text_chunk: int = 1024) -> torch.Tensor:
+    """[N, B] float scores on the CPU: every caption against every clip, `text_chunk` captions at a time (a
+    text-conditioned method holds a [chunk, B, T] tensor at most; scores depend on their own pair only)."""
+    video, mask = video.to(device), mask.to(device)
+    return torch.cat([
+        method.similarity(chunk.to(device), video, mask).float().cpu() for chunk in text.split(text_chunk)
+    ])
 
 
 class CachedFeatureHeads(nn.Module):

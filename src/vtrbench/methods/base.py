@@ -1,8 +1,14 @@
 """The method contract: an `nn.Module` built from (backbone, its own config dataclass).
 
-A method sets `requires_grad` on what it tunes and turns captions and clips into one vector each. It never
-sees the optimiser, the loss, the loader or the metrics. The default paths below are plain CLIP (EOT text
-vector, meanP video vector); methods override the pieces they change.
+A method sets `requires_grad` on what it tunes, turns each caption into a vector (`encode_text` -> [N, D])
+and each clip into a tensor (`encode_video` -> [B, D], or any [B, ...] tensor its own `similarity` reads),
+and scores captions against clips (`similarity(text, video, mask)` -> [N, B] logits). The default score is
+the cosine times CLIP's frozen temperature and ignores the mask; a method whose video vector depends on the
+caption (text-conditioned pooling over frames) returns per-frame vectors from `encode_video` and pools them
+inside `similarity`, with the clips' [B, T] frame mask. A score depends only on its own caption and clip,
+so the harness may split captions and clips into chunks. A method never sees the optimiser, the loss, the
+loader or the metrics. The default paths below are plain CLIP (EOT text vector, meanP video vector);
+methods override the pieces they change.
 
 Each encoder is split into a trunk (`text_features`, `video_features`) and a head (`text_head`,
 `video_head`). A method whose trunk is frozen and input-independent of training (`frozen_trunk = True`)
@@ -45,9 +51,15 @@ class RetrievalMethod(nn.Module):
         tokens = tokens[:, : int(eot_positions(tokens).max()) + 1]
         length = tokens.shape[1]
         x = clip.token_embedding(tokens) + clip.positional_embedding[:length]
-        x = clip.transformer(x, attn_mask=causal_mask(length, x.device, x.dtype))
+        mask = causal_mask(length, x.device, x.dtype)
+        for layer, block in enumerate(clip.transformer.resblocks):
+            x = self.text_block(layer, block, x, mask)
         x = clip.ln_final(x)
         return x[torch.arange(x.shape[0], device=x.device), eot_positions(tokens)]
+
+    def text_block(self, layer: int, block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """Layer `layer` of the text tower, [N, L, Dt] -> [N, L, Dt]; adapter methods change its inside."""
+        return block(x, attn_mask=attn_mask)
 
     def text_head(self, features: torch.Tensor) -> torch.Tensor:
         return features @ self.clip.text_projection
@@ -60,8 +72,14 @@ class RetrievalMethod(nn.Module):
     def frame_features(self, images: torch.Tensor) -> torch.Tensor:
         """[N, C, H, W] -> [N, Dv]: each image's CLS token after ln_post, before the projection."""
         visual = self.clip.visual
-        x = visual.transformer(image_tokens(visual, images))
+        x = image_tokens(visual, images)
+        for layer, block in enumerate(visual.transformer.resblocks):
+            x = self.visual_block(layer, block, x)
         return visual.ln_post(x[:, 0])
+
+    def visual_block(self, layer: int, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Layer `layer` of the image tower, [N, 1 + P, Dv] -> [N, 1 + P, Dv]; adapter methods change it."""
+        return block(x)
 
     def video_features(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B, T, C, H, W], [B, T] -> [B, T, Dv]; padded frames are not encoded and stay zero."""
@@ -75,7 +93,8 @@ class RetrievalMethod(nn.Module):
         return mean_pool(F.normalize(features @ self.clip.visual.proj, dim=-1), mask)
 
     def encode_video(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[B, T, C, H, W] frames and a [B, T] bool mask of real frames -> [B, D]."""
+        """[B, T, C, H, W] frames and a [B, T] bool mask of real frames -> [B, D] (or [B, ...], see
+        `similarity`); what sits in padded frame slots must not change it."""
         return self.video_head(self.video_features(frames, mask), mask)
 
     def forward(self, tokens: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor):
@@ -83,8 +102,10 @@ class RetrievalMethod(nn.Module):
         return self.encode_text(tokens), self.encode_video(frames, mask)
 
     # ---- scores -----------------------------------------------------------------------------------------
-    def similarity(self, text: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-        """[N, D] x [B, D] -> [N, B] logits: cosine times the backbone's frozen temperature."""
+    def similarity(self, text: torch.Tensor, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[N, D] captions x [B, ...] clips (what `encode_video` returns) with their [B, T] frame mask ->
+        [N, B] logits. Default: cosine of [N, D] and [B, D] times the backbone's frozen temperature; the mask
+        is not needed once the frames are pooled."""
         return self.clip.logit_scale.exp() * F.normalize(text, dim=-1) @ F.normalize(video, dim=-1).T
 
 
