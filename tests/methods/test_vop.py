@@ -180,6 +180,17 @@ def test_context_prompts_match_the_bilstm_run_on_each_clip_alone():
             start += length
 
 
+def test_context_prompts_run_in_float32_under_autocast():
+    torch.manual_seed(0)
+    generator = ContextPromptGenerator(16, 4)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    cls = torch.randn(5, 16)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = generator(cls.bfloat16(), mask)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, generator(cls.bfloat16().float(), mask), rtol=0, atol=0)
+
+
 # ---- masks and frames -------------------------------------------------------------------------------------
 
 

@@ -123,16 +123,18 @@ class ContextPromptGenerator(nn.Module):
     def forward(self, cls: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """cls [N, Dv]: the real frames' CLS tokens in mask order; mask [B, T] -> [N, num_tokens, Dv].
 
-        Each clip's real frames form one packed sequence in time order, so the BiLSTM sees only them.
+        Each clip's real frames form one packed sequence in time order, so the BiLSTM sees only them. It runs
+        in float32 whatever the autocast: CUDA's LSTM kernels do not all take bfloat16.
         """
         batch, num_frames = mask.shape
         clip_index = torch.arange(batch, device=mask.device)[:, None].expand(batch, num_frames)[mask]
         rank = (mask.cumsum(dim=1) - 1)[mask]  # each real frame's place among its clip's real frames
         compact = cls.new_zeros(batch, num_frames, cls.shape[-1]).index_put((clip_index, rank), cls)
         lengths = mask.sum(dim=1).cpu()
-        packed = pack_padded_sequence(compact, lengths, batch_first=True, enforce_sorted=False)
-        context, _ = pad_packed_sequence(self.cmm(packed)[0], batch_first=True, total_length=num_frames)
-        return self.fc(context[clip_index, rank]).unflatten(-1, (self.num_tokens, -1))
+        with torch.autocast(cls.device.type, enabled=False):
+            packed = pack_padded_sequence(compact.float(), lengths, batch_first=True, enforce_sorted=False)
+            context, _ = pad_packed_sequence(self.cmm(packed)[0], batch_first=True, total_length=num_frames)
+            return self.fc(context[clip_index, rank]).unflatten(-1, (self.num_tokens, -1))
 
 
 def video_block(block: nn.Module, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
