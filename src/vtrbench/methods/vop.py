@@ -52,11 +52,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from vtrbench.benchmark.registry import METHODS
 from vtrbench.methods.backbone import Backbone, text_width, visual_width
 from vtrbench.methods.base import RetrievalMethod, image_tokens
 from vtrbench.methods.dgl import check_global_local_compatible, merge_heads, split_heads
 from vtrbench.methods.separate_prompt import new_prompts, prompted_text_features
+from vtrbench.registry import METHODS
 
 VARIANTS = ("base", "P", "C", "F", "F+P", "F+C")
 FRAME_EMBEDDINGS = ("none", "learned")
