@@ -34,6 +34,8 @@ def default_specs() -> list[str]:
     specs = METHODS.names()
     if "dgl" in specs:  # both latent spaces; the transformer's table is sized for the clips' frames
         specs.insert(specs.index("dgl") + 1, "dgl:latent=transformer")
+    if "vop" in specs:  # F+C (the default) and the other two variants the suite reports
+        specs[specs.index("vop") + 1:specs.index("vop") + 1] = ["vop:variant=P", "vop:variant=C"]
     return specs
 
 
@@ -56,8 +58,7 @@ def measure(spec: str, backbone: str, frames_per_clip: int, batch: int, warmup: 
     name, _, options = spec.partition(":")
     overrides = [f"method={name}", f"backbone.name={backbone}", "backbone.pretrained=random"]
     overrides += [f"{name}.{item}" for item in options.split(",") if item]
-    if name == "dgl":
-        overrides.append(f"dgl.num_frames={frames_per_clip}")
+    overrides.append(f"data.num_frames={frames_per_clip}")  # per-frame parameters follow the clips' frames
     config = resolve_config(overrides)
     torch.manual_seed(0)
     model = load_backbone(backbone, "random")
@@ -132,7 +133,8 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="*", help="names, or name:key=value,... (default: all, both DGL latents)")
+    parser.add_argument("--methods", nargs="*",
+                        help="names, or name:key=value,... (default: all, both DGL latents, VoP F+C, P and C)")
     parser.add_argument("--backbone", default="ViT-B-32")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--batch", type=int, default=4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -56,10 +57,13 @@ def cmd_params(args: argparse.Namespace) -> int:
     from vtrbench.methods.backbone import load_backbone
 
     overrides = [f"method={args.method}", f"backbone.name={args.backbone}", "backbone.pretrained=random"]
+    own_options = {f.name for f in dataclasses.fields(METHODS.get(args.method).Config)}
     for item in args.overrides:  # a bare `key=value` is one of the method's own options
         key = item.split("=", 1)[0]
         top = key.split(".", 1)[0]
-        overrides.append(item if top in HARNESS_KEYS or top == args.method else f"{args.method}.{item}")
+        # an option of the method wins over a harness key of the same name (vop's `variant=P`)
+        harness = key not in own_options and (top in HARNESS_KEYS or top == args.method)
+        overrides.append(item if harness else f"{args.method}.{item}")
     config = resolve_config(overrides)
     backbone = load_backbone(config.backbone.name, "random")
     counts = count_parameters(build_method(config, backbone), backbone.num_elements)

@@ -224,7 +224,7 @@ def global_local_block(
     return global_tokens, frames
 
 
-def check_global_local_compatible(blocks: nn.ModuleList) -> None:
+def check_global_local_compatible(blocks: nn.ModuleList, method: str = "dgl") -> None:
     """The global-local layer re-implements nn.MultiheadAttention's plain path; refuse anything else."""
     for block in blocks:
         attn = getattr(block, "attn", None)
@@ -235,7 +235,7 @@ def check_global_local_compatible(blocks: nn.ModuleList) -> None:
             or attn.add_zero_attn
             or hasattr(block, "ln_1_kv")
         ):
-            raise ValueError("dgl needs open_clip's plain ResidualAttentionBlock (nn.MultiheadAttention)")
+            raise ValueError(f"{method} needs open_clip's plain ResidualAttentionBlock (nn.MultiheadAttention)")
 
 
 @METHODS.register("dgl")
