@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="check a dataset's files, or cache its frames")
     verbs = p.add_subparsers(dest="verb", required=True)
-    v = verbs.add_parser("check", help="split sizes, captions, missing/unreadable/short videos")
+    v = verbs.add_parser("check", help="train/val/test sizes, captions, missing/unreadable/short videos")
     v.add_argument("dataset")
     v.add_argument("overrides", nargs="*", help="e.g. vatex.root=/data/vatex")
     v.add_argument("--show", type=int, default=10, help="ids listed per problem")
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("overrides", nargs="*", help="e.g. vatex.root=/data/vatex backbone.name=ViT-B-32")
     v.add_argument("--fps", type=float, help="frames per second kept (default 3)")
     v.add_argument("--out", help="cache folder (default: under the vtrbench cache, one per dataset root)")
-    v.add_argument("--split", action="append", choices=["train", "test"], help="default: both")
+    v.add_argument("--split", action="append", choices=["train", "val", "test"], help="default: all three")
     v.set_defaults(func=cmd_data)
 
     p = sub.add_parser("report", help="tables, plots and confidence intervals from result files")
