@@ -9,7 +9,8 @@ Flattened columns:
   ranks      ``t2v_ranks v2t_ranks``: per-query ranks as int64 numpy arrays (None when absent)
   params     ``tuned backbone_params tuned_pct checkpoint_bytes``
   cost       ``train_s eval_s clips_per_s peak_memory_mb``
-  bookkeeping ``skipped_train skipped_test`` (counts), ``model_selection git_commit vtrbench_version``
+  bookkeeping ``skipped_train skipped_test`` (counts), ``model_selection`` (``last_epoch`` or
+             ``best_val:<metric>``) ``selected_epoch git_commit vtrbench_version``
 """
 
 from __future__ import annotations
@@ -84,6 +85,18 @@ def _ranks(record: dict[str, Any], direction: str, path: Path) -> np.ndarray | N
     return array.astype(np.int64)
 
 
+def _model_selection(selection: Any) -> tuple[str, float]:
+    """(rule, epoch) of the result's model selection: `last_epoch`, or `best_val:<metric>` and its epoch.
+    Older result files hold the rule alone as a string."""
+    if not isinstance(selection, dict):
+        return str(selection or ""), np.nan
+    rule = str(selection.get("rule", ""))
+    if selection.get("metric"):
+        rule += f":{selection['metric']}"
+    epoch = selection.get("epoch")
+    return rule, float(epoch) if isinstance(epoch, (int, float)) else np.nan
+
+
 def _count(record: dict[str, Any], dotted_key: str) -> int:
     value = _optional(record, dotted_key)
     return len(value) if isinstance(value, list) else 0
@@ -127,7 +140,7 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
     row["peak_memory_mb"] = record.get("peak_memory_mb")
     row["skipped_train"] = _count(record, "skipped.train")
     row["skipped_test"] = _count(record, "skipped.test")
-    row["model_selection"] = record.get("model_selection", "")
+    row["model_selection"], row["selected_epoch"] = _model_selection(record.get("model_selection"))
     row["git_commit"] = record.get("git_commit", "")
     row["vtrbench_version"] = _optional(record, "versions.vtrbench") or ""
     return row
