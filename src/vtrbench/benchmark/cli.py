@@ -1,4 +1,4 @@
-"""The `vtrbench` command: list, run, leaderboard, params, metrics, data, report."""
+"""The `vtrbench` command: list, run, tune, leaderboard, params, metrics, data, report."""
 
 from __future__ import annotations
 
@@ -84,6 +84,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return run_leaderboard(args.overrides, quiet=args.quiet)
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from vtrbench.benchmark.tuning import run_tune
+
+    run_tune(args.overrides, quiet=args.quiet)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from vtrbench.reports import write_report
 
@@ -115,9 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("tune", help="choose a method's settings on the val split: vtrbench tune method=dgl "
+                       "dataset=msrvtt [seed=..] [key=value ...], or methods=[..] datasets=[..]")
+    p.add_argument("overrides", nargs="*", help="method=/dataset= or methods=[..]/datasets=[..], and run keys")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("leaderboard", help="every method x dataset x seed, then the report")
-    p.add_argument("overrides", nargs="*", help="methods=[..] datasets=[..] seeds=[..] and run keys; "
-                   "launcher=local|slurm|submitit-local and slurm.* (partition, gpus_per_node, nodes, time_min..)")
+    p.add_argument("overrides", nargs="*", help="methods=[..] datasets=[..] seeds=[..] and run keys; tune=true "
+                   "chooses each method's settings on val first; launcher=local|slurm|submitit-local and slurm.* "
+                   "(partition, gpus_per_node, nodes, time_min..)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_leaderboard)
 

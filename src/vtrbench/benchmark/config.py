@@ -59,11 +59,11 @@ class TrainConfig:
 @dataclass
 class SearchDimension:
     """One setting a tuning search varies: `log_range: [low, high]` (a log-spaced grid whose size the budget
-    fixes) or `values: [...]` (exactly these)."""
+    fixes) or `choices: [...]` (exactly these)."""
 
     key: str  # a dotted config key, e.g. train.lr
     log_range: list[float] | None = None
-    values: list[Any] | None = None
+    choices: list[Any] | None = None
 
 
 @dataclass
