@@ -126,7 +126,8 @@ def curve_frame(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     finished = results[results["status"] == "finished"]
     for _, run in finished.iterrows():
-        for point in run.get("val_curve") or []:
+        points = run.get("val_curve")
+        for point in points if isinstance(points, list) else []:  # NaN where a run has none
             metrics = point["metrics"]
             rows.append({
                 "table": run["table"], "dataset": run["dataset"], "backbone": run["backbone"],
