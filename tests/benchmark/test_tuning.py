@@ -141,3 +141,16 @@ def test_leaderboard_tune_true_tunes_once_with_the_first_seed_and_records_it(tin
 def test_the_leaderboard_tune_switch_is_checked():
     with pytest.raises(ConfigError, match="tune=maybe"):
         run_leaderboard(["tune=maybe"])
+
+
+def test_one_search_holds_one_budget(capsys):
+    from vtrbench.benchmark.tuning import Search, check_equal_budgets
+
+    def search(method, dataset="msrvtt", *extra):
+        config = resolve_config([f"method={method}", f"dataset={dataset}", *extra])
+        return Search([], config, search_grid(config))
+
+    with pytest.raises(ConfigError, match="unequal tuning budgets in one search"):
+        check_equal_budgets([search("dgl"), search("lora", "msrvtt", "tune.metric=t2v.R1")])
+    check_equal_budgets([search("dgl"), search("lora", "msrvtt", "train.epochs=4")])
+    assert "NOTE: on msrvtt the methods train for different epochs (dgl 1, lora 4)" in capsys.readouterr().out

@@ -100,7 +100,13 @@ def split_tune_switch(overrides: list[str]) -> tuple[bool, list[str]]:
 def tune_then_plan(overrides: list[str], runs: list[tuple[list[str], DictConfig]], quiet: bool):
     """Tune every method x dataset of `runs` on val (with the first seed), then the runs with the chosen
     settings; returns them and each run's tuning record (None where the method trains nothing)."""
-    from vtrbench.benchmark.tuning import Search, plan_searches, run_search, settings_overrides
+    from vtrbench.benchmark.tuning import (
+        Search,
+        check_equal_budgets,
+        plan_searches,
+        run_search,
+        settings_overrides,
+    )
 
     seed = runs[0][1].seed if runs else 0
     print(f"tune=true: every method x dataset is tuned on its val split with seed {seed} (the first seed), "
@@ -111,6 +117,7 @@ def tune_then_plan(overrides: list[str], runs: list[tuple[list[str], DictConfig]
     searches: list[Search] = []
     for run_overrides in first_of.values():
         searches += plan_searches([o for o in run_overrides if not o.startswith("seed=")] + [f"seed={seed}"])
+    check_equal_budgets(searches)
     prepare_offline_assets([search.config for search in searches if search.grid], quiet)
     records = {(s.config.dataset, s.config.method): run_search(s, quiet) for s in searches}
     tuned_runs, run_records = [], []

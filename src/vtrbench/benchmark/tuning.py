@@ -166,7 +166,26 @@ def plan_searches(overrides: list[str]) -> list[Search]:
                 raise ConfigError(f"{space_source(config)}: {method} trains parameters but declares no tune.space: "
                                   f"give it one of tune.trials={config.tune.trials} trials")
             searches.append(search)
+    check_equal_budgets(searches)
     return searches
+
+
+def check_equal_budgets(searches: list[Search]) -> None:
+    """Every search of one command has the same trials and metric (refused otherwise: a preset rule or a
+    method could have changed them); epochs are each run's own, so a difference between the methods of one
+    dataset (the paper preset's recipes) is said, not refused."""
+    budgets = {(int(s.config.tune.trials), str(s.config.tune.metric)) for s in searches if s.grid}
+    if len(budgets) > 1:
+        shown = "; ".join(f"{t} trials, metric {m}" for t, m in sorted(budgets))
+        raise ConfigError(f"unequal tuning budgets in one search ({shown}): tune.trials and tune.metric must be "
+                          f"the same for every method")
+    for dataset in dict.fromkeys(s.config.dataset for s in searches):
+        epochs = {s.config.method: int(s.config.train.epochs) for s in searches
+                  if s.grid and s.config.dataset == dataset}
+        if len(set(epochs.values())) > 1:
+            shown = ", ".join(f"{method} {count}" for method, count in epochs.items())
+            print(f"NOTE: on {dataset} the methods train for different epochs ({shown}); each trial uses its "
+                  f"run's own", flush=True)
 
 
 def run_search(search: Search, quiet: bool = False) -> dict | None:
@@ -214,7 +233,7 @@ def run_search(search: Search, quiet: bool = False) -> dict | None:
         if best is None or is_better(metric, trial["score"], best["score"]):
             best = trial
     edges = at_edge(config, best["settings"])
-    first = next(t for t in finished)
+    first = finished[0]
     record = {
         "schema": TUNING_SCHEMA,
         "kind": "tuning",
