@@ -53,7 +53,7 @@ def _space(space: list[dict[str, Any]]) -> str:
     for dim in space:
         if "log_range" in dim:
             low, high = dim["log_range"]
-            parts.append(f"{dim['key']}: log grid {_value(float(low))}..{_value(float(high))}")
+            parts.append(f"{dim['key']} {_value(float(low))}–{_value(float(high))} (log)")
         else:
             parts.append(f"{dim['key']}: {', '.join(_value(v) for v in dim.get('choices', []))}")
     return "; ".join(parts)
@@ -80,12 +80,12 @@ def tuning_tables(records: list[dict[str, Any]]) -> list[DisplayTable]:
                 _space(record["space"]), *cells,
                 _settings(record["chosen"]["settings"], keys),
                 "yes" if record.get("at_edge") else "no",
-                f"{finished}/{record['trials_budget']}", record["metric"], str(record.get("epochs", MISSING)),
+                f"{finished}/{record['trials_budget']}", str(record.get("epochs", MISSING)),
             ])
         budgets = {(r["trials_budget"], r["metric"], r.get("epochs")) for r in rows_of}
         val = rows_of[0].get("val") or {}
         notes = [
-            f"Scores are val {rows_of[0]['metric']} (the val split: {val.get('source', '?')}, "
+            f"Trial cells: setting: val {rows_of[0]['metric']} (the val split: {val.get('source', '?')}, "
             f"{val.get('clips', '?')} clips); * marks the chosen trial (the first best in grid order). Every "
             "trial trains on train with val held out; no trial reads the test split.",
             ("Budget: the same for every method here: " if len(budgets) == 1 else "UNEQUAL BUDGETS: ")
@@ -97,7 +97,7 @@ def tuning_tables(records: list[dict[str, Any]]) -> list[DisplayTable]:
         tables.append(DisplayTable(
             title=f"{dataset}: tuning on the val split",
             columns=["Method", "Variant", "Backbone", "Seed", "Space",
-                     *(f"Trial {k}" for k in range(1, most + 1)), "Chosen", "At edge", "Trials", "Metric", "Epochs"],
+                     *(f"Trial {k}" for k in range(1, most + 1)), "Chosen", "At edge", "Trials", "Epochs"],
             blocks=[("", rows)],
             notes=notes,
             name=f"tuning {dataset}",
