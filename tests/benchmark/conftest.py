@@ -8,7 +8,7 @@ from vtrbench.offline.msrvtt import generate_msrvtt
 @pytest.fixture(scope="session")
 def tiny_msrvtt(tmp_path_factory) -> Path:
     """A small generated MSR-VTT (real layout, real mp4 files) shared by the harness tests."""
-    return generate_msrvtt(tmp_path_factory.mktemp("msrvtt"), sizes={"train": 24, "val": 0, "test": 8}, progress=False)
+    return generate_msrvtt(tmp_path_factory.mktemp("msrvtt"), sizes={"train": 24, "val": 8, "test": 8}, progress=False)
 
 
 def tiny_run_overrides(root: Path, runs: Path, method: str = "full_finetune", **extra: object) -> list[str]:

@@ -7,7 +7,7 @@ def test_merge_order_and_sections():
     cfg = resolve_config(["method=full_finetune", "train.epochs=7", "seed=3"])
     assert cfg.method == "full_finetune"
     assert cfg.train.epochs == 7  # command line wins
-    assert cfg.train.lr == pytest.approx(5e-4)  # methods/full_finetune.yaml beats base.yaml
+    assert cfg.train.lr == pytest.approx(5e-4)  # the offline preset's rule beats base.yaml
     assert cfg.data.num_frames == 4  # base.yaml
     assert "msrvtt" in cfg and cfg.msrvtt.root is None
     assert run_dir(cfg).parts[-4:] == ("msrvtt", "vtrbench-tiny", "full_finetune", "seed3")
@@ -81,7 +81,7 @@ def test_paper_preset_gives_the_rivals_their_own_recipes():
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(ConfigError, match="known: paper"):
+    with pytest.raises(ConfigError, match="known: offline, paper"):
         resolve_config(["preset=papr"])
 
 
@@ -91,3 +91,28 @@ def test_dgl_transformer_table_follows_the_frame_count():
     cfg = resolve_config(["method=dgl", "dgl.latent=transformer", "data.num_frames=5"])
     assert method_options(cfg).num_frames == 5
     assert cfg.variant == "latent-transformer"
+
+
+def test_the_offline_preset_is_the_default_and_every_rule_names_its_source():
+    from vtrbench.benchmark.config import load_preset
+
+    assert resolve_config([]).preset == "offline"
+    rules = load_preset("offline").rules
+    assert rules and all(rule.source for rule in rules)
+    for rule in rules:  # the rates live in the preset, not in the method yamls
+        with_rule = resolve_config([f"method={rule.method}"])
+        without = resolve_config([f"method={rule.method}", "preset="])
+        assert with_rule.train.lr == rule.set.train.lr and without.train.lr == pytest.approx(1e-3)
+    assert resolve_config(["method=dgl", "preset=paper"]).train.lr == pytest.approx(2e-3)  # paper replaces it
+
+
+def test_a_method_yaml_may_not_set_the_tuning_budget(tmp_path):
+    from omegaconf import OmegaConf
+
+    from vtrbench.benchmark.config import check_method_tune_section
+
+    path = tmp_path / "my_method.yaml"
+    check_method_tune_section(OmegaConf.create({"tune": {"space": []}}), path)
+    for key in ("trials", "metric"):
+        with pytest.raises(ConfigError, match=rf"my_method.yaml: tune.{key}: the tuning budget is the same"):
+            check_method_tune_section(OmegaConf.create({"tune": {key: 3 if key == "trials" else "rsum"}}), path)

@@ -78,8 +78,8 @@ def spawn(worker: Callable, world_size: int, *args: object) -> None:
 # reads the frame masks, which must be gathered with them
 @pytest.mark.parametrize("method", ["full_finetune", "cross_modal_adapter"])
 def test_two_processes_train_and_evaluate_like_one_with_the_whole_batch(method, tmp_path):
-    # 7 test clips: two shards of 4, the second padded with a repeat of the first clip
-    data = generate_msrvtt(tmp_path / "data", sizes={"train": 4, "val": 0, "test": 7}, progress=False)
+    # 7 test clips: two shards of 4, the second padded with a repeat of the first clip; 3 val clips likewise
+    data = generate_msrvtt(tmp_path / "data", sizes={"train": 4, "val": 3, "test": 7}, progress=False)
 
     def overrides(runs: Path) -> list[str]:
         settings = {"data.batch_size": GLOBAL_BATCH, "data.eval_batch_size": 3, "train.epochs": 1,
@@ -115,5 +115,6 @@ def test_two_processes_train_and_evaluate_like_one_with_the_whole_batch(method, 
     assert (one_result["world_size"], two_result["world_size"]) == (1, 2)
     assert two_result["ranks"] == one_result["ranks"]
     assert two_result["metrics"] == one_result["metrics"]
+    assert two_result["val_curve"] == one_result["val_curve"] and len(one_result["val_curve"]) == 2
     assert two_result["timing"]["steps"] == 1
     assert not (two_dir / CHECKPOINT_FILE).exists()

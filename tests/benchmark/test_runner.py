@@ -35,7 +35,7 @@ def test_a_run_writes_its_result_and_tuned_weights(tiny_msrvtt, tmp_path):
     assert on_disk["status"] == "finished"
     assert set(on_disk["metrics"]) == {"t2v", "v2t", "rsum"}
     assert len(on_disk["ranks"]["t2v"]) == 8 and len(on_disk["ranks"]["v2t"]) == 8
-    assert on_disk["model_selection"] == "last_epoch"
+    assert on_disk["model_selection"] == {"rule": "last_epoch", "epoch": 2, "step": on_disk["timing"]["steps"]}
     assert on_disk["activation"] == "gelu"  # vtrbench-tiny's, read from the modules built
     assert on_disk["config"]["train"]["epochs"] == 2
     assert on_disk["timing"]["epochs"] == 2 and on_disk["timing"]["steps"] > 0
@@ -123,14 +123,16 @@ def test_resume_from_the_last_epoch_checkpoint(tiny_msrvtt, tmp_path):
     # one epoch, then the same run asked for two epochs continues from the checkpoint of the first
     config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", **{"train.epochs": 2}))
     from vtrbench.benchmark.runner import Run
+    from vtrbench.benchmark.validation import ValidationCurve
 
     one_epoch = config.copy()
     one_epoch.train.epochs = 1
     run = Run(one_epoch)
-    run.train(run.split("train"))
+    run.train(run.split("train"), ValidationCurve(run, run.split("val"), "rsum", keep_best=False))
     assert (run_dir(config) / CHECKPOINT_FILE).is_file()
     result = execute(config)
     assert result["timing"]["epochs"] == 2
+    assert [point["epoch"] for point in result["val_curve"]] == [0, 1, 2]  # the points before the stop kept
 
 
 def test_cosine_schedule_warms_up_then_decays():

@@ -1,4 +1,5 @@
-"""ActivityNet Captions: the real train / val_1 parse to 10,009 / 4,917 paragraphs equal to para_1.json."""
+"""ActivityNet Captions: the real train / val_1 parse to 10,009 / 4,917 paragraphs equal to para_1.json; val is a
+seeded hold-out of train (1,001 videos), and training keeps the other 9,008."""
 
 from __future__ import annotations
 
@@ -15,10 +16,15 @@ from vtrbench.datasets.base import AnnotationError
 def test_real_train_and_val_1(shared_annotations: Path) -> None:
     root = shared_annotations / "activitynet"
     dataset = ActivityNet(ActivityNetConfig(root=str(root)))
-    train, test = dataset.load("train"), dataset.load("test")
-    assert len(train.clips) == 10_009 and train.num_captions == 10_009
+    train, val, test = dataset.load("train"), dataset.load("val"), dataset.load("test")
+    assert len(train.clips) == 9_008 and train.num_captions == 9_008
+    assert len(val.clips) == 1_001 and val.num_captions == 1_001
     assert len(test.clips) == 4_917 and test.num_captions == 4_917
-    assert [clip.video_id for clip in train.clips] == (root / "train_list.txt").read_text().split()
+    listed = (root / "train_list.txt").read_text().split()
+    train_ids, val_ids = [clip.video_id for clip in train.clips], [clip.video_id for clip in val.clips]
+    assert not set(train_ids) & set(val_ids) and set(train_ids) | set(val_ids) == set(listed)
+    assert train_ids == [i for i in listed if i not in set(val_ids)]  # file order kept
+    assert not set(val_ids) & {clip.video_id for clip in test.clips}
 
     paragraphs = json.loads((root / "para_1.json").read_text())
     for clip in test.clips[:: len(test.clips) // 50]:
@@ -45,8 +51,17 @@ def test_one_whitespace_normalised_paragraph_per_video(tiny: ActivityNet) -> Non
 def test_video_files_with_or_without_the_v_prefix(tiny: ActivityNet, make_video: Callable) -> None:
     with_prefix = make_video(tiny.root / "videos" / "v_abc.mp4")
     without_prefix = make_video(tiny.root / "videos" / "sub" / "def.mkv")
-    assert [clip.path for clip in tiny.load("train").clips] == [with_prefix, without_prefix]
+    both = tiny.load("train").clips + tiny.load("val").clips  # the hold-out takes one of the two
+    assert sorted(clip.path for clip in both) == sorted([with_prefix, without_prefix])
     assert tiny.load("test").clips[0].path is None
+
+
+def test_a_named_val_json_replaces_the_hold_out(tiny: ActivityNet) -> None:
+    entry = {"duration": 3.0, "timestamps": [[0, 1]], "sentences": ["A dog sits."]}
+    (tiny.root / "my_val.json").write_text(json.dumps({"v_jkl": entry}))
+    tiny.config.val_json = "my_val.json"
+    assert [clip.video_id for clip in tiny.load("val").clips] == ["v_jkl"]
+    assert [clip.video_id for clip in tiny.load("train").clips] == ["v_abc", "v_def"]
 
 
 @pytest.mark.parametrize(

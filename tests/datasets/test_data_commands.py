@@ -10,7 +10,7 @@ import pytest
 
 from vtrbench.benchmark.cli import main
 
-TRAIN, TEST = ["ok_1", "gone_1", "broken_1"], ["ok_2", "short_2"]
+TRAIN, VAL, TEST = ["ok_1", "gone_1", "broken_1"], ["ok_3"], ["ok_2", "short_2"]
 
 
 @pytest.fixture
@@ -19,9 +19,11 @@ def root(tmp_path: Path, make_video: Callable) -> Path:
     (tmp_path / "videos" / "broken_1.mp4").write_bytes(b"\x00not a video" * 20)
     make_video(tmp_path / "videos" / "ok_2.avi", num_frames=20)
     make_video(tmp_path / "videos" / "short_2.mkv", num_frames=4)
+    make_video(tmp_path / "videos" / "ok_3.mp4", num_frames=20)
     (tmp_path / "train_list.txt").write_text("\n".join(TRAIN))
+    (tmp_path / "val_list.txt").write_text("\n".join(VAL))
     (tmp_path / "test_list.txt").write_text("\n".join(TEST) + "\n")
-    captions = {video: [f"{video} {k}" for k in range(1 + i)] for i, video in enumerate(TRAIN + TEST)}
+    captions = {video: [f"{video} {k}" for k in range(1 + i)] for i, video in enumerate(TRAIN + TEST + VAL)}
     (tmp_path / "vatex_data.json").write_text(json.dumps(captions))
     return tmp_path
 
@@ -36,6 +38,21 @@ def test_check_lists_missing_corrupt_and_short_clips(root: Path, capsys: pytest.
     assert "test: 2 clips, 9 captions (per clip min 4, mean 4.50, max 5)" in out
     assert "shorter than data.num_frames=8 (padded and masked): 1: short_2 (4)" in out
     assert "usable: 2 of 2 clips" in out
+    assert "val: val_list.txt (official val file, val_list)" in out
+    assert "val: 1 clips, 6 captions" in out
+
+
+def test_check_prints_the_sizes_after_a_hold_out(root: Path, capsys: pytest.CaptureFixture) -> None:
+    main(["data", "check", "vatex", f"vatex.root={root}", "vatex.val_list=null", "vatex.val_fraction=0.34"])
+    out = capsys.readouterr().out
+    assert "val: seeded hold-out of the train file: val_fraction=0.34, val_seed=0" in out
+    assert "train: 2 clips" in out and "val: 1 clips" in out and "test: 2 clips" in out
+
+
+def test_check_fails_when_splits_share_clips(root: Path, capsys: pytest.CaptureFixture) -> None:
+    (root / "val_list.txt").write_text("ok_2\n")  # a test clip used for validation
+    assert main(["data", "check", "vatex", f"vatex.root={root}"]) == 1
+    assert "val and test share 1 clip(s): ok_2" in capsys.readouterr().out
 
 
 def test_check_fails_when_a_split_has_no_usable_clip(root: Path, capsys: pytest.CaptureFixture) -> None:
@@ -62,6 +79,7 @@ def test_prepare_builds_then_keeps_the_cache(
     assert "(32px, 4 fps, at least 4 frames a clip)" in out
     assert "train: built: 1 clips, 10 frames, 2 not cached" in out and "gone_1: missing video file" in out
     assert "test: built: 2 clips, 14 frames, 0 not cached" in out
+    assert "val: built: 1 clips, 10 frames, 0 not cached" in out
     assert main(command) == 0
     assert "train: up to date" in capsys.readouterr().out
     assert main([*command, "--fps", "2", "--split", "test"]) == 0

@@ -33,6 +33,7 @@ def tiny(tmp_path: Path) -> LSMDC:
         + line("0002_OTHER_00.00.05.000-00.00.06.000", "A door opens.")
         + line("0001_A_MOVIE_00.00.01.000-00.00.02.000", "SOMEONE stands.")
     )
+    (tmp_path / "LSMDC16_annos_val.csv").write_text(line("0009_VAL_00.00.01.000-00.00.02.000", "v"))
     test_line = line("0003_TEST_00.00.01.000-00.00.03.000", "x")
     (tmp_path / "LSMDC16_challenge_1000_publictect.csv").write_text(test_line)
     return LSMDC(LSMDCConfig(root=str(tmp_path)))
@@ -85,3 +86,15 @@ def test_a_missing_annotation_file_is_named(tiny: LSMDC) -> None:
     (tiny.root / "LSMDC16_annos_training.csv").unlink()
     with pytest.raises(FileNotFoundError, match="LSMDC16_annos_training.csv"):
         tiny.load("train")
+
+
+def test_the_official_val_file_is_read_and_its_absence_named(tiny: LSMDC) -> None:
+    assert [(c.video_id, c.captions) for c in tiny.load("val").clips] == [("0009_VAL_00.00.01.000-00.00.02.000",
+                                                                          ["v"])]
+    assert len(tiny.load("train").clips) == 2
+    (tiny.root / "LSMDC16_annos_val.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="LSMDC16_annos_val.csv"):
+        tiny.load("val")
+    tiny.config.val_csv = None  # the hold-out: one of the two train clips
+    val, train = tiny.load("val"), tiny.load("train")
+    assert len(val.clips) == 1 and len(train.clips) == 1 and val.clips[0].video_id != train.clips[0].video_id

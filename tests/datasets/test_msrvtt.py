@@ -1,4 +1,5 @@
-"""MSR-VTT: the real 9k train ids and 1k-A test parse to their published sizes; bad files name the line."""
+"""MSR-VTT: the real 9k train ids, official val and 1k-A test parse to their sizes (train = 9k minus val);
+bad files name the line."""
 
 from __future__ import annotations
 
@@ -23,17 +24,22 @@ def sentences_json(path: Path, video_ids: list[str], per_video: int = 2) -> Path
     return path
 
 
-def test_real_9k_train_and_jsfusion_test(shared_annotations: Path, tmp_path: Path) -> None:
+def test_real_9k_train_official_val_and_jsfusion_test(shared_annotations: Path, tmp_path: Path) -> None:
     msrvtt = shared_annotations / "msrvtt"
     train_ids = (msrvtt / "MSRVTT_train.9k.csv").read_text().split()[1:]
     data_json = sentences_json(tmp_path / "MSRVTT_data.json", train_ids)
     config = MSRVTTConfig(root=str(tmp_path), data_json=str(data_json),
                           train_csv=str(msrvtt / "MSRVTT_train.9k.csv"),
+                          val_csv=str(msrvtt / "MSRVTT_val.full.csv"),
                           test_csv=str(msrvtt / "MSRVTT_JSFUSION_test.csv"))
     dataset = MSRVTT(config)
 
-    train = dataset.load("train")
-    assert len(train.clips) == 9_000 and train.num_captions == 18_000
+    train, val = dataset.load("train"), dataset.load("val")
+    # the official val (video6513-video7009) lies inside the 9k list: training keeps the other 8,503
+    assert len(val.clips) == 497 and val.num_captions == 994  # every caption of a val video
+    assert val.clips[0].video_id == "video6513" and val.clips[-1].video_id == "video7009"
+    assert len(train.clips) == 8_503 and train.num_captions == 17_006
+    assert not {clip.video_id for clip in train.clips} & {clip.video_id for clip in val.clips}
     assert train.clips[0].video_id == "video0" and train.clips[0].captions == ["caption 0 of video0",
                                                                                "caption 1 of video0"]
     test = dataset.load("test")
@@ -42,20 +48,39 @@ def test_real_9k_train_and_jsfusion_test(shared_annotations: Path, tmp_path: Pat
     assert test.clips[0].video_id == "video9770"
     assert test.clips[0].captions == ["a person is connecting something to system"]
     assert not {clip.video_id for clip in train.clips} & {clip.video_id for clip in test.clips}
+    assert not {clip.video_id for clip in val.clips} & {clip.video_id for clip in test.clips}
 
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> MSRVTT:
-    (tmp_path / "MSRVTT_train.9k.csv").write_text("video_id\nvideo0\nvideo1\n")
+    (tmp_path / "MSRVTT_train.9k.csv").write_text("video_id\nvideo0\nvideo1\nvideo3\n")
+    (tmp_path / "MSRVTT_val.full.csv").write_text("video_id\nvideo3\n")
     test_csv = "key,vid_key,video_id,sentence\nret0,msr2,video2,dog\n"
     (tmp_path / "MSRVTT_JSFUSION_test.csv").write_text(test_csv)
-    sentences_json(tmp_path / "MSRVTT_data.json", ["video0", "video1"])
+    sentences_json(tmp_path / "MSRVTT_data.json", ["video0", "video1", "video3"])
     return MSRVTT(MSRVTTConfig(root=str(tmp_path)))
 
 
 def test_tiny_layout_reads(tiny: MSRVTT) -> None:
     assert [clip.video_id for clip in tiny.load("train").clips] == ["video0", "video1"]
+    val = tiny.load("val")
+    assert [clip.video_id for clip in val.clips] == ["video3"] and val.num_captions == 2
     assert tiny.load("test").clips[0].captions == ["dog"]
+
+
+def test_val_csv_null_holds_out_a_seeded_part_of_train(tiny: MSRVTT) -> None:
+    tiny.config.val_csv = None
+    tiny.config.val_fraction = 0.34
+    val, train = tiny.load("val"), tiny.load("train")
+    assert len(val.clips) == 1 and len(train.clips) == 2
+    assert {c.video_id for c in val.clips} | {c.video_id for c in train.clips} == {"video0", "video1", "video3"}
+
+
+def test_a_configured_val_file_that_is_missing_is_an_error_naming_it(tiny: MSRVTT) -> None:
+    (tiny.root / "MSRVTT_val.full.csv").unlink()
+    for split in ("val", "train"):  # never a silent fallback to a hold-out
+        with pytest.raises(FileNotFoundError, match="MSRVTT_val.full.csv"):
+            tiny.load(split)
 
 
 @pytest.mark.parametrize(

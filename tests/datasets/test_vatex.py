@@ -1,4 +1,4 @@
-"""VATEX: the real HGR id lists parse to 25,991 / 1,500 with captions from either json shape."""
+"""VATEX: the real HGR id lists parse to 25,991 / 1,500 / 1,500 with captions from either json shape."""
 
 from __future__ import annotations
 
@@ -26,13 +26,16 @@ def test_real_id_lists_with_both_json_shapes(
     shared_annotations: Path, tmp_path: Path, shape: Callable
 ) -> None:
     vatex = shared_annotations / "vatex"
-    ids = [i for name in ("train_list.txt", "test_list.txt") for i in (vatex / name).read_text().split()]
+    lists = ("train_list.txt", "val_list.txt", "test_list.txt")
+    ids = [i for name in lists for i in (vatex / name).read_text().split()]
     (tmp_path / "vatex_data.json").write_text(json.dumps(shape(ids)))
     dataset = VATEX(VATEXConfig(root=str(tmp_path), train_list=str(vatex / "train_list.txt"),
-                                test_list=str(vatex / "test_list.txt")))
+                                val_list=str(vatex / "val_list.txt"), test_list=str(vatex / "test_list.txt")))
 
-    train, test = dataset.load("train"), dataset.load("test")
-    assert len(train.clips) == 25_991 and train.num_captions == 259_910
+    train, val, test = dataset.load("train"), dataset.load("val"), dataset.load("test")
+    assert len(train.clips) == 25_991 and train.num_captions == 259_910  # HGR's val is disjoint from train
+    assert len(val.clips) == 1_500 and val.num_captions == 15_000
+    assert not {c.video_id for c in val.clips} & ({c.video_id for c in train.clips} | {c.video_id for c in test.clips})
     assert len(test.clips) == 1_500 and test.num_captions == 15_000
     assert test.clips[0].video_id == "sf2PPeXQrUA_000000_000010"
     assert test.clips[0].captions[3] == "sf2PPeXQrUA_000000_000010 caption 3"
@@ -41,19 +44,22 @@ def test_real_id_lists_with_both_json_shapes(
 
 def test_official_files_are_pooled_and_a_list_may_lack_its_last_newline(tmp_path: Path) -> None:
     (tmp_path / "train_list.txt").write_text("a_000000_000010\nb_000000_000010")  # no trailing newline
+    (tmp_path / "val_list.txt").write_text("b_000000_000010")
     (tmp_path / "test_list.txt").write_text("c_000000_000010\n\n")
     (tmp_path / "training.json").write_text(json.dumps(official_json(["a_000000_000010", "b_000000_000010"])))
     (tmp_path / "validation.json").write_text(json.dumps({"c_000000_000010": {"enCap": ["one", " two "]}}))
     dataset = VATEX(VATEXConfig(root=str(tmp_path), captions_json=["training.json", "validation.json"]))
-    assert [c.video_id for c in dataset.load("train").clips] == ["a_000000_000010", "b_000000_000010"]
+    assert [c.video_id for c in dataset.load("train").clips] == ["a_000000_000010"]  # minus val
+    assert [c.video_id for c in dataset.load("val").clips] == ["b_000000_000010"]
     assert dataset.load("test").clips[0].captions == ["one", "two"]
 
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> VATEX:
     (tmp_path / "train_list.txt").write_text("a_000000_000010\n")
+    (tmp_path / "val_list.txt").write_text("v_000000_000010\n")
     (tmp_path / "test_list.txt").write_text("b_000000_000010\n")
-    captions = mapping_json(["a_000000_000010", "b_000000_000010"])
+    captions = mapping_json(["a_000000_000010", "v_000000_000010", "b_000000_000010"])
     (tmp_path / "vatex_data.json").write_text(json.dumps(captions))
     return VATEX(VATEXConfig(root=str(tmp_path)))
 
@@ -94,3 +100,13 @@ def test_videos_are_found_by_id_whatever_the_extension(tiny: VATEX, make_video: 
     (tiny.root / "videos" / "nested" / "b_000000_000010.webm").touch()
     assert tiny.load("train").clips[0].path == tiny.root / "videos" / "a_000000_000010.mkv"
     assert tiny.load("test").clips[0].path == tiny.root / "videos" / "nested" / "b_000000_000010.webm"
+
+
+def test_val_keeps_every_caption_and_a_missing_val_list_is_named(tiny: VATEX) -> None:
+    assert tiny.load("val").clips[0].captions == [f"v_000000_000010 caption {k}" for k in range(10)]
+    (tiny.root / "val_list.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="val_list.txt"):
+        tiny.load("train")
+    tiny.config.val_list = None  # no val file: a seeded hold-out needs 2 train clips, and there is 1
+    with pytest.raises(ValueError, match="at least 2 training clips"):
+        tiny.load("val")

@@ -26,6 +26,9 @@ GENERATORS: dict[str, Callable[..., Path]] = {
 # ActivityNet has no validation file, as the real dataset has none that is disjoint from its test
 SIZES = {name: {"train": N_TRAIN, "test": N_TEST} | ({} if name == "activitynet" else {"val": N_VAL})
          for name in GENERATORS}
+# What the loaders make of them: ActivityNet's val is a 10% hold-out of train (at least one clip)
+LOADED = {name: {"train": N_TRAIN, "val": N_VAL, "test": N_TEST} for name in GENERATORS} | {
+    "activitynet": {"train": N_TRAIN - 1, "val": 1, "test": N_TEST}}
 ANNOTATION_FILES = {
     "vatex": ["vatex_data.json", "train_list.txt", "val_list.txt", "test_list.txt"],
     "lsmdc": ["LSMDC16_annos_training.csv", "LSMDC16_annos_val.csv", "LSMDC16_challenge_1000_publictect.csv"],
@@ -51,7 +54,7 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("format_name", GENERATORS)
 def test_the_loader_reads_every_split_and_decodes_every_video(roots: dict[str, Path], format_name: str) -> None:
     dataset = loader(format_name, roots[format_name])
-    for split, size in (("train", N_TRAIN), ("test", N_TEST)):
+    for split, size in LOADED[format_name].items():
         clips = dataset.load(split).clips
         assert len(clips) == size
         assert all(len(clip.captions) == CAPTIONS_PER_CLIP[format_name] for clip in clips)
@@ -59,8 +62,9 @@ def test_the_loader_reads_every_split_and_decodes_every_video(roots: dict[str, P
             assert clip.path is not None, f"{format_name} {split}: no video for {clip.video_id}"
             sampled = read_frames(clip.path, 4)
             assert sampled.frames.shape == (4, writer.VIDEO_SIZE, writer.VIDEO_SIZE, 3) and sampled.mask.all()
-    train_ids = {clip.video_id for clip in dataset.load("train").clips}
-    assert train_ids.isdisjoint(clip.video_id for clip in dataset.load("test").clips)
+    train_ids, val_ids, test_ids = ({clip.video_id for clip in dataset.load(split).clips}
+                                    for split in ("train", "val", "test"))
+    assert train_ids.isdisjoint(test_ids) and val_ids.isdisjoint(test_ids) and train_ids.isdisjoint(val_ids)
 
 
 def test_vatex_has_youtube_clip_ids_and_the_official_caption_json(roots: dict[str, Path]) -> None:
@@ -97,10 +101,10 @@ def test_lsmdc_lines_have_six_fields_and_clips_sit_in_their_movie_folder(roots: 
 def test_activitynet_videos_are_events_in_sequence_and_their_paragraph_is_the_query(roots: dict[str, Path]) -> None:
     root = roots["activitynet"]
     dataset = loader("activitynet", root)
-    for split, name in (("train", "train.json"), ("test", "val_1.json")):
+    for splits, name in ((("train", "val"), "train.json"), (("test",), "val_1.json")):
         annotations = json.loads((root / name).read_text())
-        clips = {clip.video_id: clip for clip in dataset.load(split).clips}
-        assert list(clips) == list(annotations)
+        clips = {clip.video_id: clip for split in splits for clip in dataset.load(split).clips}
+        assert sorted(clips) == sorted(annotations)
         for key, video in annotations.items():
             assert key.startswith("v_") and set(video) == {"duration", "timestamps", "sentences"}
             low, high = activitynet.EVENTS_PER_VIDEO
@@ -140,5 +144,8 @@ def test_data_check_passes_on_the_offline_default(
     monkeypatch.setenv("VTRBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(MODULES[format_name], "SIZES", SIZES[format_name])
     assert main(["data", "check", format_name]) == 0
-    assert f"usable: {N_TEST} of {N_TEST} clips" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for split, size in LOADED[format_name].items():  # every split's size, val included
+        assert f"{split}: {size} clips" in out
+    assert f"usable: {N_TEST} of {N_TEST} clips" in out
     assert (tmp_path / "data" / format_name / writer.MARKER_NAME).is_file()

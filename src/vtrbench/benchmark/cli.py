@@ -1,4 +1,4 @@
-"""The `vtrbench` command: list, run, leaderboard, params, metrics, data, report."""
+"""The `vtrbench` command: list, run, tune, leaderboard, params, metrics, data, report."""
 
 from __future__ import annotations
 
@@ -89,6 +89,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return run_leaderboard(args.overrides, quiet=args.quiet)
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from vtrbench.benchmark.tuning import run_tune
+
+    run_tune(args.overrides, quiet=args.quiet)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from vtrbench.reports import write_report
 
@@ -120,9 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("tune", help="choose a method's settings on the val split: vtrbench tune method=dgl "
+                       "dataset=msrvtt [seed=..] [key=value ...], or methods=[..] datasets=[..]")
+    p.add_argument("overrides", nargs="*", help="method=/dataset= or methods=[..]/datasets=[..], and run keys")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("leaderboard", help="every method x dataset x seed, then the report")
-    p.add_argument("overrides", nargs="*", help="methods=[..] datasets=[..] seeds=[..] and run keys; "
-                   "launcher=local|slurm|submitit-local and slurm.* (partition, gpus_per_node, nodes, time_min..)")
+    p.add_argument("overrides", nargs="*", help="methods=[..] datasets=[..] seeds=[..] and run keys; tune=true "
+                   "chooses each method's settings on val first; launcher=local|slurm|submitit-local and slurm.* "
+                   "(partition, gpus_per_node, nodes, time_min..)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_leaderboard)
 
@@ -139,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="check a dataset's files, or cache its frames")
     verbs = p.add_subparsers(dest="verb", required=True)
-    v = verbs.add_parser("check", help="split sizes, captions, missing/unreadable/short videos")
+    v = verbs.add_parser("check", help="train/val/test sizes, captions, missing/unreadable/short videos")
     v.add_argument("dataset")
     v.add_argument("overrides", nargs="*", help="e.g. vatex.root=/data/vatex")
     v.add_argument("--show", type=int, default=10, help="ids listed per problem")
@@ -149,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("overrides", nargs="*", help="e.g. vatex.root=/data/vatex backbone.name=ViT-B-32")
     v.add_argument("--fps", type=float, help="frames per second kept (default 3)")
     v.add_argument("--out", help="cache folder (default: under the vtrbench cache, one per dataset root)")
-    v.add_argument("--split", action="append", choices=["train", "test"], help="default: both")
+    v.add_argument("--split", action="append", choices=["train", "val", "test"], help="default: all three")
     v.set_defaults(func=cmd_data)
 
     p = sub.add_parser("report", help="tables, plots and confidence intervals from result files")

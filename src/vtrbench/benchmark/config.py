@@ -53,6 +53,31 @@ class TrainConfig:
     grad_clip: float = 1.0
     amp: bool = True  # autocast on CUDA only; ignored on CPU
     max_steps: int | None = None  # stop early (smoke tests, benchmarks)
+    # Evaluate the val split before training and after every epoch (the learning curve in result.json);
+    # false spares the time on very large val sets (best_val selection and tuning trials still evaluate val).
+    val_curve: bool = True
+    select: str = "last"  # the model tested: "last" epoch, or "best_val" (the best epoch by tune.metric on val)
+
+
+@dataclass
+class SearchDimension:
+    """One setting a tuning search varies: `log_range: [low, high]` (a log-spaced grid whose size the budget
+    fixes) or `choices: [...]` (exactly these)."""
+
+    key: str  # a dotted config key, e.g. train.lr
+    log_range: list[float] | None = None
+    choices: list[Any] | None = None
+
+
+@dataclass
+class TuneConfig:
+    """`vtrbench tune`: the budget (`trials`, `metric`) is the harness's, the same for every method; each
+    method's yaml declares its `space`. `trial` names a tuning trial's run (set by the tuner, not by hand)."""
+
+    trials: int = 5
+    metric: str = "rsum"  # rsum, or <t2v|v2t>.<R1|R5|R10|MdR|MnR> (ranks: lower is better)
+    space: list[SearchDimension] = field(default_factory=list)
+    trial: str = ""
 
 
 @dataclass
@@ -75,13 +100,20 @@ class HarnessConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 
 HARNESS_KEYS = {f.name for f in dataclasses.fields(HarnessConfig)}
 # Keys that change where a run writes and what it prints, never what it computes: a finished run is reused
-# across them. Everything else must be equal for a finished run to stand for the requested one.
-OUTPUT_ONLY_KEYS = ("output", "quiet", "data.num_workers")
+# across them. Everything else must be equal for a finished run to stand for the requested one. A search's
+# space and budget only decide which runs a tuner asks for; each trial's values are in its own config.
+OUTPUT_ONLY_KEYS = ("output", "quiet", "data.num_workers", "tune.space", "tune.trials")
+SELECTION_RULES = ("last", "best_val")
+# What a search or best_val selection may rank by: rsum, or one metric of one direction.
+METRIC_NAMES = ("rsum", *(f"{d}.{m}" for d in ("t2v", "v2t") for m in ("R1", "R5", "R10", "MdR", "MnR")))
+# The budget of a search is the same for every method: a method's yaml declares its space, nothing more.
+HARNESS_ONLY_TUNE_KEYS = ("trials", "metric", "trial")
 
 
 def config_file(*parts: str) -> Path | None:
@@ -133,6 +165,8 @@ def run_schema(method: str, dataset: str) -> DictConfig:
 def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
     """The merged, checked configuration of one run."""
     cli = overrides if isinstance(overrides, DictConfig) else parse_overrides(overrides)
+    if "preset" in cli and cli.preset is None:  # `preset=` or `preset=null`: no preset at all
+        cli.preset = ""
     base_path = config_file("base.yaml")
     base = _load_yaml(base_path)
     method = str(cli.get("method", base.get("method", HarnessConfig.method)))
@@ -140,6 +174,7 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
     preset = str(cli.get("preset", base.get("preset", "")) or "")
     config = run_schema(method, dataset)
     method_yaml = _load_yaml(config_file("methods", f"{method}.yaml"))
+    check_method_tune_section(method_yaml, config_file("methods", f"{method}.yaml"))
     layers: list[tuple[str, DictConfig]] = [
         (str(base_path), base),
         (str(config_file("datasets", f"{dataset}.yaml")), _load_yaml(config_file("datasets", f"{dataset}.yaml"))),
@@ -155,7 +190,20 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
             raise ConfigError(f"{source}: key {key!r}: {err.msg if hasattr(err, 'msg') else err}") from err
     if not config.variant:
         config.variant = derived_variant(config, method, method_yaml)
+    if config.train.select not in SELECTION_RULES:
+        raise ConfigError(f"train.select={config.train.select!r}: expected one of {', '.join(SELECTION_RULES)}")
+    if config.tune.metric not in METRIC_NAMES:
+        raise ConfigError(f"tune.metric={config.tune.metric!r}: expected one of {', '.join(METRIC_NAMES)}")
     return config
+
+
+def check_method_tune_section(method_yaml: DictConfig, path: Path | None) -> None:
+    """A method's yaml may declare its search space, never the budget (equal for all, set in base.yaml)."""
+    tune = method_yaml.get("tune") or {}
+    for key in HARNESS_ONLY_TUNE_KEYS:
+        if key in tune:
+            raise ConfigError(f"{path}: tune.{key}: the tuning budget is the same for every method; a method's "
+                              f"yaml declares only tune.space (set tune.{key} in base.yaml or on the command line)")
 
 
 def load_preset(name: str) -> DictConfig:
@@ -175,7 +223,7 @@ def load_preset(name: str) -> DictConfig:
 def preset_layer(name: str, method: str, dataset: str) -> DictConfig:
     """The preset's settings for one (method, dataset): its defaults, then every matching rule in order."""
     preset = load_preset(name)
-    layer = OmegaConf.create(OmegaConf.to_container(preset.get("defaults", {})))
+    layer = OmegaConf.create(OmegaConf.to_container(preset.get("defaults") or OmegaConf.create({})))
     for rule in preset.get("rules", []):
         if rule.get("method", method) == method and rule.get("dataset", dataset) == dataset:
             layer = OmegaConf.merge(layer, rule.get("set", {}))
@@ -214,11 +262,13 @@ def dataset_options(config: DictConfig) -> Any:
 
 
 def run_dir(config: DictConfig) -> Path:
+    """`<runs_dir>/<dataset>/<backbone>/<method>[.<variant>]/seed<n>/`; a tuning trial's run goes to
+    `.../<method>[.<variant>]/tuning/seed<n>/<trial>/`, beside the runs it tunes and never mistaken for one."""
     name = config.method + (f".{config.variant}" if config.variant else "")
-    return (
-        Path(config.output.runs_dir) / config.dataset / config.backbone.name.replace("/", "-") / name
-        / f"seed{config.seed}"
-    )
+    method_dir = Path(config.output.runs_dir) / config.dataset / config.backbone.name.replace("/", "-") / name
+    if config.tune.trial:
+        return method_dir / "tuning" / f"seed{config.seed}" / config.tune.trial
+    return method_dir / f"seed{config.seed}"
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

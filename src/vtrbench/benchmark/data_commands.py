@@ -97,17 +97,37 @@ def print_report(report: SplitReport, num_frames: int, show: int) -> None:
     print(f"  {state}: {report.usable:,} of {len(report.clips):,} clips")
 
 
+def shared_ids(reports: list[SplitReport]) -> list[tuple[str, str, list[str]]]:
+    """(split, split, ids in both) for every pair of readable splits that share clips: a val or test clip
+    that is also trained on, or a val clip that is tested on, would make the numbers meaningless."""
+    readable = [r for r in reports if r.error is None]
+    pairs = []
+    for i, first in enumerate(readable):
+        for second in readable[i + 1:]:
+            common = sorted({c.video_id for c in first.clips} & {c.video_id for c in second.clips})
+            if common:
+                pairs.append((first.name, second.name, common))
+    return pairs
+
+
 def data_check(dataset_name: str, overrides: list[str], show: int = 10) -> int:
-    """Print what a run of this dataset would see; 1 when a split is unusable, else 0."""
+    """Print what a run of this dataset would see: train (after the val hold-out), val and test; 1 when a
+    split is unusable or two splits share clips, else 0."""
     config = resolve_config([f"dataset={dataset_name}", *overrides])
     dataset = DATASETS.get(dataset_name)(dataset_options(config))
     num_frames = int(config.data.num_frames)
     print(f"{dataset_name}: root {dataset.root}, videos in {dataset.root / dataset.config.video_dir}")
+    print(f"val: {dataset.val_source()}; train is the train file minus the val clips")
     unusable = 0
+    reports = []
     for split in SPLITS:
         report = check_split_files(dataset, split, num_frames)
         print_report(report, num_frames, show)
         unusable += report.error is not None or report.usable == 0
+        reports.append(report)
+    for first, second, common in shared_ids(reports):
+        print(f"{first} and {second} share {len(common):,} clip(s): {_listed(common, show)}")
+        unusable += 1
     return 1 if unusable else 0
 
 

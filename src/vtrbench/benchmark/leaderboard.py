@@ -1,5 +1,9 @@
 """The leaderboard: every method x dataset x seed, then the report.
 
+`tune=true` first chooses each method's settings on each dataset's val split (`vtrbench tune`, once per
+method x dataset, with the first seed), then runs every seed with the chosen settings; each final result
+carries the search's record (`tuning`).
+
 A failing run is recorded as failed (with its error) and the others go on. Results are written atomically
 when a run finishes, so an interrupted leaderboard (Ctrl-C, a killed process) leaves every finished result
 in place: the next call skips those and resumes the interrupted run from its last epoch checkpoint.
@@ -12,12 +16,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from vtrbench.benchmark.config import load_preset, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.config import ConfigError, load_preset, parse_overrides, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
-from vtrbench.benchmark.results import RunConflictError, finished_result
+from vtrbench.benchmark.results import RESULT_FILE, RunConflictError, finished_result, read_result, write_json
 from vtrbench.registry import METHODS
 
 MATRIX_KEYS = ("methods", "datasets", "seeds")
+TUNE_SWITCH = "tune"  # `tune=true`: a leaderboard switch; `tune.trials=..` etc. stay run keys
 DEFAULT_DATASETS = ["msrvtt", "vatex", "lsmdc", "activitynet"]
 
 
@@ -83,10 +88,65 @@ def cache_offline_frames(config: DictConfig, dataset, quiet: bool) -> None:
             prepare_frame_cache(clips, directory, split, settings, progress=not quiet)
 
 
+def split_tune_switch(overrides: list[str]) -> tuple[bool, list[str]]:
+    """The leaderboard's own `tune=true|false`, and the overrides left for the runs."""
+    switch = [o for o in overrides if o.split("=", 1)[0] == TUNE_SWITCH]
+    values = {o.split("=", 1)[1].strip().lower() if "=" in o else "" for o in switch}
+    if not values <= {"true", "false"}:
+        raise ConfigError(f"tune={'/'.join(sorted(values))}: expected tune=true or tune=false")
+    return "true" in values, [o for o in overrides if o not in switch]
+
+
+def tune_then_plan(overrides: list[str], runs: list[tuple[list[str], DictConfig]], quiet: bool):
+    """Tune every method x dataset of `runs` on val (with the first seed), then the runs with the chosen
+    settings; returns them and each run's tuning record (None where the method trains nothing)."""
+    from vtrbench.benchmark.tuning import (
+        Search,
+        check_equal_budgets,
+        plan_searches,
+        run_search,
+        settings_overrides,
+    )
+
+    seed = runs[0][1].seed if runs else 0
+    print(f"tune=true: every method x dataset is tuned on its val split with seed {seed} (the first seed), "
+          f"then every seed runs with the chosen settings", flush=True)
+    first_of = {}
+    for run_overrides, config in runs:
+        first_of.setdefault((config.dataset, config.method), run_overrides)
+    searches: list[Search] = []
+    for run_overrides in first_of.values():
+        searches += plan_searches([o for o in run_overrides if not o.startswith("seed=")] + [f"seed={seed}"])
+    check_equal_budgets(searches)
+    prepare_offline_assets([search.config for search in searches if search.grid], quiet)
+    records = {(s.config.dataset, s.config.method): run_search(s, quiet) for s in searches}
+    tuned_runs, run_records = [], []
+    for run_overrides, config in runs:
+        record = records[(config.dataset, config.method)]
+        chosen = settings_overrides(record["chosen"]["settings"]) if record else []
+        tuned_runs.append(([*run_overrides, *chosen], resolve_config([*run_overrides, *chosen])))
+        run_records.append(record)
+    return tuned_runs, run_records
+
+
+def attach_tuning(config: DictConfig, record: dict | None) -> None:
+    """The final result carries the record of the search that chose its settings (also when the run itself
+    had finished earlier with the same config)."""
+    result = read_result(run_dir(config))
+    if record is not None and result is not None and result.get("status") == "finished" \
+            and result.get("tuning") != record:
+        write_json(run_dir(config) / RESULT_FILE, {**result, "tuning": record})
+
+
 def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
-    """`launcher=local|slurm|submitit-local` and `slurm.*` choose where the runs execute (launchers.py)."""
+    """`launcher=local|slurm|submitit-local` and `slurm.*` choose where the runs execute (launchers.py);
+    `tune=true` tunes every method x dataset on val first."""
     launch_options, overrides = split_launch_options(overrides)
+    tune_first, overrides = split_tune_switch(overrides)
     runs = plan(overrides)
+    records = [None] * len(runs)
+    if tune_first:
+        runs, records = tune_then_plan(overrides, runs, quiet)
     started = time.perf_counter()
     pending = []
     conflicts = []
@@ -107,6 +167,8 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
         raise RunConflictError(conflicts[0] + more)
     prepare_offline_assets([run.config for run in pending], quiet)
     failed = launch(pending, launch_options, quiet)
+    for (_, config), record in zip(runs, records, strict=True):
+        attach_tuning(config, record)
     print(f"{len(runs)} run(s), {failed} failed, {time.perf_counter() - started:.0f} s", flush=True)
     if not runs:
         return 0

@@ -24,6 +24,7 @@ RESULT_FILE = "result.json"
 WEIGHTS_FILE = "tuned.safetensors"
 CHECKPOINT_FILE = "last_epoch.pt"
 CONFIG_FILE = "config.yaml"
+VAL_IDS_FILE = "val_ids.txt"  # the ids of the val split a run held out of training, one per line
 SCHEMA_VERSION = 1
 
 

@@ -2,7 +2,10 @@
 
 The loop is the same for every method: symmetric InfoNCE over the (globally gathered) batch, AdamW with a
 cosine schedule and linear warm-up, gradient clipping, autocast on CUDA only, one checkpoint per epoch to
-resume from, the last epoch's model evaluated (no selection on the test split).
+resume from. Training never sees the val split (the dataset's train split excludes it); val is measured before
+training and after every epoch (the learning curve, `train.val_curve`), and the model tested is the last
+epoch's or, under `train.select=best_val`, the best epoch's on val: nothing is selected on the test split.
+A tuning trial (`tune.trial`) is scored on val and never loads the test split.
 """
 
 from __future__ import annotations
@@ -43,18 +46,21 @@ from vtrbench.benchmark.results import (
     CONFIG_FILE,
     RESULT_FILE,
     SCHEMA_VERSION,
+    VAL_IDS_FILE,
     WEIGHTS_FILE,
     atomic_write,
     finished_result,
     git_commit,
     is_finished,
     load_checkpoint,
+    load_tuned_weights,
     package_versions,
     save_checkpoint,
     save_tuned_weights,
     write_json,
 )
 from vtrbench.benchmark.tracking import Tracker
+from vtrbench.benchmark.validation import BEST_VAL_WEIGHTS_FILE, ValidationCurve
 from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir
 from vtrbench.methods.backbone import Backbone, load_backbone
 from vtrbench.methods.base import RetrievalMethod
@@ -176,7 +182,9 @@ class Run:
             shown = ", ".join(list(checked.skipped)[:5])
             print(f"[{name}] skipping {len(checked.skipped)} clip(s) ({shown}...)", file=sys.stderr)
         if not checked.clips:
-            raise RuntimeError(f"{self.config.dataset} {name} split: no usable clip under {self.dataset.root}")
+            why = (" (val is measured for the learning curve, best_val selection and tuning trials; "
+                   "train.val_curve=false runs without it)") if name == "val" else ""
+            raise RuntimeError(f"{self.config.dataset} {name} split: no usable clip under {self.dataset.root}{why}")
         return checked
 
     def loader(self, dataset: torch.utils.data.Dataset, batch_size: int, shuffle: bool, epoch: int = 0):
@@ -209,10 +217,13 @@ class Run:
         return cache
 
     # ---- training ---------------------------------------------------------------------------------------
-    def train(self, train: CheckedSplit) -> dict[str, Any]:
+    def train(self, train: CheckedSplit, curve: ValidationCurve | None = None) -> dict[str, Any]:
         config, method = self.config, self.method
-        stats = {"train_s": 0.0, "clips_seen": 0, "failed_decodes": 0, "steps": 0, "epochs": 0}
+        stats = {"train_s": 0.0, "clips_seen": 0, "failed_decodes": 0, "steps": 0, "epochs": 0,
+                 "val_curve": [], "best_val": None}
         if self.params["tuned"] == 0:
+            if curve is not None:  # a method that trains nothing has one point: where it starts
+                curve.measure(stats, epoch=0)
             return stats
         tokens = tokenize(self.tokenizer, train.captions)
         if method.frozen_trunk:
@@ -235,6 +246,8 @@ class Run:
         if dist.world_size() > 1:  # DDP averages gradients only of what runs through its own forward
             model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
         start_epoch = self.resume(optimizer, scheduler, stats)
+        if start_epoch == 0 and curve is not None:
+            curve.measure(stats, epoch=0)
         ckpt = self.out_dir / CHECKPOINT_FILE
         for epoch in range(start_epoch, config.train.epochs):
             if stats["steps"] >= total:
@@ -266,6 +279,9 @@ class Run:
             stats["epochs"] = epoch + 1
             self.tracker.log({"epoch/loss": epoch_loss / max(1, stats["steps"] - epoch_start_step),
                               "epoch/seconds": time.perf_counter() - started}, step=stats["steps"])
+            if curve is not None:
+                curve.measure(stats, epoch=epoch + 1)
+                self.tracker.log({"val/R1_t2v": stats["val_curve"][-1]["metrics"]["t2v"]["R1"]}, step=stats["steps"])
             if dist.is_main():
                 save_checkpoint(ckpt, method, {"epoch": epoch, "optimizer": optimizer.state_dict(),
                                                "scheduler": scheduler.state_dict(), "stats": stats})
@@ -414,7 +430,9 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def execute(config: DictConfig) -> dict:
     """Run one configuration to a result file; returns the result. A finished run of this config is returned
-    as it is; a finished run of another config in the same folder is an error (`RunConflictError`)."""
+    as it is; a finished run of another config in the same folder is an error (`RunConflictError`).
+
+    A tuning trial (`tune.trial` set) is evaluated on the val split and never loads the test split."""
     out_dir = run_dir(config)
     finished = finished_result(out_dir, config)
     if finished is not None:
@@ -425,18 +443,27 @@ def execute(config: DictConfig) -> dict:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(OmegaConf.to_yaml(config)))
     reset_peak_memory(run.device)
-    train_split, test_split = run.split("train"), run.split("test")
-    stats = run.train(train_split)
+    trial = bool(config.tune.trial)
+    best_val = config.train.select == "best_val"
+    train_split = run.split("train")
+    val_split = run.split("val") if (trial or best_val or config.train.val_curve) else None
+    curve = ValidationCurve(run, val_split, config.tune.metric, keep_best=best_val) \
+        if (best_val or config.train.val_curve) else None
+    eval_split = val_split if trial else run.split("test")
+    stats = run.train(train_split, curve)
+    selection = select_model(run, stats)
     started = time.perf_counter()
-    metrics, ranks = run.evaluate(test_split)
+    metrics, ranks = run.evaluate(eval_split)
     eval_s = time.perf_counter() - started
+    val_ids = held_out_ids(run, val_split)
     result = {
         "schema": SCHEMA_VERSION,
         "status": "finished",
         "method": config.method,
         "variant": config.variant,
         "dataset": config.dataset,
-        "split": "test",
+        "split": eval_split.name,
+        **({"trial": config.tune.trial} if trial else {}),
         "backbone": config.backbone.name,
         "pretrained": config.backbone.pretrained,
         "activation": run.backbone.activation,  # read from the modules built, not from the config
@@ -448,6 +475,7 @@ def execute(config: DictConfig) -> dict:
         "timing": {
             "train_s": round(stats["train_s"], 3),
             "eval_s": round(eval_s, 3),
+            "val_curve_s": round(stats.get("val_s", 0.0), 3),
             "clips_per_s": round(stats["clips_seen"] / stats["train_s"], 2) if stats["train_s"] else None,
             "steps": stats["steps"],
             "epochs": stats["epochs"],
@@ -455,20 +483,44 @@ def execute(config: DictConfig) -> dict:
         "peak_memory_mb": round(peak_memory_mb(run.device), 1),
         "device": str(run.device),
         "world_size": dist.world_size(),
-        "skipped": {"train": train_split.skipped, "test": test_split.skipped,
+        "skipped": {"train": train_split.skipped, eval_split.name: eval_split.skipped,
+                    **({"val": val_split.skipped} if val_split is not None else {}),
                     "train_decode_failures": stats["failed_decodes"]},
-        "model_selection": "last_epoch",
+        "val": {"source": run.dataset.val_source(), "clips": len(val_ids), "ids_file": VAL_IDS_FILE},
+        "val_curve": stats["val_curve"],
+        "model_selection": selection,
         "versions": package_versions(),
         "git_commit": git_commit(),
         "config": OmegaConf.to_container(config, resolve=True),
     }
     if dist.is_main():
+        atomic_write(out_dir / VAL_IDS_FILE, lambda tmp: tmp.write_text("".join(f"{i}\n" for i in val_ids)))
         result["params"]["checkpoint_bytes"] = save_tuned_weights(run.method, out_dir / WEIGHTS_FILE)
         write_json(out_dir / RESULT_FILE, result)
         run.tracker.finish(result)
         (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+        (out_dir / BEST_VAL_WEIGHTS_FILE).unlink(missing_ok=True)
     dist.barrier()
     return result
+
+
+def select_model(run: Run, stats: dict) -> dict:
+    """The model to evaluate: the last epoch's (as trained), or under best_val the best epoch's weights on val,
+    loaded back. Returns the rule and the epoch chosen, for the result file."""
+    if run.config.train.select != "best_val":
+        return {"rule": "last_epoch", "epoch": stats["epochs"], "step": stats["steps"]}
+    best = stats["best_val"]
+    if run.params["tuned"]:
+        load_tuned_weights(run.method, run.out_dir / BEST_VAL_WEIGHTS_FILE)
+    return {"rule": "best_val", "metric": best["metric"], "epoch": best["epoch"], "step": best["step"],
+            "val_score": best["score"], "epochs_trained": stats["epochs"]}
+
+
+def held_out_ids(run: Run, val_split: CheckedSplit | None) -> list[str]:
+    """Every id of the val split, usable or not: what training left out, to rebuild the split from."""
+    if val_split is not None:
+        return [clip.video_id for clip in val_split.clips] + list(val_split.skipped)
+    return [clip.video_id for clip in run.dataset.load("val").clips]
 
 
 def drop_state_of_another_config(out_dir: Path, config: DictConfig) -> None:
@@ -482,6 +534,7 @@ def drop_state_of_another_config(out_dir: Path, config: DictConfig) -> None:
         print(f"{out_dir}: the epoch checkpoint there belongs to another config ({differences[0]}); "
               f"starting afresh", file=sys.stderr)
         checkpoint.unlink()
+        (out_dir / BEST_VAL_WEIGHTS_FILE).unlink(missing_ok=True)
 
 
 def record_failure(config: DictConfig, error: BaseException) -> dict:
@@ -489,7 +542,8 @@ def record_failure(config: DictConfig, error: BaseException) -> dict:
     out_dir = run_dir(config)
     result = {
         "schema": SCHEMA_VERSION, "status": "failed", "method": config.method, "variant": config.variant,
-        "dataset": config.dataset, "backbone": config.backbone.name, "pretrained": config.backbone.pretrained,
+        "dataset": config.dataset, "split": "val" if config.tune.trial else "test",
+        "backbone": config.backbone.name, "pretrained": config.backbone.pretrained,
         "seed": config.seed, "error": f"{type(error).__name__}: {error}",
         "traceback": "".join(traceback.format_exception(error)),
         "config": OmegaConf.to_container(config, resolve=True),

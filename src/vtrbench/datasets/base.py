@@ -3,12 +3,17 @@
 A format reads annotation files and finds each clip's video; decoding, sampling, tokenising and batching
 belong to the harness. `root: null` in a dataset's config means the offline default data: the root that
 `DATA_ROOTS` holds under the format's name (the offline room generates it in the real layout on first use).
+
+Three splits: `train`, `val` and `test`. `val` is the format's official validation file where its config names
+one (`val_file_option`), else a seeded hold-out of the train file (`holdout_ids`, the same rule for every
+format). `train` is the train file minus the val ids, so nothing ever trains on a clip it is validated on.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,7 +21,7 @@ from typing import Any, ClassVar
 from vtrbench.datasets.video import find_video, index_videos
 from vtrbench.registry import DATA_ROOTS
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 
 
 class AnnotationError(ValueError):
@@ -82,6 +87,18 @@ def read_id_list(path: Path) -> list[tuple[int, str]]:
     return ids
 
 
+def holdout_ids(ids: list[str], fraction: float, seed: int) -> set[str]:
+    """The ids a seeded hold-out keeps for validation: round(fraction * n) of them (at least one, and at least
+    one left to train on), drawn by `seed` from the sorted ids, so the draw does not depend on file order."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"val_fraction={fraction}: expected a fraction between 0 and 1 (exclusive)")
+    unique = sorted(set(ids))
+    if len(unique) < 2:
+        raise ValueError(f"a hold-out needs at least 2 training clips, found {len(unique)}")
+    count = min(max(1, round(fraction * len(unique))), len(unique) - 1)
+    return set(random.Random(seed).sample(unique, count))
+
+
 def normalise_whitespace(text: str) -> str:
     """Runs of whitespace collapsed to one space, ends stripped."""
     return " ".join(text.split())
@@ -108,10 +125,13 @@ class Split:
 
 
 class AnnotationFormat:
-    """Subclasses set `Config` (a dataclass with at least `root` and `video_dir`) and implement `read`."""
+    """Subclasses set `Config` (a dataclass with at least `root`, `video_dir`, `val_fraction`, `val_seed` and
+    the file option named by `val_file_option`) and implement `read` for "train", "val" and "test"; `read`
+    returns the files' clips as they are, and `load` derives the splits (train minus val) from them."""
 
     Config: ClassVar[type]
     offline_format: ClassVar[str | None] = None  # its name in DATA_ROOTS, where its offline default data is
+    val_file_option: ClassVar[str] = "val_file"  # the config field naming the official val file (null: none)
 
     def __init__(self, config: Any):
         self.config = config
@@ -130,15 +150,45 @@ class AnnotationFormat:
         return DATA_ROOTS.get(self.offline_format)(progress=progress)
 
     def read(self, split: str) -> list[tuple[str, list[str], dict]]:
-        """(video id, captions, extra fields such as start/end) for every clip of `split`."""
+        """(video id, captions, extra fields such as start/end) for every clip of the `split` file as it is
+        ("val" is only asked for when the config names a val file)."""
         raise NotImplementedError
+
+    @property
+    def val_file(self) -> str | None:
+        return getattr(self.config, self.val_file_option)
+
+    def val_source(self) -> str:
+        """Where the val split comes from, in words (for `data check`, result files and reports)."""
+        if self.val_file is not None:
+            return f"{self.val_file} (official val file, {self.val_file_option})"
+        return (f"seeded hold-out of the train file: val_fraction={self.config.val_fraction}, "
+                f"val_seed={self.config.val_seed}")
+
+    def read_val(self) -> list[tuple[str, list[str], dict]]:
+        """The val clips: the configured file (a missing one is an error naming it, never a fallback), else
+        the seeded hold-out of the train file."""
+        if self.val_file is not None:
+            self.annotation(self.val_file)  # raises FileNotFoundError naming the file when it is not there
+            return self.read("val")
+        train = self.read("train")
+        held_out = holdout_ids([video_id for video_id, _, _ in train], self.config.val_fraction,
+                               self.config.val_seed)
+        return [clip for clip in train if clip[0] in held_out]
 
     def load(self, split: str) -> Split:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if split == "test":
+            rows = self.read("test")
+        elif split == "val":
+            rows = self.read_val()
+        else:
+            val_ids = {video_id for video_id, _, _ in self.read_val()}
+            rows = [row for row in self.read("train") if row[0] not in val_ids]
         clips = [
             Clip(video_id=vid, path=self.video_path(vid), captions=captions, **extra)
-            for vid, captions, extra in self.read(split)
+            for vid, captions, extra in rows
         ]
         return Split(name=split, clips=clips)
 

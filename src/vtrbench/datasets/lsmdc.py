@@ -1,12 +1,12 @@
 """LSMDC in its real files: tab-separated, no header, exactly 6 fields per line, no quoting:
 `CLIP_ID  START_ALIGNED  END_ALIGNED  START_EXTRACTED  END_EXTRACTED  SENTENCE`.
 
-Train is `LSMDC16_annos_training.csv` (about 101k lines), test the 1,000-clip public test
-`LSMDC16_challenge_1000_publictect.csv`. A clip id may repeat with several sentences: it becomes one clip
-with those captions, in file order. The clips are already cut, so each video file is a whole clip, named
-`<video_dir>/<movie>/<CLIP_ID>.<ext>` where the movie is the clip id up to its last `_`
-(`3086_UGLY_TRUTH_00.23.23.000-00.23.28.886` -> `3086_UGLY_TRUTH`); a file of that id anywhere under
-`video_dir` is found too.
+Train is `LSMDC16_annos_training.csv` (about 101k lines), val the official `LSMDC16_annos_val.csv` (same
+format, movies of its own), test the 1,000-clip public test `LSMDC16_challenge_1000_publictect.csv`. A clip
+id may repeat with several sentences: it becomes one clip with those captions, in file order. The clips are
+already cut, so each video file is a whole clip, named `<video_dir>/<movie>/<CLIP_ID>.<ext>` where the movie
+is the clip id up to its last `_` (`3086_UGLY_TRUTH_00.23.23.000-00.23.28.886` -> `3086_UGLY_TRUTH`); a file
+of that id anywhere under `video_dir` is found too.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ class LSMDCConfig:
     root: str | None = None  # null: the offline default data
     video_dir: str = "videos"  # <movie>/<clip id>.<ext>, or anywhere below by clip id
     train_csv: str = "LSMDC16_annos_training.csv"
+    val_csv: str | None = "LSMDC16_annos_val.csv"  # null: a seeded hold-out of train_csv
     test_csv: str = "LSMDC16_challenge_1000_publictect.csv"
+    val_fraction: float = 0.1  # the hold-out, when val_csv is null
+    val_seed: int = 0
 
 
 def read_lsmdc_sentences(path: Path) -> dict[str, list[str]]:
@@ -55,9 +58,11 @@ def movie_of(clip_id: str) -> str:
 class LSMDC(AnnotationFormat):
     Config = LSMDCConfig
     offline_format = "lsmdc"
+    val_file_option = "val_csv"
 
     def read(self, split: str) -> list[tuple[str, list[str], dict]]:
-        path = self.annotation(self.config.train_csv if split == "train" else self.config.test_csv)
+        files = {"train": self.config.train_csv, "val": self.config.val_csv, "test": self.config.test_csv}
+        path = self.annotation(files[split])
         return [(clip_id, captions, {}) for clip_id, captions in read_lsmdc_sentences(path).items()]
 
     def video_path(self, video_id: str) -> Path | None:

@@ -1,5 +1,6 @@
-"""VATEX in its real files: the HGR split id lists (`train_list.txt` 25,991 / `test_list.txt` 1,500, one
-`<YouTubeID>_<start>_<end>` per line) and English captions from a caption json.
+"""VATEX in its real files: the HGR split id lists (`train_list.txt` 25,991 / `val_list.txt` 1,500 /
+`test_list.txt` 1,500, disjoint, one `<YouTubeID>_<start>_<end>` per line) and English captions from a
+caption json. Val keeps every caption of its videos, like the test.
 
 The caption json may be the official VATEX file (a list of `{"videoID", "enCap": [10], "chCap": [10]}`),
 CLIP2Video's `vatex_data.json` (`{videoID: {"enCap": [...]}}`) or a plain `{videoID: [captions]}`; the
@@ -22,9 +23,12 @@ class VATEXConfig:
     root: str | None = None  # null: the offline default data
     video_dir: str = "videos"  # searched recursively, any video extension
     train_list: str = "train_list.txt"
+    val_list: str | None = "val_list.txt"  # HGR's val; null: a seeded hold-out of train_list
     test_list: str = "test_list.txt"
     # One or more files, e.g. [vatex_training_v1.0.json, vatex_validation_v1.0.json]; captions are pooled.
     captions_json: list[str] = field(default_factory=lambda: ["vatex_data.json"])
+    val_fraction: float = 0.1  # the hold-out, when val_list is null
+    val_seed: int = 0
 
 
 def _checked_captions(path: Path, key: str, captions: object) -> list[str]:
@@ -69,7 +73,7 @@ def read_vatex_captions(path: Path) -> dict[str, list[str]]:
 class VATEX(AnnotationFormat):
     Config = VATEXConfig
     offline_format = "vatex"
-
+    val_file_option = "val_list"
 
     def captions(self) -> dict[str, list[str]]:
         if not self.config.captions_json:
@@ -86,7 +90,8 @@ class VATEX(AnnotationFormat):
         return pooled
 
     def read(self, split: str) -> list[tuple[str, list[str], dict]]:
-        ids_path = self.annotation(self.config.train_list if split == "train" else self.config.test_list)
+        lists = {"train": self.config.train_list, "val": self.config.val_list, "test": self.config.test_list}
+        ids_path = self.annotation(lists[split])
         ids = read_id_list(ids_path)
         captions = self.captions()
         clips = []

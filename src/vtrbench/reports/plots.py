@@ -204,3 +204,47 @@ def _count_label(count: float) -> str:
         if count >= threshold:
             return f"{count / threshold:g}{suffix}"
     return f"{count:g}"
+
+
+def plot_val_curves(table: str, curves: pd.DataFrame, png_path: Path, svg_path: Path) -> str:
+    """Val T2V R@1 against training steps, one line per method (mean over seeds; each seed drawn thin when
+    there are several); draw to ``png_path`` and ``svg_path`` and return the caption."""
+    figure = Figure(figsize=(8.0, 4.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    several_backbones = curves["backbone"].nunique() > 1
+    seeds_drawn = 0
+    for i, ((backbone, method, variant), rows) in enumerate(
+        curves.groupby(["backbone", "method", "variant"], sort=False)
+    ):
+        color = f"C{i % 10}"
+        label = f"{method}.{variant}" if variant else method
+        label += f" ({backbone})" if several_backbones else ""
+        seeds = rows["seed"].nunique()
+        if rows["step"].max() == 0:  # trains nothing: its one value holds at every step
+            axes.axhline(rows["t2v_R1"].mean(), color=color, linestyle="--", linewidth=1.2,
+                         label=label + " (trains nothing)")
+            continue
+        if seeds > 1:
+            seeds_drawn = max(seeds_drawn, seeds)
+            for _, seed_rows in rows.groupby("seed"):
+                axes.plot(seed_rows["step"], seed_rows["t2v_R1"], color=color, linewidth=0.6, alpha=0.35)
+        mean = rows.groupby("epoch")[["step", "t2v_R1"]].mean()
+        marker = "o" if len(mean) > 1 else "s"
+        axes.plot(mean["step"], mean["t2v_R1"], color=color, marker=marker, markersize=3, linewidth=1.6,
+                  label=label + (f" (mean of {seeds} seeds)" if seeds > 1 else ""))
+    axes.set_xlabel("training steps")
+    axes.set_ylabel("val Text→Video R@1 (%)")
+    axes.set_title(f"{table}: learning curves on the val split")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.savefig(png_path, dpi=150)
+    figure.savefig(svg_path)
+    caption = (
+        f"{table}: Text→Video R@1 on the val split against training steps, measured before training (step 0) "
+        "and after every epoch of each test run. A line still rising at its last point was stopped by its "
+        "budget. A method that trains nothing is a dashed line at its step-0 value."
+    )
+    if seeds_drawn:
+        caption += " Thick: mean over seeds at each epoch; thin: each seed."
+    return caption

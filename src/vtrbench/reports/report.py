@@ -19,7 +19,7 @@ from vtrbench.reports.leaderboard import (
     published_for_tables,
     summarize_r1,
 )
-from vtrbench.reports.plots import plot_r1_against_params
+from vtrbench.reports.plots import plot_r1_against_params, plot_val_curves
 from vtrbench.reports.render import (
     ReportFigure,
     Section,
@@ -36,6 +36,7 @@ from vtrbench.reports.tables import (
     paired_table,
     summary_table,
 )
+from vtrbench.reports.tuning import curve_frame, load_tuning_records, tuning_frame, tuning_tables
 
 REPORT_TITLE = "vtrbench: parameter-efficient text-video retrieval"
 TABLE_CSV_COLUMNS = [
@@ -80,7 +81,8 @@ def write_report(
     ``resamples`` is the bootstrap B; ``published`` adds the packaged published reference rows for the
     datasets present in the runs. Prints nothing. Returns the written paths by kind: ``markdown``,
     ``latex``, ``html``, ``csv:<table>``, ``csv:summary``, ``csv:paired``, ``csv:runs``, ``png:<table>``,
-    ``svg:<table>``.
+    ``svg:<table>``, and where there are any: ``csv:tuning`` (every trial of every search),
+    ``csv:curves`` (every learning-curve point), ``png:curves <table>``, ``svg:curves <table>``.
     """
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
@@ -147,12 +149,14 @@ def write_report(
             columns=TABLE_CSV_COLUMNS
         ).to_csv(paths[f"csv:{table}"], index=False)
 
+    sections.append(tuning_section(runs_dir, out_dir, paths, results))
+    sections.append(curves_section(results, out_dir, paths))
     sections.append(Section("Failed runs", [failed_table(failed) if not failed.empty else "None."]))
 
     paths["csv:paired"] = out_dir / "paired.csv"
     comparisons.to_csv(paths["csv:paired"], index=False)
     paths["csv:runs"] = out_dir / "runs.csv"
-    results.drop(columns=["t2v_ranks", "v2t_ranks"]).to_csv(paths["csv:runs"], index=False)
+    results.drop(columns=["t2v_ranks", "v2t_ranks", "val_curve"]).to_csv(paths["csv:runs"], index=False)
 
     paths["markdown"] = out_dir / "report.md"
     paths["markdown"].write_text(render_markdown(REPORT_TITLE, sections, out_dir), encoding="utf-8")
@@ -161,6 +165,50 @@ def write_report(
     paths["html"] = out_dir / "report.html"
     paths["html"].write_text(render_html(REPORT_TITLE, sections), encoding="utf-8")
     return paths
+
+
+def tuning_section(runs_dir: Path, out_dir: Path, paths: dict[str, Path], results: pd.DataFrame) -> Section:
+    """Every `vtrbench tune` search under the runs directory: space, trials, scores, choice and budget; the
+    tested methods without a search are named."""
+    records = load_tuning_records(runs_dir)
+    if not records:
+        return Section("Tuning", [
+            f"No tuning record under {runs_dir}: the settings of these runs come from their configs (the default "
+            "preset, configs/presets/offline.yaml, names the source of each rule). `vtrbench tune` or "
+            "`vtrbench leaderboard tune=true` choose them on the val split and record the search here."
+        ])
+    paths["csv:tuning"] = out_dir / "tuning.csv"
+    tuning_frame(records).to_csv(paths["csv:tuning"], index=False)
+    intro = (
+        "Each method's settings were searched on the val split with the same budget: the same number of "
+        "trials over the space its yaml declares, the same epochs, the same selection metric. The winner "
+        "became the run's setting. No trial reads the test split."
+    )
+    searched = {(r["dataset"], r["method"], r.get("variant", "")) for r in records}
+    tested = results[["dataset", "method", "variant"]].drop_duplicates().itertuples(index=False)
+    unsearched = sorted(f"{m}{'.' + v if v else ''} on {d}" for d, m, v in tested if (d, m, v) not in searched)
+    items: list = [intro, *tuning_tables(records)]
+    if unsearched:
+        items.append("Tested without a search here (their settings come from their configs; a method that "
+                     "trains nothing has nothing to tune): " + ", ".join(unsearched) + ".")
+    return Section("Tuning", items)
+
+
+def curves_section(results: pd.DataFrame, out_dir: Path, paths: dict[str, Path]) -> Section:
+    """Val R@1 against training steps for every method, one figure per dataset table."""
+    curves = curve_frame(results)
+    if curves.empty:
+        return Section("Learning curves (val split)", ["No result file holds a learning curve (train.val_curve)."])
+    paths["csv:curves"] = out_dir / "curves.csv"
+    curves.to_csv(paths["csv:curves"], index=False)
+    items: list = []
+    for table in dict.fromkeys(curves["table"]):
+        stem = _file_stem(table)
+        png_path, svg_path = out_dir / f"curves_{stem}.png", out_dir / f"curves_{stem}.svg"
+        caption = plot_val_curves(table, curves[curves["table"] == table], png_path, svg_path)
+        paths[f"png:curves {table}"], paths[f"svg:curves {table}"] = png_path, svg_path
+        items.append(ReportFigure(png_path, svg_path, caption))
+    return Section("Learning curves (val split)", items)
 
 
 def measured_tables_markdown(runs_dir: str | Path, resamples: int = DEFAULT_RESAMPLES) -> str:

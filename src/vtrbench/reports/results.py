@@ -9,7 +9,12 @@ Flattened columns:
   ranks      ``t2v_ranks v2t_ranks``: per-query ranks as int64 numpy arrays (None when absent)
   params     ``tuned backbone_params tuned_pct checkpoint_bytes``
   cost       ``train_s eval_s clips_per_s peak_memory_mb``
-  bookkeeping ``skipped_train skipped_test`` (counts), ``model_selection git_commit vtrbench_version``
+  bookkeeping ``skipped_train skipped_test`` (counts), ``model_selection`` (``last_epoch`` or
+             ``best_val:<metric>``) ``selected_epoch git_commit vtrbench_version``
+  curve      ``val_curve``: the run's val points ({epoch, step, metrics}), a list (None when absent)
+
+Results on the val split are tuning trials (`vtrbench tune`): they are left out here, so no trial ever
+enters a test table; the report's Tuning section reads their `tuning.json` records instead.
 """
 
 from __future__ import annotations
@@ -38,9 +43,11 @@ FINISHED_COLUMNS = (
     "eval_s",
     "clips_per_s",
     "peak_memory_mb",
+    "val_curve",
 )
 # A run is identified by these; two files claiming the same identity would be averaged twice.
 RUN_IDENTITY = ("dataset", "split", "backbone", "method", "variant", "seed")
+VAL_SPLIT = "val"  # the split tuning trials are scored on
 
 
 class ResultFileError(ValueError):
@@ -82,6 +89,18 @@ def _ranks(record: dict[str, Any], direction: str, path: Path) -> np.ndarray | N
     if np.any(array < 1) or np.any(array != np.floor(array)):
         raise ResultFileError(f"{path}: 'ranks.{direction}' must hold whole ranks >= 1")
     return array.astype(np.int64)
+
+
+def _model_selection(selection: Any) -> tuple[str, float]:
+    """(rule, epoch) of the result's model selection: `last_epoch`, or `best_val:<metric>` and its epoch.
+    Older result files hold the rule alone as a string."""
+    if not isinstance(selection, dict):
+        return str(selection or ""), np.nan
+    rule = str(selection.get("rule", ""))
+    if selection.get("metric"):
+        rule += f":{selection['metric']}"
+    epoch = selection.get("epoch")
+    return rule, float(epoch) if isinstance(epoch, (int, float)) else np.nan
 
 
 def _count(record: dict[str, Any], dotted_key: str) -> int:
@@ -128,7 +147,9 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
     row["peak_memory_mb"] = record.get("peak_memory_mb")
     row["skipped_train"] = _count(record, "skipped.train")
     row["skipped_test"] = _count(record, "skipped.test")
-    row["model_selection"] = record.get("model_selection", "")
+    row["model_selection"], row["selected_epoch"] = _model_selection(record.get("model_selection"))
+    curve = record.get("val_curve")
+    row["val_curve"] = curve if isinstance(curve, list) and curve else None
     row["git_commit"] = record.get("git_commit", "")
     row["vtrbench_version"] = _optional(record, "versions.vtrbench") or ""
     return row
@@ -153,7 +174,10 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
     paths = sorted(runs_dir.rglob("result.json"))
     if not paths:
         raise FileNotFoundError(f"no result.json under {runs_dir}")
-    frame = pd.DataFrame([load_result_file(path) for path in paths])
+    rows = [row for row in map(load_result_file, paths) if row["split"] != VAL_SPLIT]
+    if not rows:
+        raise FileNotFoundError(f"no test result under {runs_dir} (only tuning trials, which are scored on val)")
+    frame = pd.DataFrame(rows)
     duplicated = frame[frame.duplicated(list(RUN_IDENTITY), keep=False)]
     if not duplicated.empty:
         files = ", ".join(duplicated["path"])
@@ -161,5 +185,5 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
     # Columns of finished runs are missing when every run failed; add them so callers need no special case.
     for column in FINISHED_COLUMNS:
         if column not in frame:
-            frame[column] = None if column.endswith("_ranks") else np.nan
+            frame[column] = None if column.endswith(("_ranks", "_curve")) else np.nan
     return frame.sort_values(list(RUN_IDENTITY), kind="stable").reset_index(drop=True)

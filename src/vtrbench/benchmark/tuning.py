@@ -1,0 +1,324 @@
+"""`vtrbench tune`: choose a method's settings on the val split, with the same budget for every method.
+
+The budget is the harness's (`tune.trials`, `tune.metric` in base.yaml) and the epochs are the run's own; a
+method's yaml declares only its search space (`tune.space`), whose grid must hold exactly `tune.trials`
+points or the search is refused (equal budgets are enforced, not hoped for). Each trial is a run of its own
+(`<method dir>/tuning/seed<n>/<trial>/`) that trains on train (val held out) and is scored on val; it never
+loads the test split. Finished trials are reused when their config is the same, so an interrupted search
+resumes. The winner (the first best score, in grid order) is written to `tuning.json` beside the trials,
+with the space, every trial's score and the choice, and printed as a preset rule ready to paste into
+`configs/presets/offline.yaml`, whose source is the command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from vtrbench.benchmark.config import ConfigError, config_file, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.results import RunConflictError, finished_result, git_commit, read_result, write_json
+from vtrbench.benchmark.validation import is_better, metric_value
+
+TUNING_FILE = "tuning.json"
+TUNING_SCHEMA = 1
+MATRIX_KEYS = ("methods", "datasets")
+SIGNIFICANT_DIGITS = 3  # grid points are rounded so that the chosen value reads (and pastes) as written
+
+
+def log_grid(low: float, high: float, points: int) -> list[float]:
+    """`points` values evenly spaced in log between low and high (both included), to 3 significant digits."""
+    if not 0 < low < high:
+        raise ConfigError(f"log_range [{low}, {high}]: expected 0 < low < high")
+    return [float(f"{value:.{SIGNIFICANT_DIGITS}g}") for value in np.logspace(math.log10(low), math.log10(high),
+                                                                             points)]
+
+
+def space_source(config: DictConfig) -> str:
+    """Where the method's search space was declared, for error messages."""
+    return str(config_file("methods", f"{config.method}.yaml") or "base.yaml (the method has no yaml)")
+
+
+def search_grid(config: DictConfig) -> list[dict[str, Any]]:
+    """Every trial's settings (dotted key -> value) in grid order. A space holds at most one `log_range`
+    dimension, which gets as many points as the budget leaves; the grid must hold exactly `tune.trials`
+    points. An empty space is an empty grid (nothing to tune)."""
+    dims, trials, source = list(config.tune.space), int(config.tune.trials), space_source(config)
+    if not dims:
+        return []
+    explicit, ranged = 1, [d for d in dims if d.log_range is not None]
+    for dim in dims:
+        if (dim.log_range is None) == (dim.choices is None):
+            raise ConfigError(f"{source}: tune.space {dim.key}: give exactly one of log_range or choices")
+        if dim.key.split(".", 1)[0] in ("tune", "seed", "method", "dataset", "output") \
+                or OmegaConf.select(config, dim.key, default=KeyError) is KeyError:
+            raise ConfigError(f"{source}: tune.space {dim.key}: not a setting a search may vary")
+        if dim.choices is not None:
+            explicit *= len(dim.choices)
+        elif len(dim.log_range) != 2:
+            raise ConfigError(f"{source}: tune.space {dim.key}: log_range is [low, high]")
+    if len(ranged) > 1:
+        raise ConfigError(f"{source}: tune.space has {len(ranged)} log_range dimensions; give all but one as choices")
+    points = trials // explicit if ranged else explicit
+    if (ranged and (trials % explicit or points < 2)) or (not ranged and explicit != trials):
+        raise ConfigError(
+            f"{source}: tune.space yields {points * explicit if ranged else explicit} trial(s) but the budget "
+            f"tune.trials is {trials}: every method gets the same number of trials")
+    axes = [(d.key, log_grid(*d.log_range, points) if d.log_range is not None else list(d.choices)) for d in dims]
+    grid: list[dict[str, Any]] = [{}]
+    for key, values in axes:
+        grid = [{**settings, key: value} for settings in grid for value in values]
+    return grid
+
+
+def format_value(value: Any) -> str:
+    return f"{value:.{SIGNIFICANT_DIGITS}g}" if isinstance(value, float) else str(value)
+
+
+def trial_name(settings: dict[str, Any]) -> str:
+    """The trial's folder name: its settings, e.g. `train.lr-0.00316`."""
+    return "_".join(f"{key}-{format_value(value)}".replace("/", "-") for key, value in settings.items())
+
+
+def settings_overrides(settings: dict[str, Any]) -> list[str]:
+    """`key=value` command-line overrides that set exactly these values (floats in full)."""
+    return [f"{key}={value!r}" if isinstance(value, float) else f"{key}={value}" for key, value in settings.items()]
+
+
+def at_edge(config: DictConfig, settings: dict[str, Any]) -> list[str]:
+    """The chosen values that sit at an end of a numeric range: the best may lie beyond it."""
+    edges = []
+    for dim in config.tune.space:
+        values = list(dim.log_range) if dim.log_range is not None else list(dim.choices)
+        if len(values) < 2 or not all(isinstance(v, (int, float)) for v in values):
+            continue
+        chosen, low, high = settings[dim.key], min(values), max(values)
+        if math.isclose(chosen, low, rel_tol=1e-2) or math.isclose(chosen, high, rel_tol=1e-2):
+            side = "bottom" if math.isclose(chosen, low, rel_tol=1e-2) else "top"
+            edges.append(f"{dim.key}={format_value(chosen)} is the {side} of its range [{format_value(low)}, "
+                         f"{format_value(high)}]")
+    return edges
+
+
+@dataclass
+class Search:
+    """One method x dataset search: its base overrides and config (no trial settings yet)."""
+
+    overrides: list[str]
+    config: DictConfig
+    grid: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        variant = f".{self.config.variant}" if self.config.variant else ""
+        return f"{self.config.dataset} {self.config.method}{variant}"
+
+    @property
+    def command(self) -> str:
+        """The `vtrbench tune` command that reproduces this search alone."""
+        return " ".join(["vtrbench tune", *self.overrides])
+
+    def trial_config(self, settings: dict[str, Any]) -> DictConfig:
+        return resolve_config([*self.overrides, *settings_overrides(settings), f"tune.trial={trial_name(settings)}"])
+
+    @property
+    def record_path(self) -> Path:
+        return run_dir(self.config).parent / "tuning" / f"seed{self.config.seed}" / TUNING_FILE
+
+
+def tunes_nothing(config: DictConfig) -> bool:
+    """Whether the method trains no parameter (counted on a randomly initialised backbone: no weights read)."""
+    from vtrbench.benchmark.counting import count_parameters
+    from vtrbench.benchmark.runner import build_method
+    from vtrbench.methods.backbone import load_backbone
+
+    backbone = load_backbone(config.backbone.name, "random")
+    return count_parameters(build_method(config, backbone), backbone.num_elements)["tuned"] == 0
+
+
+def plan_searches(overrides: list[str]) -> list[Search]:
+    """One search per method x dataset (`method=`/`dataset=` or `methods=[..]`/`datasets=[..]`), every
+    config resolved and every space checked before anything trains."""
+    from vtrbench.benchmark.leaderboard import DEFAULT_DATASETS
+    from vtrbench.registry import METHODS
+
+    cli = parse_overrides(overrides)
+    methods = list(cli.get("methods") or ([cli.method] if cli.get("method") else METHODS.names()))
+    datasets = list(cli.get("datasets") or ([cli.dataset] if cli.get("dataset") else DEFAULT_DATASETS))
+    passthrough = [o for o in overrides if o.split("=", 1)[0] not in (*MATRIX_KEYS, "method", "dataset")]
+    searches = []
+    for dataset in datasets:
+        for method in methods:
+            search_overrides = [f"method={method}", f"dataset={dataset}", *passthrough]
+            config = resolve_config(search_overrides)
+            searched = {dim.key for dim in config.tune.space}
+            fixed = searched & {o.split("=", 1)[0] for o in passthrough}
+            if fixed:
+                raise ConfigError(f"{', '.join(sorted(fixed))}: searched by {method}'s tune.space; do not set it "
+                                  f"on the command line of a search")
+            search = Search(search_overrides, config, search_grid(config))
+            if not search.grid and not tunes_nothing(config):
+                raise ConfigError(f"{space_source(config)}: {method} trains parameters but declares no tune.space: "
+                                  f"give it one of tune.trials={config.tune.trials} trials")
+            searches.append(search)
+    check_equal_budgets(searches)
+    return searches
+
+
+def check_equal_budgets(searches: list[Search]) -> None:
+    """Every search of one command has the same trials and metric (refused otherwise: a preset rule or a
+    method could have changed them); epochs are each run's own, so a difference between the methods of one
+    dataset (the paper preset's recipes) is said, not refused."""
+    budgets = {(int(s.config.tune.trials), str(s.config.tune.metric)) for s in searches if s.grid}
+    if len(budgets) > 1:
+        shown = "; ".join(f"{t} trials, metric {m}" for t, m in sorted(budgets))
+        raise ConfigError(f"unequal tuning budgets in one search ({shown}): tune.trials and tune.metric must be "
+                          f"the same for every method")
+    for dataset in dict.fromkeys(s.config.dataset for s in searches):
+        epochs = {s.config.method: int(s.config.train.epochs) for s in searches
+                  if s.grid and s.config.dataset == dataset}
+        if len(set(epochs.values())) > 1:
+            shown = ", ".join(f"{method} {count}" for method, count in epochs.items())
+            print(f"NOTE: on {dataset} the methods train for different epochs ({shown}); each trial uses its "
+                  f"run's own", flush=True)
+
+
+def run_search(search: Search, quiet: bool = False) -> dict | None:
+    """Run (or reuse) every trial of one search; write and return its record (None: nothing to tune)."""
+    from vtrbench.benchmark.runner import execute, record_failure
+
+    config = search.config
+    if not search.grid:
+        print(f"{search.label}: trains nothing, nothing to tune", flush=True)
+        return None
+    metric, budget = config.tune.metric, len(search.grid)
+    dims = ", ".join(dim.key for dim in config.tune.space)
+    print(f"{search.label}: {budget} trials of {dims} on the val split, metric {metric}, "
+          f"{config.train.epochs} epoch(s) each, seed {config.seed}", flush=True)
+    trials = []
+    for index, settings in enumerate(search.grid, 1):
+        trial_config = search.trial_config(settings)
+        if quiet:
+            trial_config.quiet = True
+        shown = " ".join(settings_overrides(settings))
+        started = time.perf_counter()
+        reused = finished_result(run_dir(trial_config), trial_config) is not None
+        try:
+            result = execute(trial_config)
+        except RunConflictError:
+            raise
+        except Exception as err:  # a failing trial is recorded and never chosen; the others go on
+            failed = record_failure(trial_config, err)
+            print(f"  trial {index}/{budget} {shown}: FAILED: {failed['error']}", flush=True)
+            trials.append({"trial": index, "settings": settings, "status": "failed", "error": failed["error"],
+                           "run": str(run_dir(trial_config))})
+            continue
+        score = metric_value(result["metrics"], metric)
+        took = "finished earlier, reused" if reused else f"{time.perf_counter() - started:.0f} s"
+        print(f"  trial {index}/{budget} {shown}: val {metric} {score:.1f} "
+              f"(T2V R@1 {result['metrics']['t2v']['R1']:.1f}; {took})", flush=True)
+        trials.append({"trial": index, "settings": settings, "status": "finished", "score": score,
+                       "metrics": result["metrics"], "val_curve": result.get("val_curve", []),
+                       "steps": result["timing"]["steps"], "run": str(run_dir(trial_config))})
+    finished = [t for t in trials if t["status"] == "finished"]
+    if not finished:
+        raise RuntimeError(f"{search.label}: every trial failed; see the run folders under {search.record_path.parent}")
+    best = None
+    for trial in finished:  # the first best in grid order
+        if best is None or is_better(metric, trial["score"], best["score"]):
+            best = trial
+    edges = at_edge(config, best["settings"])
+    first = finished[0]
+    record = {
+        "schema": TUNING_SCHEMA,
+        "kind": "tuning",
+        "method": config.method,
+        "variant": config.variant,
+        "dataset": config.dataset,
+        "backbone": config.backbone.name,
+        "seed": config.seed,
+        "command": search.command,
+        "split": "val",
+        "val": read_result(Path(first["run"]))["val"],
+        "metric": metric,
+        "trials_budget": budget,
+        "trials_finished": len(finished),
+        "epochs": int(config.train.epochs),
+        "space": [{k: v for k, v in OmegaConf.to_container(dim).items() if v is not None}
+                  for dim in config.tune.space],
+        "trials": trials,
+        "chosen": {"trial": best["trial"], "settings": best["settings"], "score": best["score"]},
+        "at_edge": edges,
+        "git_commit": git_commit(),
+    }
+    record["rule"] = preset_rule(record)
+    write_json(search.record_path, record)
+    print(f"  chosen: {' '.join(settings_overrides(best['settings']))} (val {metric} {best['score']:.1f}, "
+          f"trial {best['trial']} of {budget})", flush=True)
+    for edge in edges:
+        print(f"  WARNING: {edge}: the best may lie beyond it; widen tune.space in {space_source(config)}",
+              flush=True)
+    if len(finished) < budget:
+        print(f"  WARNING: {budget - len(finished)} trial(s) failed: this method had fewer trials than the budget",
+              flush=True)
+    print(f"  record: {search.record_path}", flush=True)
+    return record
+
+
+def preset_rule(record: dict) -> dict:
+    """The preset rule that sets the chosen values, with its provenance as its source."""
+    scores = "; ".join(
+        f"{' '.join(settings_overrides(t['settings']))} -> "
+        + (f"{t['score']:.1f}" if t["status"] == "finished" else "failed")
+        for t in record["trials"]
+    )
+    source = (f"{record['command']} (seed {record['seed']}): chosen on the val split ({record['val']['source']}, "
+              f"{record['val']['clips']} clips), {record['trials_budget']} trials, {record['epochs']} epoch(s) each, "
+              f"metric {record['metric']}: {scores}")
+    if record["at_edge"]:
+        source += f"; AT THE EDGE: {'; '.join(record['at_edge'])}"
+    nested: DictConfig = OmegaConf.create({})
+    for key, value in record["chosen"]["settings"].items():
+        OmegaConf.update(nested, key, value, force_add=True)
+    return {"method": record["method"], "dataset": record["dataset"], "source": source,
+            "set": OmegaConf.to_container(nested)}
+
+
+def _flow(value: Any) -> str:
+    """A YAML flow mapping, e.g. {train: {lr: 0.00316}}."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    return format_value(value) if isinstance(value, float) else str(value)
+
+
+def rules_yaml(records: list[dict]) -> str:
+    """The rules to paste under `rules:` of a preset (configs/presets/offline.yaml for the offline data)."""
+    lines = []
+    for record in records:
+        rule = record["rule"]
+        source = rule["source"].replace("\\", "\\\\").replace('"', '\\"')
+        lines += [f"  - method: {rule['method']}", f"    dataset: {rule['dataset']}", f'    source: "{source}"',
+                  f"    set: {_flow(rule['set'])}"]
+    return "\n".join(lines)
+
+
+def run_tune(overrides: list[str], quiet: bool = False) -> dict[tuple[str, str], dict | None]:
+    """`vtrbench tune`: every search of the command, then the preset rules; returns the records by
+    (dataset, method)."""
+    from vtrbench.benchmark.leaderboard import prepare_offline_assets
+
+    searches = plan_searches(overrides)
+    prepare_offline_assets([s.config for s in searches if s.grid], quiet)
+    records = {}
+    for search in searches:
+        records[(search.config.dataset, search.config.method)] = run_search(search, quiet)
+    done = [record for record in records.values() if record is not None]
+    if done:
+        print("\n# rules for configs/presets/offline.yaml (or your own preset), under `rules:`")
+        print(rules_yaml(done))
+    return records

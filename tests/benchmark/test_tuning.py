@@ -1,0 +1,156 @@
+"""`vtrbench tune` and `leaderboard tune=true`: equal budgets, val only, reuse, and the records they leave."""
+
+import json
+
+import pytest
+
+from tests.benchmark.conftest import tiny_run_overrides
+from vtrbench.benchmark.cli import main
+from vtrbench.benchmark.config import ConfigError, resolve_config
+from vtrbench.benchmark.leaderboard import run_leaderboard
+from vtrbench.benchmark.tuning import log_grid, plan_searches, search_grid
+from vtrbench.datasets.msrvtt import MSRVTT
+from vtrbench.registry import METHODS
+
+
+def tune_overrides(root, runs, method="linear_probe", **extra):
+    """A 2-trial search of a fast method on the tiny data (the budget is lowered for every method alike)."""
+    overrides = tiny_run_overrides(root, runs, method=method, **{"train.epochs": 1, "tune.trials": 2, **extra})
+    return [o for o in overrides if not o.startswith("quiet=")]
+
+
+def test_every_method_declares_a_space_of_the_budget():
+    for method in METHODS.names():
+        config = resolve_config([f"method={method}"])
+        grid = search_grid(config)
+        assert len(grid) == (0 if method == "zero_shot" else config.tune.trials), method
+        assert all(set(settings) == {"train.lr"} for settings in grid)
+
+
+def test_log_grids_are_rounded_to_three_digits():
+    assert log_grid(1e-3, 1e-1, 5) == [0.001, 0.00316, 0.01, 0.0316, 0.1]
+    assert log_grid(1e-4, 1e-1, 5) == [0.0001, 0.000562, 0.00316, 0.0178, 0.1]
+
+
+@pytest.mark.parametrize(("space", "expected"), [
+    ("[{key: train.lr, choices: [0.1, 0.01]}]", r"dgl.yaml: tune.space yields 2 trial\(s\) but the budget "
+                                                 r"tune.trials is 5"),
+    ("[{key: train.lr, log_range: [0.001, 0.1]}, {key: dgl.latent, choices: [linear, transformer]}]",
+     r"yields 4 trial\(s\) but the budget tune.trials is 5"),
+    ("[{key: train.lr, log_range: [0.001, 0.1]}, {key: train.warmup, log_range: [0.01, 0.1]}]",
+     "2 log_range dimensions"),
+    ("[{key: train.lrr, choices: [1, 2, 3, 4, 5]}]", "train.lrr: not a setting a search may vary"),
+    ("[{key: train.lr, choices: [1, 2, 3, 4, 5], log_range: [0.1, 1.0]}]", "exactly one of log_range or choices"),
+])
+def test_a_space_that_breaks_the_budget_is_refused(space, expected):
+    config = resolve_config(["method=dgl", f"tune.space={space}"])
+    with pytest.raises(ConfigError, match=expected):
+        search_grid(config)
+
+
+def test_a_space_and_the_budget_may_combine_choices_and_a_range():
+    config = resolve_config(["method=dgl", "tune.trials=6",
+                             "tune.space=[{key: train.lr, log_range: [0.001, 0.1]}, "
+                             "{key: dgl.latent, choices: [linear, transformer]}]"])
+    grid = search_grid(config)
+    assert len(grid) == 6 and {s["dgl.latent"] for s in grid} == {"linear", "transformer"}
+    assert sorted({s["train.lr"] for s in grid}) == [0.001, 0.01, 0.1]
+
+
+def test_a_search_refuses_a_searched_key_on_its_command_line_and_a_trained_method_without_space():
+    with pytest.raises(ConfigError, match="train.lr: searched by dgl's tune.space"):
+        plan_searches(["method=dgl", "train.lr=0.1"])
+    with pytest.raises(ConfigError, match="lora trains parameters but declares no tune.space"):
+        plan_searches(["method=lora", "tune.space=[]"])
+    assert plan_searches(["method=zero_shot"])[0].grid == []  # nothing to tune, nothing asked
+
+
+def test_tuning_never_loads_the_test_split(tiny_msrvtt, tmp_path, monkeypatch, capsys):
+    load = MSRVTT.load
+
+    def no_test(self, split):
+        if split == "test":
+            raise AssertionError("the test split was loaded during tuning")
+        return load(self, split)
+
+    monkeypatch.setattr(MSRVTT, "load", no_test)
+    runs = tmp_path / "runs"
+    assert main(["tune", "--quiet", *tune_overrides(tiny_msrvtt, runs)]) == 0
+    out = capsys.readouterr().out
+    assert "msrvtt linear_probe: 2 trials of train.lr on the val split, metric rsum" in out
+    assert "trial 1/2 train.lr=0.0001: val rsum" in out and "trial 2/2 train.lr=0.1: val rsum" in out
+    assert "chosen: train.lr=" in out
+    record = json.loads((runs / "msrvtt/vtrbench-tiny/linear_probe/tuning/seed0/tuning.json").read_text())
+    assert record["split"] == "val" and record["trials_budget"] == 2 and len(record["trials"]) == 2
+    assert record["chosen"]["settings"] == max(record["trials"], key=lambda t: t["score"])["settings"]
+    assert record["val"]["clips"] == 8 and record["space"] == [{"key": "train.lr", "log_range": [0.0001, 0.1]}]
+    assert record["at_edge"]  # two points: whichever wins sits at an edge, and it is said
+    assert "WARNING: train.lr=" in out and "AT THE EDGE" in record["rule"]["source"]
+    for trial in record["trials"]:
+        result = json.loads((tmp_path / trial["run"] / "result.json").read_text())
+        assert result["split"] == "val" and "test" not in result["skipped"]
+    # the preset rule, ready to paste, with the command that reproduces it
+    assert "  - method: linear_probe\n    dataset: msrvtt\n    source: \"vtrbench tune method=linear_probe" in out
+    chosen = record["chosen"]["settings"]["train.lr"]
+    assert f"    set: {{train: {{lr: {chosen:.3g}}}}}" in out
+
+
+def test_a_search_reuses_finished_trials_and_resumes_an_interrupted_one(tiny_msrvtt, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["tune", "--quiet", *tune_overrides(tiny_msrvtt, runs)]) == 0
+    capsys.readouterr()
+    trials = runs / "msrvtt/vtrbench-tiny/linear_probe/tuning/seed0"
+    first = trials / "train.lr-0.0001" / "result.json"
+    before = first.stat().st_mtime_ns
+    (trials / "train.lr-0.1" / "result.json").unlink()  # as if the search had stopped during trial 2
+    assert main(["tune", "--quiet", *tune_overrides(tiny_msrvtt, runs)]) == 0
+    out = capsys.readouterr().out
+    assert "trial 1/2 train.lr=0.0001: val rsum" in out and "finished earlier, reused" in out.splitlines()[1]
+    assert "reused" not in out.splitlines()[2]
+    assert first.stat().st_mtime_ns == before and (trials / "train.lr-0.1" / "result.json").is_file()
+    # a larger budget reuses the trials whose values it shares
+    assert main(["tune", "--quiet", *tune_overrides(tiny_msrvtt, runs, **{"tune.trials": 4})]) == 0
+    out = capsys.readouterr().out
+    assert "trial 1/4 train.lr=0.0001" in out and out.count("finished earlier, reused") == 2
+
+
+def test_leaderboard_tune_true_tunes_once_with_the_first_seed_and_records_it(tiny_msrvtt, tmp_path, capsys):
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    overrides = [o for o in tune_overrides(tiny_msrvtt, runs) if not o.startswith(("method=", "dataset="))]
+    assert run_leaderboard(["tune=true", "methods=[zero_shot,linear_probe]", "datasets=[msrvtt]", "seeds=[1,2]",
+                            f"output.reports_dir={reports}", *overrides], quiet=True) == 0
+    out = capsys.readouterr().out
+    assert "tuned on its val split with seed 1 (the first seed)" in out
+    method_dir = runs / "msrvtt/vtrbench-tiny/linear_probe"
+    assert [p.name for p in (method_dir / "tuning").iterdir()] == ["seed1"]
+    record = json.loads((method_dir / "tuning/seed1/tuning.json").read_text())
+    for seed in (1, 2):
+        result = json.loads((method_dir / f"seed{seed}/result.json").read_text())
+        assert result["tuning"] == record and result["split"] == "test"
+        assert result["config"]["train"]["lr"] == record["chosen"]["settings"]["train.lr"]
+        assert result["tuning"]["trials_budget"] == 2 and len(result["tuning"]["trials"]) == 2
+    assert "tuning" not in json.loads((runs / "msrvtt/vtrbench-tiny/zero_shot/seed1/result.json").read_text())
+    markdown = (reports / "report.md").read_text()
+    assert "## Tuning" in markdown and "| linear_probe |" in markdown.split("## Tuning")[1]
+    assert "zero_shot on msrvtt" in markdown.split("## Tuning")[1]  # named as not searched
+    assert "curves_msrvtt.png" in markdown
+    test_tables = markdown.split("## Tuning")[0]
+    assert "(val)" not in test_tables  # the trials never make a table of their own
+
+
+def test_the_leaderboard_tune_switch_is_checked():
+    with pytest.raises(ConfigError, match="tune=maybe"):
+        run_leaderboard(["tune=maybe"])
+
+
+def test_one_search_holds_one_budget(capsys):
+    from vtrbench.benchmark.tuning import Search, check_equal_budgets
+
+    def search(method, dataset="msrvtt", *extra):
+        config = resolve_config([f"method={method}", f"dataset={dataset}", *extra])
+        return Search([], config, search_grid(config))
+
+    with pytest.raises(ConfigError, match="unequal tuning budgets in one search"):
+        check_equal_budgets([search("dgl"), search("lora", "msrvtt", "tune.metric=t2v.R1")])
+    check_equal_budgets([search("dgl"), search("lora", "msrvtt", "train.epochs=4")])
+    assert "NOTE: on msrvtt the methods train for different epochs (dgl 1, lora 4)" in capsys.readouterr().out
