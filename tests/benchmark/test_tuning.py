@@ -153,4 +153,4 @@ def test_one_search_holds_one_budget(capsys):
     with pytest.raises(ConfigError, match="unequal tuning budgets in one search"):
         check_equal_budgets([search("dgl"), search("lora", "msrvtt", "tune.metric=t2v.R1")])
     check_equal_budgets([search("dgl"), search("lora", "msrvtt", "train.epochs=4")])
-    assert "NOTE: on msrvtt the methods train for different epochs (dgl 1, lora 4)" in capsys.readouterr().out
+    assert "NOTE: on msrvtt the methods train for different epochs (dgl 2, lora 4)" in capsys.readouterr().out
