@@ -72,8 +72,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     from vtrbench.benchmark.metrics import retrieval_metrics
 
-    similarity = np.load(args.similarity)
-    caption_video = np.load(args.caption_video) if args.caption_video else None
+    similarity = np.load(args.similarity, allow_pickle=False)  # an object array would be a pickle
+    caption_video = np.load(args.caption_video, allow_pickle=False) if args.caption_video else None
     print(json.dumps(retrieval_metrics(similarity, caption_video), indent=2))
     return 0
 

@@ -8,6 +8,10 @@ Every launcher executes a run the same way (`runner.execute` on the run's overri
 result, weights and config itself, exactly as a local run does, and a failing run leaves a failed result.
 A job with several GPUs (`slurm.gpus_per_node`, `slurm.nodes`) runs one task per GPU; the tasks form one
 process group (what torchrun would set up) and train one run together.
+
+No pickle is read by the submitting process: when a job ends, its run's `result.json` says how it went
+(`job.result()`, which unpickles submitit's output file, is never called). The job itself unpickles the
+callable this process submitted (`<logs>/<job id>/<job id>_submitted.pkl`, written by the same call).
 """
 
 from __future__ import annotations
@@ -191,18 +195,18 @@ def run_as_submitit_jobs(runs: list[PendingRun], options: LaunchOptions, quiet: 
     poll_s = 1.0 if options.launcher == SUBMITIT_LOCAL else 30.0
     for job in submitit.helpers.as_completed(jobs, poll_frequency=poll_s):
         run = run_of_job[job.job_id]
-        try:
-            result = job.result()
-        except Exception as err:  # submitit's FailedJobError (an exception), UncompletedJobError (killed)
-            failed += 1
-            log = job.paths.stderr
-            recorded = read_result(run_dir(run.config))
-            if recorded is not None and recorded.get("status") == "failed":  # the job's own account
-                reason = recorded["error"]
-            else:  # killed (time limit, memory) before it could write one
-                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                record_failure(run.config, RuntimeError(f"job {job.job_id}: {reason}; see {log}"))
-            print(f"{run.label}: FAILED (job {job.job_id}): {reason}\n    log: {log}", flush=True)
+        # The run's own result.json tells how it ended; submitit's result pickle is never read (job.result()
+        # would unpickle it), so this process unpickles nothing.
+        result = read_result(run_dir(run.config))
+        if result is not None and result.get("status") == "finished":
+            print(f"{run.label}: {summary_line(result)}", flush=True)
             continue
-        print(f"{run.label}: {summary_line(result)}", flush=True)
+        failed += 1
+        log = job.paths.stderr
+        if result is not None and result.get("status") == "failed":  # the job's own account
+            reason = result["error"]
+        else:  # killed (time limit, memory) before it could write one
+            reason = f"job {job.job_id} ended ({job.state}) without a result"
+            record_failure(run.config, RuntimeError(f"{reason}; see {log}"))
+        print(f"{run.label}: FAILED (job {job.job_id}): {reason}\n    log: {log}", flush=True)
     return failed

@@ -41,9 +41,11 @@ from vtrbench.benchmark.metrics import metrics_from_ranks, retrieval_ranks
 from vtrbench.benchmark.results import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
+    LEGACY_CHECKPOINT_FILE,
     RESULT_FILE,
     SCHEMA_VERSION,
     WEIGHTS_FILE,
+    CheckpointError,
     atomic_write,
     finished_result,
     git_commit,
@@ -256,8 +258,8 @@ class Run:
             self.tracker.log({"epoch/loss": epoch_loss / max(1, stats["steps"] - epoch_start_step),
                               "epoch/seconds": time.perf_counter() - started}, step=stats["steps"])
             if dist.is_main():
-                save_checkpoint(ckpt, method, {"epoch": epoch, "optimizer": optimizer.state_dict(),
-                                               "scheduler": scheduler.state_dict(), "stats": stats})
+                save_checkpoint(ckpt, method, optimizer,
+                                {"epoch": epoch, "scheduler": scheduler.state_dict(), "stats": stats}, config)
             dist.barrier()
         return stats
 
@@ -272,20 +274,54 @@ class Run:
         return contrastive_loss(method, text, video)
 
     def resume(self, optimizer, scheduler, stats: dict) -> int:
+        """The epoch to go on from. A resume state is used only when it belongs to this very config; one of
+        another config or one that cannot be read is set aside (start afresh), and a pickle is never read."""
+        self.drop_legacy_checkpoint()
         path = self.out_dir / CHECKPOINT_FILE
         if not path.is_file():
             return 0
-        state = load_checkpoint(path)
-        params = dict(self.method.named_parameters())
-        with torch.no_grad():
-            for name, value in state["tuned"].items():
-                params[name].copy_(value)
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            tuned, optimizer_state, state = load_checkpoint(path)
+        except CheckpointError as err:
+            self.say(f"{err}; starting afresh")
+            return 0
+        differences = config_differences(state["config"], self.config)
+        if differences:
+            self.say(f"{self.out_dir}: the epoch checkpoint there belongs to another config ({differences[0]}); "
+                     f"starting afresh")
+            if dist.is_main():
+                path.unlink(missing_ok=True)
+            return 0
+        params = tuned_parameters(self.method)
+        shapes = {name: tuple(p.shape) for name, p in params.items()}
+        if {name: tuple(t.shape) for name, t in tuned.items()} != shapes:
+            raise CheckpointError(f"{path}: its tuned weights do not fit {self.config.method}; delete it to "
+                                  f"start afresh")
+        try:
+            optimizer.load_state_dict(optimizer_state)
+        except (ValueError, KeyError) as err:
+            raise CheckpointError(f"{path}: its optimizer state does not fit ({err}); delete it to start afresh") \
+                from err
         scheduler.load_state_dict(state["scheduler"])
+        with torch.no_grad():
+            for name, value in tuned.items():
+                params[name].copy_(value)
         stats.update(state["stats"])
-        if dist.is_main():
-            print(f"resuming {self.out_dir} after epoch {state['epoch'] + 1}", file=sys.stderr)
+        self.say(f"resuming {self.out_dir} after epoch {state['epoch'] + 1}")
         return state["epoch"] + 1
+
+    def drop_legacy_checkpoint(self) -> None:
+        """`last_epoch.pt` is a pickle (older vtrbench, or planted in a shared folder): never loaded."""
+        legacy = self.out_dir / LEGACY_CHECKPOINT_FILE
+        if legacy.exists():
+            self.say(f"{legacy}: not loaded (a pickle can run code; resume states are safetensors now) and "
+                     f"removed; starting afresh")
+            if dist.is_main():
+                legacy.unlink(missing_ok=True)
+
+    def say(self, message: str) -> None:
+        if dist.is_main():
+            print(message, file=sys.stderr)
 
     @torch.no_grad()
     def cached_trunk_pairs(self, train: CheckedSplit, tokens: torch.Tensor) -> torch.utils.data.Dataset:
@@ -403,7 +439,6 @@ def execute(config: DictConfig) -> dict:
         return finished
     run = Run(config)
     if dist.is_main():
-        drop_state_of_another_config(out_dir, config)
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(OmegaConf.to_yaml(config)))
     reset_peak_memory(run.device)
@@ -450,19 +485,6 @@ def execute(config: DictConfig) -> dict:
         (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     dist.barrier()
     return result
-
-
-def drop_state_of_another_config(out_dir: Path, config: DictConfig) -> None:
-    """An unfinished run of another config left in the folder (its epoch checkpoint) is never resumed."""
-    saved = out_dir / CONFIG_FILE
-    checkpoint = out_dir / CHECKPOINT_FILE
-    if not (saved.is_file() and checkpoint.is_file()):
-        return
-    differences = config_differences(OmegaConf.to_container(OmegaConf.load(saved), resolve=True), config)
-    if differences:
-        print(f"{out_dir}: the epoch checkpoint there belongs to another config ({differences[0]}); "
-              f"starting afresh", file=sys.stderr)
-        checkpoint.unlink()
 
 
 def record_failure(config: DictConfig, error: BaseException) -> dict:
