@@ -10,15 +10,9 @@ from safetensors.torch import load_file
 from tests.benchmark.conftest import tiny_run_overrides
 from vtrbench.benchmark import runner
 from vtrbench.benchmark.config import resolve_config, run_dir
-from vtrbench.benchmark.results import (
-    CHECKPOINT_FILE,
-    LEGACY_CHECKPOINT_FILE,
-    RESULT_FILE,
-    WEIGHTS_FILE,
-    CheckpointError,
-    load_checkpoint,
-    save_checkpoint,
-)
+from vtrbench.benchmark.results import CHECKPOINT_FILE, RESULT_FILE, WEIGHTS_FILE
+
+LEGACY_CHECKPOINT_FILE = "last_epoch.pt"  # the pickle checkpoint of vtrbench before the resume state
 
 
 class Planted:
@@ -83,6 +77,8 @@ def test_resuming_after_an_interruption_gives_the_uninterrupted_weights(tiny_msr
 def test_the_resume_state_is_safetensors_with_its_config(tiny_msrvtt, tmp_path, monkeypatch):
     config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs"))
     interrupted_after_first_epoch(config, monkeypatch)
+    from vtrbench.benchmark.results import load_checkpoint
+
     path = run_dir(config) / CHECKPOINT_FILE
     assert path.read_bytes()[:2] != b"PK" and b"pickle" not in path.read_bytes()[:4096]
     tuned, optimizer_state, state = load_checkpoint(path)
@@ -92,6 +88,8 @@ def test_the_resume_state_is_safetensors_with_its_config(tiny_msrvtt, tmp_path, 
 
 
 def test_an_unreadable_resume_state_is_set_aside(tiny_msrvtt, tmp_path, capsys):
+    from vtrbench.benchmark.results import CheckpointError, load_checkpoint
+
     config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", **{"train.epochs": 1}))
     path = run_dir(config) / CHECKPOINT_FILE
     path.parent.mkdir(parents=True)
@@ -120,6 +118,8 @@ def test_result_files_follow_the_umask(tiny_msrvtt, tmp_path):
 
 def test_save_and_load_round_trip_the_optimizer(tmp_path):
     from omegaconf import OmegaConf
+
+    from vtrbench.benchmark.results import load_checkpoint, save_checkpoint
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     optimizer = torch.optim.AdamW([{"params": model[0].parameters(), "lr": 1e-2},
