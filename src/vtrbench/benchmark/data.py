@@ -41,9 +41,12 @@ class CheckedSplit:
 
 
 def check_split(split: Split) -> CheckedSplit:
-    """Open every video once; missing, unreadable and empty clips are set aside and named."""
+    """Open every video once; invalid ids, missing, unreadable and empty clips are set aside and named."""
     usable, skipped = [], {}
     for clip in split.clips:
+        if clip.invalid is not None:
+            skipped[clip.video_id] = clip.invalid
+            continue
         if clip.path is None:
             skipped[clip.video_id] = "missing video file"
             continue

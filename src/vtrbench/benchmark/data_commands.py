@@ -26,12 +26,13 @@ class SplitReport:
     error: str | None = None  # the annotation error that makes the split unreadable
     clips: list[Clip] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    invalid: dict[str, str] = field(default_factory=dict)  # clip id -> why its id is refused
     unreadable: dict[str, str] = field(default_factory=dict)
     short: dict[str, int] = field(default_factory=dict)  # clip id -> frames, for clips under data.num_frames
 
     @property
     def usable(self) -> int:
-        return len(self.clips) - len(self.missing) - len(self.unreadable)
+        return len(self.clips) - len(self.missing) - len(self.invalid) - len(self.unreadable)
 
 
 def segment_frame_count(clip: Clip) -> int:
@@ -56,6 +57,9 @@ def check_split_files(dataset: AnnotationFormat, split: str, num_frames: int) ->
         return report
     show = sys.stderr.isatty()
     for clip in tqdm(report.clips, desc=f"checking {split} videos", disable=not show, leave=False):
+        if clip.invalid is not None:
+            report.invalid[clip.video_id] = clip.invalid
+            continue
         if clip.path is None:
             report.missing.append(clip.video_id)
             continue
@@ -84,6 +88,9 @@ def print_report(report: SplitReport, num_frames: int, show: int) -> None:
     captions = sum(per_clip)
     print(f"{report.name}: {len(report.clips):,} clips, {captions:,} captions "
           f"(per clip min {min(per_clip)}, mean {statistics.fmean(per_clip):.2f}, max {max(per_clip)})")
+    if report.invalid:
+        reasons = [f"{clip_id!r} ({reason})" for clip_id, reason in report.invalid.items()]
+        print(f"  invalid ids (never read): {len(report.invalid):,}: {_listed(reasons, show)}")
     if report.missing:
         print(f"  missing videos: {len(report.missing):,}: {_listed(report.missing, show)}")
     if report.unreadable:

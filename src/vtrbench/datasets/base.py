@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -90,10 +91,11 @@ def normalise_whitespace(text: str) -> str:
 @dataclass
 class Clip:
     video_id: str
-    path: Path | None  # None: the video file was not found
+    path: Path | None  # None: the video file was not found, or the id is invalid
     captions: list[str]
     start: float | None = None  # seconds, for clips cut from a longer video
     end: float | None = None
+    invalid: str | None = None  # why the id is refused ("invalid id: ..."); such a clip's file is never read
 
 
 @dataclass
@@ -136,11 +138,27 @@ class AnnotationFormat:
     def load(self, split: str) -> Split:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-        clips = [
-            Clip(video_id=vid, path=self.video_path(vid), captions=captions, **extra)
-            for vid, captions, extra in self.read(split)
-        ]
+        clips = []
+        for vid, captions, extra in self.read(split):
+            path, invalid = self.confined_video_path(vid)
+            clips.append(Clip(video_id=vid, path=path, captions=captions, invalid=invalid, **extra))
         return Split(name=split, clips=clips)
+
+    def confined_video_path(self, video_id: str) -> tuple[Path | None, str | None]:
+        """(the video file of `video_id` or None, None), or (None, why) for an id that leaves the videos
+        folder: an absolute id, one whose `..` climbs out, or one whose file resolves (through a symbolic
+        link) outside `<root>/<video_dir>`. Annotation files are shared and downloaded: an id must never make
+        a run read a file elsewhere. The videos folder itself may be a link; single files linking out may not.
+        """
+        video_root = (self.root / self.config.video_dir).resolve()
+        if not Path(os.path.normpath(video_root / video_id)).is_relative_to(video_root):
+            return None, f"invalid id: it points outside {video_root}"
+        path = self.video_path(video_id)
+        if path is None:
+            return None, None
+        if not path.resolve().is_relative_to(video_root):
+            return None, f"invalid id: its video {path} resolves outside {video_root}"
+        return path, None
 
     def video_path(self, video_id: str) -> Path | None:
         video_root = self.root / self.config.video_dir

@@ -224,7 +224,7 @@ def build_frame_cache(
                 continue
             stamp = video_stamp(clip)
             if stamp is None:
-                failed[clip.video_id] = "missing video file"
+                failed[clip.video_id] = clip.invalid or "missing video file"
                 continue
             count = 0
             try:
