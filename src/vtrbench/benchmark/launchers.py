@@ -24,7 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vtrbench.benchmark.config import ConfigError, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.config import ConfigError, first_line, parse_overrides, resolve_config, run_dir
 from vtrbench.benchmark.results import read_result
 
 LOCAL, SUBMITIT_LOCAL, SLURM = "local", "submitit-local", "slurm"
@@ -63,7 +63,7 @@ def split_launch_options(overrides: list[str]) -> tuple[LaunchOptions, list[str]
     try:
         merged = OmegaConf.merge(schema, parse_overrides(own))
     except OmegaConfBaseException as err:
-        raise ConfigError(f"command line: launcher options: {err}") from err
+        raise ConfigError(f"command line: launcher options: {first_line(err)}") from err
     options: LaunchOptions = OmegaConf.to_object(merged)
     if options.launcher not in LAUNCHERS:
         raise ConfigError(f"launcher={options.launcher!r}: expected one of {', '.join(LAUNCHERS)}")

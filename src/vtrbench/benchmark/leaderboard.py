@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
-from vtrbench.benchmark.config import load_preset, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.config import ConfigError, load_preset, parse_overrides, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
 from vtrbench.benchmark.results import RunConflictError, finished_result
 from vtrbench.registry import METHODS
@@ -28,9 +28,9 @@ def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
     """
     cli = parse_overrides(overrides)
     preset = load_preset(cli.preset) if cli.get("preset") else {}
-    methods = list(cli.get("methods") or preset.get("methods") or METHODS.names())
-    datasets = list(cli.get("datasets") or preset.get("datasets") or DEFAULT_DATASETS)
-    seeds = [int(s) for s in (cli.get("seeds") or [cli.get("seed", 0)])]
+    methods = matrix_list(cli, "methods", str) or list(preset.get("methods") or METHODS.names())
+    datasets = matrix_list(cli, "datasets", str) or list(preset.get("datasets") or DEFAULT_DATASETS)
+    seeds = matrix_list(cli, "seeds", int) or [cli.get("seed", 0)]
     passthrough = [o for o in overrides if o.split("=", 1)[0] not in MATRIX_KEYS + ("method", "dataset", "seed")]
     runs = []
     for dataset in datasets:
@@ -39,6 +39,24 @@ def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
                 run_overrides = [*passthrough, f"method={method}", f"dataset={dataset}", f"seed={seed}"]
                 runs.append((run_overrides, resolve_config(run_overrides)))
     return runs
+
+
+def matrix_list(cli: DictConfig, key: str, kind: type) -> list | None:
+    """`methods=[..]`, `datasets=[..]` or `seeds=[..]` from the command line, checked; None when not given."""
+    if key not in cli:
+        return None
+    value = cli[key]
+    example = {"methods": "methods=[zero_shot,dgl]", "datasets": "datasets=[msrvtt]", "seeds": "seeds=[0,1,2]"}[key]
+    if not isinstance(value, ListConfig) or not value:
+        raise ConfigError(f"{key}={value!r}: expected a non-empty list, e.g. {example}")
+    items = list(value)
+    for item in items:
+        if type(item) is not kind:  # bool is an int to isinstance; `seeds=[true]` is no seed
+            raise ConfigError(f"{key}: {item!r} is not {'an integer' if kind is int else 'a name'} ({example})")
+    repeated = sorted({str(item) for item in items if items.count(item) > 1})
+    if repeated:
+        raise ConfigError(f"{key}: {', '.join(repeated)} repeated (each run would be planned twice)")
+    return items
 
 
 def prepare_offline_assets(configs: list[DictConfig], quiet: bool = False) -> None:

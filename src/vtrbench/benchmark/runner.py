@@ -444,6 +444,7 @@ def execute(config: DictConfig) -> dict:
     reset_peak_memory(run.device)
     train_split, test_split = run.split("train"), run.split("test")
     stats = run.train(train_split)
+    check_trained(run, stats)
     started = time.perf_counter()
     metrics, ranks = run.evaluate(test_split)
     eval_s = time.perf_counter() - started
@@ -485,6 +486,14 @@ def execute(config: DictConfig) -> dict:
         (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     dist.barrier()
     return result
+
+
+def check_trained(run: Run, stats: dict) -> None:
+    """A method that tunes parameters but took no step would report zero-shot numbers under its own name."""
+    if run.params["tuned"] and not stats["steps"]:
+        raise RuntimeError(f"{run.config.method} tunes {run.params['tuned']:,} parameters but no training step "
+                           f"ran ({stats['failed_decodes']} training clips failed to decode); no result is "
+                           f"written under its name")
 
 
 def record_failure(config: DictConfig, error: BaseException) -> dict:
