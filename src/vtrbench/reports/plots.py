@@ -1,7 +1,8 @@
 """T2V R@1 against tuned parameters, one figure per dataset, with the Pareto front and published points.
 
 matplotlib runs on the Agg backend (files only, no display), selected on the figure object itself so that
-importing this module does not change the caller's global backend.
+importing this module does not change the caller's global backend. Names from result files are drawn as
+literal text (no mathtext): a `$` in a variant is a dollar sign, never a formula to parse.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def plot_r1_against_params(
                 capsize=3,
                 label=f"{label} ({backbone})",
             )
-            axes.annotate(label, (px, py), textcoords="offset points", xytext=(5, 4), fontsize=7)
+            axes.annotate(label, (px, py), textcoords="offset points", xytext=(5, 4), fontsize=7, parse_math=False)
 
     placed = published.dropna(subset=["tuned", "t2v_R1"])
     if not placed.empty:
@@ -94,6 +95,7 @@ def plot_r1_against_params(
                 xytext=(5, -9),
                 fontsize=6,
                 color="0.35",
+                parse_math=False,
             )
 
     axes.set_xscale("log")
@@ -105,9 +107,11 @@ def plot_r1_against_params(
     axes.set_xlim(floor / 2, x_max)
     axes.set_xlabel(f"tuned parameters (log scale; 0 drawn at {_count_label(floor)})")
     axes.set_ylabel("Text→Video R@1 (%)")
-    axes.set_title(table)
+    axes.set_title(table, parse_math=False)
     axes.grid(True, which="major", alpha=0.3)
-    axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    legend = axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for text in legend.get_texts():
+        text.set_parse_math(False)
     figure.savefig(png_path, dpi=150)
     figure.savefig(svg_path)
 
