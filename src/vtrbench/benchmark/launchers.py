@@ -90,8 +90,10 @@ def launch(runs: list[PendingRun], options: LaunchOptions, quiet: bool = False) 
 
 def summary_line(result: dict) -> str:
     t2v = result["metrics"]["t2v"]
+    skipped = len(result.get("skipped", {}).get("test") or ())
     return (f"T2V R@1 {t2v['R1']:.1f}, tuned {result['params']['tuned']:,}, "
-            f"train {result['timing']['train_s']:.0f} s")
+            f"train {result['timing']['train_s']:.0f} s"
+            + (f", on a smaller test set: {skipped} test clip(s) skipped" if skipped else ""))
 
 
 def run_in_process(runs: list[PendingRun], quiet: bool) -> int:

@@ -85,8 +85,9 @@ def _ranks(record: dict[str, Any], direction: str, path: Path) -> np.ndarray | N
 
 
 def _count(record: dict[str, Any], dotted_key: str) -> int:
+    """How many clips a `skipped` entry names: the runner writes {clip id: reason}; older files a list."""
     value = _optional(record, dotted_key)
-    return len(value) if isinstance(value, list) else 0
+    return len(value) if isinstance(value, (dict, list)) else 0
 
 
 def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -191,7 +191,8 @@ def dataset_table(
     if (measured["skipped_test"] > 0).any():
         skipped = measured[measured["skipped_test"] > 0]
         notes.append(
-            "Test clips skipped (unreadable): "
+            "Test clips skipped (missing, invalid id or not decodable), so these rows were measured on a "
+            "smaller test set than the others: "
             + ", ".join(
                 f"{m} {v}".strip() + f": {n}"
                 for m, v, n in skipped[["method", "variant", "skipped_test"]].values
