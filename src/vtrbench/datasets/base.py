@@ -46,10 +46,29 @@ def read_csv_rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, 
         raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key that appears twice in one object would silently replace the first."""
+    unique: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in unique:
+            raise _RepeatedKey(key)
+        unique[key] = value
+    return unique
+
+
 def read_json(path: Path) -> object:
+    """The parsed file; a repeated key inside one object is an error, not a silent replacement."""
     try:
         with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
+            return json.load(handle, object_pairs_hook=_unique_keys)
+    except _RepeatedKey as err:
+        raise AnnotationError(f"{path}: key {err.key!r} appears twice in one object (the second would "
+                              f"silently replace the first)") from None
     except json.JSONDecodeError as err:
         raise AnnotationError(
             f"{path}, line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}"
@@ -70,17 +89,20 @@ def read_lines(path: Path) -> list[tuple[int, str]]:
     return [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
 
 
-def read_id_list(path: Path) -> list[tuple[int, str]]:
-    """(line number, id) of a one-id-per-line split file; a repeated id is an error (it would count twice)."""
+def unique_ids(path: Path, numbered_ids: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """`numbered_ids` ((line, id) pairs of one split file) unchanged; a repeated id is an error naming both
+    lines (it would add a clip, and a query, twice)."""
     seen: dict[str, int] = {}
-    ids = []
-    for number, line in read_lines(path):
-        video_id = line.strip()
+    for number, video_id in numbered_ids:
         if video_id in seen:
             raise AnnotationError(f"{path}, line {number}: id {video_id!r} repeats line {seen[video_id]}")
         seen[video_id] = number
-        ids.append((number, video_id))
-    return ids
+    return numbered_ids
+
+
+def read_id_list(path: Path) -> list[tuple[int, str]]:
+    """(line number, id) of a one-id-per-line split file; a repeated id is an error (it would count twice)."""
+    return unique_ids(path, [(number, line.strip()) for number, line in read_lines(path)])
 
 
 def normalise_whitespace(text: str) -> str:
