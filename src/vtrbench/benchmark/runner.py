@@ -58,6 +58,7 @@ from vtrbench.benchmark.results import (
 )
 from vtrbench.benchmark.tracking import Tracker
 from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir
+from vtrbench.datasets.video import decoder_log_path, log_decoder_messages
 from vtrbench.methods.backbone import Backbone, load_backbone
 from vtrbench.methods.base import RetrievalMethod
 from vtrbench.registry import DATASETS, METHODS
@@ -202,13 +203,14 @@ class Run:
     # ---- training ---------------------------------------------------------------------------------------
     def train(self, train: CheckedSplit) -> dict[str, Any]:
         config, method = self.config, self.method
-        stats = {"train_s": 0.0, "clips_seen": 0, "failed_decodes": 0, "steps": 0, "epochs": 0}
+        stats = {"train_s": 0.0, "clips_seen": 0, "failed_decodes": 0, "steps": 0, "epochs": 0,
+                 "undecodable": {}}  # clip id -> why, for training clips that failed to decode
         if self.params["tuned"] == 0:
             return stats
-        tokens = tokenize(self.tokenizer, train.captions)
         if method.frozen_trunk:
-            pairs = self.cached_trunk_pairs(train, tokens)
+            pairs = self.cached_trunk_pairs(train)
         else:
+            tokens = tokenize(self.tokenizer, train.captions)
             pairs = CaptionPairs(train.clips, self.spec, tokens, seed=config.seed, cache=self.frame_cache("train"))
         if config.data.batch_size % dist.world_size():
             raise ValueError(f"data.batch_size={config.data.batch_size} is not a multiple of the "
@@ -239,6 +241,7 @@ class Run:
                        desc=f"{config.method} epoch {epoch + 1}/{config.train.epochs}", leave=False)
             for batch in bar:
                 stats["failed_decodes"] += batch["failed"]
+                stats["undecodable"].update((train.clips[i].video_id, why) for i, why in batch["failures"])
                 if "tokens" not in batch or len(batch["tokens"]) < 2:
                     continue
                 with amp:
@@ -324,9 +327,10 @@ class Run:
             print(message, file=sys.stderr)
 
     @torch.no_grad()
-    def cached_trunk_pairs(self, train: CheckedSplit, tokens: torch.Tensor) -> torch.utils.data.Dataset:
+    def cached_trunk_pairs(self, train: CheckedSplit) -> torch.utils.data.Dataset:
         """Frozen trunk: its features for every clip (midpoint frames) and caption, computed once."""
-        video_features, mask = self.encode_clips(train, trunk_only=True)
+        video_features, mask = self.encode_clips(train, trunk_only=True)  # sets aside clips that fail
+        tokens = tokenize(self.tokenizer, train.captions)
         text_features = torch.cat([
             self.method.text_features(chunk.to(self.device)).cpu()
             for chunk in tokens.split(self.config.data.eval_batch_size)
@@ -336,42 +340,63 @@ class Run:
     # ---- evaluation -------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_clips(self, split: CheckedSplit, trunk_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vectors and frame masks of the split's clips, in clip order. A clip that fails to decode here (a
+        file broken past the frames the check opened) is set aside from `split`, with its captions, and
+        recorded in `split.skipped`: the rows returned are those of the clips left."""
         method = self.method
         method.eval()
         clips = split.clips
         frames = ClipFrames(clips, self.spec, train=False, cache=self.frame_cache(split.name))
         vectors, masks, order = [], [], []
+        reasons: dict[int, str] = {}
         bar = tqdm(self.loader(frames, self.config.data.eval_batch_size, False), disable=not self.show,
                    desc="encoding clips", leave=False)
         for batch in bar:
-            if batch["failed"]:
-                raise RuntimeError("a clip that opened during the check failed to decode during evaluation")
+            reasons.update(batch["failures"])
+            if "frames" not in batch:
+                continue
             x, m = batch["frames"].to(self.device), batch["mask"].to(self.device)
             out = method.video_features(x, m) if trunk_only else method.encode_video(x, m)
             vectors.append(out.float())
             masks.append(m)
             order.append(batch["clip"].to(self.device))
+        failed = torch.zeros(len(clips), dtype=torch.bool, device=self.device)
+        failed[list(reasons)] = True
+        failed = dist.gather_no_grad(failed.long()).view(-1, len(clips)).amax(0).bool()  # any process's
+        if bool(failed.all()) or not vectors:
+            raise RuntimeError(f"{self.config.dataset} {split.name} split: no clip could be decoded "
+                               f"({len(reasons)} failed here, e.g. {next(iter(reasons.values()), '?')})")
         vectors_t, masks_t, order_t = torch.cat(vectors), torch.cat(masks), torch.cat(order)
         vectors_t, masks_t, order_t = (dist.gather_no_grad(t) for t in (vectors_t, masks_t, order_t))
         # DistributedSampler pads shards by repeating clips; keep the first copy of each clip, in clip order
         # (scatter with "amin" is deterministic where an index_put with repeated indices is not)
         positions = torch.arange(len(order_t), device=order_t.device)
         keep = torch.full((len(clips),), len(order_t), dtype=torch.long, device=order_t.device)
-        keep = keep.scatter_reduce(0, order_t, positions, reduce="amin")
+        keep = keep.scatter_reduce(0, order_t, positions, reduce="amin")[~failed]
         if int(keep.max()) == len(order_t):
             raise RuntimeError("a clip was encoded by no process")
+        if bool(failed.any()):
+            self.set_aside_undecodable(split, failed, reasons)
         return vectors_t[keep].cpu(), masks_t[keep].cpu()
+
+    def set_aside_undecodable(self, split: CheckedSplit, failed: torch.Tensor, reasons: dict[int, str]) -> None:
+        named = {int(i): f"cannot decode at evaluation: {reasons.get(int(i), 'failed on another process')}"
+                 for i in failed.nonzero().flatten().tolist()}
+        shown = ", ".join(split.clips[i].video_id for i in list(named)[:5])
+        self.say(f"[{split.name}] {len(named)} clip(s) could not be decoded and are set aside with their "
+                 f"captions ({shown}{', ...' if len(named) > 5 else ''}); messages in {decoder_log_path()}")
+        split.set_aside(named)
 
     @torch.no_grad()
     def evaluate(self, test: CheckedSplit) -> tuple[dict, dict[str, np.ndarray]]:
         method = self.method
         method.eval()
+        video, _ = self.encode_clips(test)  # first: it sets aside the clips that fail to decode
         tokens = tokenize(self.tokenizer, test.captions)
         text = torch.cat([
             method.encode_text(chunk.to(self.device)).float().cpu()
             for chunk in tokens.split(self.config.data.eval_batch_size)
         ])
-        video, _ = self.encode_clips(test)
         similarity = torch.cat([
             method.similarity(chunk.to(self.device), video.to(self.device)).float().cpu()
             for chunk in text.split(1024)
@@ -442,6 +467,8 @@ def execute(config: DictConfig) -> dict:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(OmegaConf.to_yaml(config)))
     reset_peak_memory(run.device)
+    decoder_log = out_dir / "decode.log"
+    log_decoder_messages(decoder_log)
     train_split, test_split = run.split("train"), run.split("test")
     stats = run.train(train_split)
     check_trained(run, stats)
@@ -473,7 +500,8 @@ def execute(config: DictConfig) -> dict:
         "device": str(run.device),
         "world_size": dist.world_size(),
         "skipped": {"train": train_split.skipped, "test": test_split.skipped,
-                    "train_decode_failures": stats["failed_decodes"]},
+                    "train_decode_failures": stats["failed_decodes"],
+                    "train_undecodable": stats.get("undecodable", {})},
         "model_selection": "last_epoch",
         "versions": package_versions(),
         "git_commit": git_commit(),
@@ -484,6 +512,8 @@ def execute(config: DictConfig) -> dict:
         write_json(out_dir / RESULT_FILE, result)
         run.tracker.finish(result)
         (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+        if decoder_log.is_file() and not decoder_log.stat().st_size:
+            decoder_log.unlink()
     dist.barrier()
     return result
 
