@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import math
 import random
-import resource
 import sys
 import time
 import traceback
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +35,7 @@ from vtrbench.benchmark.data import (
     collate,
     tokenize,
 )
+from vtrbench.benchmark.memory import MemoryMeter
 from vtrbench.benchmark.metrics import metrics_from_ranks, retrieval_ranks
 from vtrbench.benchmark.results import (
     CHECKPOINT_FILE,
@@ -432,29 +431,6 @@ class CachedPairs(torch.utils.data.Dataset):
                 "video_features": self.video_features[clip], "mask": self.mask[clip]}
 
 
-def reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    else:  # Linux: writing 5 resets the process's peak resident set size (VmHWM)
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak GPU memory allocated, or the process's peak resident memory since the last reset on CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def execute(config: DictConfig) -> dict:
     """Run one configuration to a result file; returns the result. A finished run of this config is returned
     as it is; a finished run of another config in the same folder is an error (`RunConflictError`)."""
@@ -462,11 +438,12 @@ def execute(config: DictConfig) -> dict:
     finished = finished_result(out_dir, config)
     if finished is not None:
         return finished
+    meter = MemoryMeter.start()  # before the run builds anything: its model and data are its own memory
     run = Run(config)
     if dist.is_main():
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(OmegaConf.to_yaml(config)))
-    reset_peak_memory(run.device)
+    meter.watch(run.device)
     decoder_log = out_dir / "decode.log"
     log_decoder_messages(decoder_log)
     train_split, test_split = run.split("train"), run.split("test")
@@ -496,7 +473,7 @@ def execute(config: DictConfig) -> dict:
             "steps": stats["steps"],
             "epochs": stats["epochs"],
         },
-        "peak_memory_mb": round(peak_memory_mb(run.device), 1),
+        **meter.record(run.device),  # peak_memory_mb: the run's own; memory: how it was measured
         "device": str(run.device),
         "world_size": dist.world_size(),
         "skipped": {"train": train_split.skipped, "test": test_split.skipped,

@@ -8,7 +8,7 @@ Flattened columns:
   metrics    ``t2v_R1 t2v_R5 t2v_R10 t2v_MdR t2v_MnR`` (same for ``v2t_``) and ``rsum``
   ranks      ``t2v_ranks v2t_ranks``: per-query ranks as int64 numpy arrays (None when absent)
   params     ``tuned backbone_params tuned_pct checkpoint_bytes``
-  cost       ``train_s eval_s clips_per_s peak_memory_mb``
+  cost       ``train_s eval_s clips_per_s peak_memory_mb peak_memory_measure``
   bookkeeping ``skipped_train skipped_test`` (counts), ``model_selection git_commit vtrbench_version``
 """
 
@@ -126,6 +126,8 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
     for key in ("train_s", "eval_s", "clips_per_s"):
         row[key] = _optional(record, f"timing.{key}")
     row["peak_memory_mb"] = record.get("peak_memory_mb")
+    # files written before the per-run measure held the peak of the whole process
+    row["peak_memory_measure"] = _optional(record, "memory.measure") or "process_peak_rss"
     row["skipped_train"] = _count(record, "skipped.train")
     row["skipped_test"] = _count(record, "skipped.test")
     row["model_selection"] = record.get("model_selection", "")
