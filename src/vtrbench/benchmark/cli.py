@@ -161,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, UnknownNameError, FileNotFoundError, ValueError) as err:
-        print(f"vtrbench {args.command}: error: {err}", file=sys.stderr)
+    except (ConfigError, UnknownNameError, OSError, ValueError) as err:  # a user's error: one line, no trace
+        message = " ".join(str(err).split("\n"))
+        print(f"vtrbench {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"vtrbench {args.command}: interrupted; finished runs are kept, the next call resumes",

@@ -87,14 +87,23 @@ def backbone_names() -> list[str]:
 def load_backbone(name: str, pretrained: str, progress: bool = False) -> Backbone:
     """Build the backbone `name` with weights from `pretrained` (see the module docstring); `progress` lets a
     registered backbone that builds its weights on first use (the offline one) say so."""
-    if name in BACKBONES:
-        model = BACKBONES.get(name)(pretrained, progress=progress)
-    else:
-        import open_clip
+    try:
+        if name in BACKBONES:
+            model = BACKBONES.get(name)(pretrained, progress=progress)
+        else:
+            import open_clip
 
-        if name not in open_clip.list_models():
-            raise UnknownNameError(BACKBONES.unknown_message(name, extra=open_clip.list_models()))
-        model = _open_clip_model(name, pretrained)
+            if name not in open_clip.list_models():
+                raise UnknownNameError(BACKBONES.unknown_message(name, extra=open_clip.list_models()))
+            model = _open_clip_model(name, pretrained)
+    except (UnknownNameError, FileNotFoundError, ValueError):
+        raise
+    except Exception as err:  # a file that is no checkpoint of this model: torch, safetensors or open_clip
+        if not Path(pretrained).expanduser().is_file():
+            raise
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise ValueError(f"backbone.pretrained: {pretrained}: cannot load it as {name} weights ({reason})") \
+            from err
     model.eval()
     cfg = model.visual.preprocess_cfg
     size = cfg["size"]

@@ -142,6 +142,8 @@ def load_result_file(path: Path) -> dict[str, Any]:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ResultFileError(f"{path}: not valid JSON ({error})") from error
+    except UnicodeDecodeError as error:
+        raise ResultFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
     return parse_result(record, Path(path))
 
 
