@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from vtrbench.benchmark.config import HARNESS_KEYS, ConfigError, resolve_config
+from vtrbench.benchmark.locks import RunLockedError
 from vtrbench.registry import BACKBONES, DATASETS, METHODS, UnknownNameError
 
 
@@ -35,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         result = execute(config)
         prints = dist.is_main()  # every process holds the result; one prints it
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunLockedError):  # a locked run belongs to its holder: nothing recorded
         raise
     except Exception as err:
         record_failure(config, err)
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, UnknownNameError, OSError, ValueError) as err:  # a user's error: one line, no trace
+    except (ConfigError, UnknownNameError, OSError, ValueError, RunLockedError) as err:  # one line, no trace
         message = " ".join(str(err).split("\n"))
         print(f"vtrbench {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vtrbench.benchmark.config import ConfigError, first_line, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.locks import RunLockedError
 from vtrbench.benchmark.results import read_result
 
 LOCAL, SUBMITIT_LOCAL, SLURM = "local", "submitit-local", "slurm"
@@ -79,6 +80,7 @@ class PendingRun:
     label: str  # "[3/8] msrvtt dgl seed0", for progress lines
     overrides: list[str]  # its `vtrbench run` command line
     config: DictConfig
+    elsewhere: bool = False  # set when another live process was found running it: not run here
 
 
 def launch(runs: list[PendingRun], options: LaunchOptions, quiet: bool = False) -> int:
@@ -106,6 +108,10 @@ def run_in_process(runs: list[PendingRun], quiet: bool) -> int:
             run.config.quiet = True
         try:
             result = execute(run.config)
+        except RunLockedError as err:  # started by another process since the leaderboard looked
+            run.elsewhere = True
+            print(f"{run.label}: not run here: {err}", flush=True)
+            continue
         except Exception as err:  # one failing run must not stop the others
             failed += 1
             print(f"{run.label}: FAILED: {record_failure(run.config, err).get('error')}", flush=True)
@@ -136,6 +142,8 @@ class RunJob:
         config = resolve_config(self.overrides)
         try:
             return execute(config)
+        except RunLockedError:  # another process runs it: its result is not this job's to write
+            raise
         except Exception as err:
             if dist.is_main():
                 record_failure(config, err)

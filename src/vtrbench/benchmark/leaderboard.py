@@ -14,6 +14,7 @@ from omegaconf import DictConfig, ListConfig
 
 from vtrbench.benchmark.config import ConfigError, load_preset, parse_overrides, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
+from vtrbench.benchmark.locks import describe, locked_by_another
 from vtrbench.benchmark.results import RunConflictError, finished_result
 from vtrbench.registry import METHODS
 
@@ -118,17 +119,28 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
             continue
         if finished is not None:
             print(f"{label}: finished earlier with this config, skipped", flush=True)
-        else:
-            pending.append(PendingRun(label, run_overrides, config))
+            continue
+        pending.append(PendingRun(label, run_overrides, config))
+        holder = locked_by_another(run_dir(config))
+        if holder is not None:
+            pending[-1].elsewhere = True
+            print(f"{label}: being run by {describe(holder)}, skipped here", flush=True)
     if conflicts:  # before anything runs, so that nothing is half done
         more = f" (and {len(conflicts) - 1} more run folder(s) like it)" if len(conflicts) > 1 else ""
         raise RunConflictError(conflicts[0] + more)
-    prepare_offline_assets([run.config for run in pending], quiet)
-    failed = launch(pending, launch_options, quiet)
-    print(f"{len(runs)} run(s), {failed} failed, {time.perf_counter() - started:.0f} s", flush=True)
+    to_run = [run for run in pending if not run.elsewhere]
+    prepare_offline_assets([run.config for run in to_run], quiet)
+    failed = launch(to_run, launch_options, quiet)
+    elsewhere = sum(run.elsewhere for run in pending)
+    print(f"{len(runs)} run(s): {len(pending) - elsewhere - failed} ran here, {len(runs) - len(pending)} finished "
+          f"earlier, {failed} failed, {elsewhere} being run by another process (not in this report), "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
     if not runs:
         return 0
     runs_dir, report_dir = Path(runs[0][1].output.runs_dir), Path(runs[0][1].output.reports_dir)
+    if not any(runs_dir.rglob("result.json")):  # e.g. every run is in another process's hands
+        print(f"no result under {runs_dir} yet: no report written", flush=True)
+        return 1 if failed else 0
     from vtrbench.reports import measured_tables_markdown, write_report
 
     paths = write_report(runs_dir, report_dir)

@@ -13,6 +13,7 @@ import sys
 import time
 import traceback
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from vtrbench.benchmark.data import (
     collate,
     tokenize,
 )
+from vtrbench.benchmark.locks import locked_by_another, run_lock
 from vtrbench.benchmark.memory import MemoryMeter
 from vtrbench.benchmark.metrics import metrics_from_ranks, retrieval_ranks
 from vtrbench.benchmark.results import (
@@ -433,11 +435,19 @@ class CachedPairs(torch.utils.data.Dataset):
 
 def execute(config: DictConfig) -> dict:
     """Run one configuration to a result file; returns the result. A finished run of this config is returned
-    as it is; a finished run of another config in the same folder is an error (`RunConflictError`)."""
+    as it is; a finished run of another config in the same folder is an error (`RunConflictError`); a run
+    another live process is executing is an error too (`RunLockedError`), raised before any work."""
     out_dir = run_dir(config)
     finished = finished_result(out_dir, config)
     if finished is not None:
         return finished
+    with run_lock(out_dir):
+        # the process that held the lock may have finished this very run meanwhile
+        return finished_result(out_dir, config) or execute_locked(config, out_dir)
+
+
+def execute_locked(config: DictConfig, out_dir: Path) -> dict:
+    """`execute` under the run's lock, for a run with no finished result."""
     meter = MemoryMeter.start()  # before the run builds anything: its model and data are its own memory
     run = Run(config)
     if dist.is_main():
@@ -513,6 +523,6 @@ def record_failure(config: DictConfig, error: BaseException) -> dict:
         "traceback": "".join(traceback.format_exception(error)),
         "config": OmegaConf.to_container(config, resolve=True),
     }
-    if not is_finished(out_dir):
+    if not is_finished(out_dir) and locked_by_another(out_dir) is None:  # never over another process's run
         write_json(out_dir / RESULT_FILE, result)
     return result
