@@ -88,7 +88,7 @@ def test_submitit_jobs_write_the_same_results_as_the_local_launcher(tiny_msrvtt,
 
     assert leaderboard("jobs", "launcher=submitit-local") == 0  # finished runs: skipped, no job submitted
     out = capsys.readouterr().out
-    assert out.count("finished earlier, skipped") == 2 and "job " not in out
+    assert out.count("finished earlier with this config, skipped") == 2 and "job " not in out
 
 
 def test_a_failed_job_is_reported_with_its_log(tmp_path, monkeypatch, capsys):
