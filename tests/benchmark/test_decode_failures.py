@@ -65,3 +65,17 @@ def test_data_check_decodes_the_sampled_frames(broken_root, capfd):
     assert f"unreadable videos: 1: {broken} (cannot decode" in captured.out
     assert "usable: 7 of 8 clips" in captured.out and "decoder messages: " in captured.out
     assert not FFMPEG_LINE.search(captured.err)
+
+
+def test_training_names_the_clips_that_fail_to_decode(tiny_msrvtt, tmp_path):
+    root = Path(shutil.copytree(tiny_msrvtt, tmp_path / "msrvtt"))
+    with (root / "MSRVTT_train.9k.csv").open(newline="") as handle:
+        broken = next(csv.DictReader(handle))["video_id"]
+    break_mid_file(next((root / "videos").rglob(f"{broken}.*")))
+    # a frozen trunk caches every training clip's features once: the broken one is set aside there
+    probe = execute(resolve_config(tiny_run_overrides(root, tmp_path / "runs", method="linear_probe")))
+    assert probe["skipped"]["train"][broken].startswith("cannot decode while caching frozen-trunk features")
+    # a tuned trunk decodes in every batch: the clip is skipped there, counted and named
+    tuned = execute(resolve_config(tiny_run_overrides(root, tmp_path / "runs", **{"train.epochs": 1})))
+    assert tuned["skipped"]["train_decode_failures"] >= 1
+    assert list(tuned["skipped"]["train_undecodable"]) == [broken]

@@ -377,11 +377,13 @@ class Run:
         if int(keep.max()) == len(order_t):
             raise RuntimeError("a clip was encoded by no process")
         if bool(failed.any()):
-            self.set_aside_undecodable(split, failed, reasons)
+            stage = "while caching frozen-trunk features" if trunk_only else "at evaluation"
+            self.set_aside_undecodable(split, failed, reasons, stage)
         return vectors_t[keep].cpu(), masks_t[keep].cpu()
 
-    def set_aside_undecodable(self, split: CheckedSplit, failed: torch.Tensor, reasons: dict[int, str]) -> None:
-        named = {int(i): f"cannot decode at evaluation: {reasons.get(int(i), 'failed on another process')}"
+    def set_aside_undecodable(self, split: CheckedSplit, failed: torch.Tensor, reasons: dict[int, str],
+                              stage: str) -> None:
+        named = {int(i): f"cannot decode {stage}: {reasons.get(int(i), 'failed on another process')}"
                  for i in failed.nonzero().flatten().tolist()}
         shown = ", ".join(split.clips[i].video_id for i in list(named)[:5])
         self.say(f"[{split.name}] {len(named)} clip(s) could not be decoded and are set aside with their "
