@@ -45,7 +45,8 @@ def interrupted_after_first_epoch(config, monkeypatch):
 
 
 def test_a_planted_pickle_checkpoint_is_never_loaded(tiny_msrvtt, tmp_path, capsys):
-    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", **{"train.epochs": 1}))
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe",
+                                               **{"train.epochs": 1}))
     marker = tmp_path / "code-ran"
     out = run_dir(config)
     out.mkdir(parents=True)
@@ -53,16 +54,20 @@ def test_a_planted_pickle_checkpoint_is_never_loaded(tiny_msrvtt, tmp_path, caps
     pickle.loads(pickle.dumps(Planted(tmp_path / "probe")))  # the payload does run when unpickled
     assert (tmp_path / "probe").exists()
 
-    result = runner.execute(config)
-    assert not marker.exists()
+    try:
+        result = runner.execute(config)
+    finally:
+        assert not marker.exists(), "the planted pickle was unpickled: its code ran"
     assert "not loaded (a pickle can run code" in capsys.readouterr().err
     assert result["status"] == "finished" and not (out / LEGACY_CHECKPOINT_FILE).exists()
 
 
 def test_resuming_after_an_interruption_gives_the_uninterrupted_weights(tiny_msrvtt, tmp_path, monkeypatch,
                                                                          capsys):
-    whole = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "whole"))
-    broken = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "broken"))
+    # a frozen trunk keeps it quick; the resume state is the same for every method (test_leaderboard resumes
+    # full_finetune after a real interruption)
+    whole = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "whole", method="linear_probe"))
+    broken = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "broken", method="linear_probe"))
     expected = runner.execute(whole)
     interrupted_after_first_epoch(broken, monkeypatch)
     resumed = runner.execute(broken)
@@ -75,7 +80,7 @@ def test_resuming_after_an_interruption_gives_the_uninterrupted_weights(tiny_msr
 
 
 def test_the_resume_state_is_safetensors_with_its_config(tiny_msrvtt, tmp_path, monkeypatch):
-    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs"))
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe"))
     interrupted_after_first_epoch(config, monkeypatch)
     from vtrbench.benchmark.results import load_checkpoint
 
@@ -90,7 +95,8 @@ def test_the_resume_state_is_safetensors_with_its_config(tiny_msrvtt, tmp_path, 
 def test_an_unreadable_resume_state_is_set_aside(tiny_msrvtt, tmp_path, capsys):
     from vtrbench.benchmark.results import CheckpointError, load_checkpoint
 
-    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", **{"train.epochs": 1}))
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe",
+                                               **{"train.epochs": 1}))
     path = run_dir(config) / CHECKPOINT_FILE
     path.parent.mkdir(parents=True)
     path.write_bytes(b"\x00" * 64)
