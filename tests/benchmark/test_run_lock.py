@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.benchmark.conftest import tiny_run_overrides
 from vtrbench.benchmark.cli import main
 from vtrbench.benchmark.config import resolve_config, run_dir
@@ -84,3 +86,22 @@ def test_two_leaderboards_on_one_runs_dir_run_each_run_once(tiny_msrvtt, tmp_pat
                                                            seed=seed)))
         assert json.loads((folder / "result.json").read_text())["status"] == "finished"
         assert not (folder / "run.lock").exists()
+
+
+def test_a_run_finished_by_another_process_while_it_held_the_lock_is_not_run_again(tiny_msrvtt, tmp_path,
+                                                                                    monkeypatch):
+    from vtrbench.benchmark import runner
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot"))
+    finished = runner.execute(config)
+    checks = []
+    real = runner.finished_result
+
+    def not_yet_then_finished(out_dir, requested):  # the other process ends between the two checks
+        checks.append(out_dir)
+        return None if len(checks) == 1 else real(out_dir, requested)
+
+    monkeypatch.setattr(runner, "finished_result", not_yet_then_finished)
+    monkeypatch.setattr(runner, "execute_locked", lambda *args: pytest.fail("ran a finished run again"))
+    result, ran = runner.execute_or_reuse(config)
+    assert not ran and result["metrics"] == finished["metrics"] and len(checks) == 2

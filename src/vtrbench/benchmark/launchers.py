@@ -81,6 +81,7 @@ class PendingRun:
     overrides: list[str]  # its `vtrbench run` command line
     config: DictConfig
     elsewhere: bool = False  # set when another live process was found running it: not run here
+    finished_elsewhere: bool = False  # set when another process finished it before this one could start it
 
 
 def launch(runs: list[PendingRun], options: LaunchOptions, quiet: bool = False) -> int:
@@ -99,7 +100,7 @@ def summary_line(result: dict) -> str:
 
 
 def run_in_process(runs: list[PendingRun], quiet: bool) -> int:
-    from vtrbench.benchmark.runner import execute, record_failure
+    from vtrbench.benchmark.runner import execute_or_reuse, record_failure
 
     failed = 0
     for run in runs:
@@ -107,7 +108,7 @@ def run_in_process(runs: list[PendingRun], quiet: bool) -> int:
         if quiet:
             run.config.quiet = True
         try:
-            result = execute(run.config)
+            result, ran = execute_or_reuse(run.config)
         except RunLockedError as err:  # started by another process since the leaderboard looked
             run.elsewhere = True
             print(f"{run.label}: not run here: {err}", flush=True)
@@ -116,7 +117,9 @@ def run_in_process(runs: list[PendingRun], quiet: bool) -> int:
             failed += 1
             print(f"{run.label}: FAILED: {record_failure(run.config, err).get('error')}", flush=True)
             continue
-        print(f"{run.label}: {summary_line(result)}", flush=True)
+        run.finished_elsewhere = not ran
+        print(f"{run.label}: {'finished by another process meanwhile: ' if not ran else ''}{summary_line(result)}",
+              flush=True)
     return failed
 
 

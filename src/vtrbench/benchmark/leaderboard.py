@@ -131,10 +131,10 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     to_run = [run for run in pending if not run.elsewhere]
     prepare_offline_assets([run.config for run in to_run], quiet)
     failed = launch(to_run, launch_options, quiet)
-    elsewhere = sum(run.elsewhere for run in pending)
-    print(f"{len(runs)} run(s): {len(pending) - elsewhere - failed} ran here, {len(runs) - len(pending)} finished "
-          f"earlier, {failed} failed, {elsewhere} being run by another process (not in this report), "
-          f"{time.perf_counter() - started:.0f} s", flush=True)
+    elsewhere, meanwhile = sum(run.elsewhere for run in pending), sum(run.finished_elsewhere for run in pending)
+    print(f"{len(runs)} run(s): {len(pending) - elsewhere - meanwhile - failed} ran here, "
+          f"{len(runs) - len(pending) + meanwhile} finished earlier, {failed} failed, {elsewhere} being run by "
+          f"another process (not in this report), {time.perf_counter() - started:.0f} s", flush=True)
     if not runs:
         return 0
     runs_dir, report_dir = Path(runs[0][1].output.runs_dir), Path(runs[0][1].output.reports_dir)

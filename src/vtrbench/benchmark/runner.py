@@ -439,13 +439,20 @@ def execute(config: DictConfig) -> dict:
     """Run one configuration to a result file; returns the result. A finished run of this config is returned
     as it is; a finished run of another config in the same folder is an error (`RunConflictError`); a run
     another live process is executing is an error too (`RunLockedError`), raised before any work."""
+    return execute_or_reuse(config)[0]
+
+
+def execute_or_reuse(config: DictConfig) -> tuple[dict, bool]:
+    """`execute`, and whether this call ran the run (False: a finished result was there, or appeared while
+    another process held the run's lock)."""
     out_dir = run_dir(config)
     finished = finished_result(out_dir, config)
     if finished is not None:
-        return finished
+        return finished, False
     with run_lock(out_dir):
         # the process that held the lock may have finished this very run meanwhile
-        return finished_result(out_dir, config) or execute_locked(config, out_dir)
+        finished = finished_result(out_dir, config)
+        return (finished, False) if finished is not None else (execute_locked(config, out_dir), True)
 
 
 def execute_locked(config: DictConfig, out_dir: Path) -> dict:
