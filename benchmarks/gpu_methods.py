@@ -23,6 +23,7 @@ import torch
 
 from vtrbench.benchmark.config import resolve_config
 from vtrbench.benchmark.counting import count_parameters, tuned_parameters
+from vtrbench.benchmark.memory import peak_memory_mb, reset_peak_memory
 from vtrbench.benchmark.runner import (
     CachedFeatureHeads,
     autocast_for,
@@ -30,8 +31,6 @@ from vtrbench.benchmark.runner import (
     contrastive_loss,
     make_optimizer,
     optimizer_step,
-    peak_memory_mb,
-    reset_peak_memory,
 )
 from vtrbench.methods.backbone import load_backbone
 from vtrbench.methods.base import RetrievalMethod

@@ -103,3 +103,16 @@ def test_a_failed_job_is_reported_with_its_log(tmp_path, monkeypatch, capsys):
     assert log.is_file() and "FileNotFoundError" in log.read_text()
     failed = json.loads((run_dir(config) / RESULT_FILE).read_text())  # written by the job itself
     assert failed["status"] == "failed" and "nowhere" in failed["error"]
+
+
+def test_the_submitting_process_never_unpickles_a_job_result(tiny_msrvtt, tmp_path, monkeypatch, capsys):
+    def unpickles(self):
+        raise AssertionError("job.result() unpickles submitit's output file")
+
+    monkeypatch.setattr(submitit.core.core.Job, "result", unpickles)
+    monkeypatch.setattr(submitit.core.core.Job, "results", unpickles)
+    overrides = tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot")
+    config = resolve_config(overrides)
+    options, _ = split_launch_options(["launcher=submitit-local", "slurm.gpus_per_node=0"])
+    assert run_as_submitit_jobs([PendingRun("[1/1] zero_shot", overrides, config)], options) == 0
+    assert "[1/1] zero_shot: T2V R@1" in capsys.readouterr().out

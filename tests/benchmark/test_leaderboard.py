@@ -29,7 +29,7 @@ def test_interrupted_leaderboard_resumes_and_keeps_finished_results(tiny_msrvtt,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     # interrupt once zero_shot is finished and full_finetune has checkpointed an epoch
-    while not (zero_shot.is_file() and (finetune_dir / "last_epoch.pt").is_file()):
+    while not (zero_shot.is_file() and (finetune_dir / "last_epoch.safetensors").is_file()):
         assert first.poll() is None, first.communicate()[0]
         assert time.time() < deadline, "the leaderboard did not get going"
         time.sleep(0.2)

@@ -119,22 +119,6 @@ def test_a_failure_is_recorded_and_never_replaces_a_finished_result(tiny_msrvtt,
     assert json.loads((run_dir(good) / RESULT_FILE).read_text())["status"] == "finished"
 
 
-def test_resume_from_the_last_epoch_checkpoint(tiny_msrvtt, tmp_path):
-    # one epoch, then the same run asked for two epochs continues from the checkpoint of the first
-    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", **{"train.epochs": 2}))
-    from vtrbench.benchmark.runner import Run
-    from vtrbench.benchmark.validation import ValidationCurve
-
-    one_epoch = config.copy()
-    one_epoch.train.epochs = 1
-    run = Run(one_epoch)
-    run.train(run.split("train"), ValidationCurve(run, run.split("val"), "rsum", keep_best=False))
-    assert (run_dir(config) / CHECKPOINT_FILE).is_file()
-    result = execute(config)
-    assert result["timing"]["epochs"] == 2
-    assert [point["epoch"] for point in result["val_curve"]] == [0, 1, 2]  # the points before the stop kept
-
-
 def test_cosine_schedule_warms_up_then_decays():
     total, warmup = 100, 10
     values = [cosine_with_warmup(s, total, warmup) for s in range(total)]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from vtrbench.benchmark.config import HARNESS_KEYS, ConfigError, resolve_config
+from vtrbench.benchmark.locks import RunLockedError
 from vtrbench.registry import DATASETS, METHODS, UnknownNameError
 
 
@@ -37,7 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         result = execute(config)
         prints = dist.is_main()  # every process holds the result; one prints it
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunLockedError):  # a locked run belongs to its holder: nothing recorded
         raise
     except Exception as err:
         record_failure(config, err)
@@ -77,8 +78,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     from vtrbench.benchmark.metrics import retrieval_metrics
 
-    similarity = np.load(args.similarity)
-    caption_video = np.load(args.caption_video) if args.caption_video else None
+    similarity = np.load(args.similarity, allow_pickle=False)  # an object array would be a pickle
+    caption_video = np.load(args.caption_video, allow_pickle=False) if args.caption_video else None
     print(json.dumps(retrieval_metrics(similarity, caption_video), indent=2))
     return 0
 
@@ -180,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, UnknownNameError, FileNotFoundError, ValueError) as err:
-        print(f"vtrbench {args.command}: error: {err}", file=sys.stderr)
+    except (ConfigError, UnknownNameError, OSError, ValueError, RunLockedError) as err:  # one line, no trace
+        message = " ".join(str(err).split("\n"))
+        print(f"vtrbench {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"vtrbench {args.command}: interrupted; finished runs are kept, the next call resumes",

@@ -8,6 +8,8 @@ that name the key and the source that set it.
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -116,6 +118,63 @@ METRIC_NAMES = ("rsum", *(f"{d}.{m}" for d in ("t2v", "v2t") for m in ("R1", "R5
 HARNESS_ONLY_TUNE_KEYS = ("trials", "metric", "trial")
 
 
+# Names that become folders of a run (run_dir): plain names, so that no setting writes outside runs_dir.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@-]{0,127}")
+PLAIN_NAME_CHARS = "letters, digits and _ . + = , @ -, not starting with . - + = , or @, at most 128"
+# open_clip's hub names (hf-hub:org/model) keep their colon; run_dir turns the slash into '-'
+BACKBONE_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@:-]{0,127}")
+
+
+def backbone_folder(name: str) -> str:
+    return name.replace("/", "-")
+
+
+def check_path_names(config: DictConfig) -> None:
+    """Every name that becomes a folder of the run (method, dataset, variant, backbone) is a plain name."""
+    for key in ("method", "dataset", "variant"):
+        value = config[key]
+        if key == "variant" and value == "":
+            continue
+        if not PLAIN_NAME.fullmatch(str(value)):
+            hint = " (set variant=NAME)" if key == "variant" else ""
+            raise ConfigError(f"{key}={value!r}: it names a folder of the run, so it must be a plain name: "
+                              f"{PLAIN_NAME_CHARS}{hint}")
+    trial = OmegaConf.select(config, "tune.trial", default="")
+    if trial and not PLAIN_NAME.fullmatch(str(trial)):
+        raise ConfigError(f"tune.trial={trial!r}: it names a folder of the run, so it must be a plain name: "
+                          f"{PLAIN_NAME_CHARS}")
+    if not BACKBONE_FOLDER.fullmatch(backbone_folder(str(config.backbone.name))):
+        raise ConfigError(f"backbone.name={config.backbone.name!r}: it names a folder of the run, so it must "
+                          f"be a plain model name ({PLAIN_NAME_CHARS}; '/' and ':' allowed)")
+
+
+# (key, test, what is expected): values every run needs to mean what its name says. A run with no training
+# step (epochs 0, lr 0, batches of one pair) would write zero-shot numbers under a tuning method's name.
+VALUE_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("seed", lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32 - 1"),
+    ("train.epochs", lambda v: v >= 1, "an integer >= 1"),
+    ("train.lr", lambda v: v > 0, "a number > 0"),
+    ("train.backbone_lr_scale", lambda v: v >= 0, "a number >= 0"),
+    ("train.weight_decay", lambda v: v >= 0, "a number >= 0"),
+    ("train.warmup", lambda v: 0 <= v <= 1, "a fraction of the steps from 0 to 1"),
+    ("train.grad_clip", lambda v: v > 0, "a number > 0"),
+    ("train.max_steps", lambda v: v is None or v >= 1, "null or an integer >= 1"),
+    ("data.num_frames", lambda v: v >= 1, "an integer >= 1"),
+    ("data.max_words", lambda v: v >= 2, "an integer >= 2"),
+    ("data.batch_size", lambda v: v >= 2, "an integer >= 2 (a contrastive batch needs two pairs)"),
+    ("data.eval_batch_size", lambda v: v >= 1, "an integer >= 1"),
+    ("data.num_workers", lambda v: v >= 0, "an integer >= 0"),
+    ("data.frame_cache_fps", lambda v: v > 0, "a number > 0"),
+)
+
+
+def check_values(config: DictConfig) -> None:
+    for key, holds, expected in VALUE_RULES:
+        value = OmegaConf.select(config, key)
+        if not holds(value):
+            raise ConfigError(f"{key}={value!r}: expected {expected}")
+
+
 def config_file(*parts: str) -> Path | None:
     path = Path(str(resources.files("vtrbench").joinpath("configs", *parts)))
     return path if path.is_file() else None
@@ -133,6 +192,11 @@ def _load_yaml(path: Path | None) -> DictConfig:
     return loaded
 
 
+def first_line(err: BaseException) -> str:
+    """omegaconf's messages go on with full_key/object_type lines; a user error is one line."""
+    return (str(getattr(err, "msg", None) or err).strip().splitlines() or [type(err).__name__])[0]
+
+
 def parse_overrides(overrides: list[str]) -> DictConfig:
     for item in overrides:
         if "=" not in item or item.startswith("="):
@@ -140,7 +204,7 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
     try:
         return OmegaConf.from_dotlist(list(overrides))
     except OmegaConfBaseException as err:
-        raise ConfigError(f"command line: {err}") from err
+        raise ConfigError(f"command line: {first_line(err)}") from err
 
 
 def run_schema(method: str, dataset: str) -> DictConfig:
@@ -187,13 +251,15 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
             config = OmegaConf.merge(config, layer)
         except OmegaConfBaseException as err:
             key = getattr(err, "full_key", None) or "?"
-            raise ConfigError(f"{source}: key {key!r}: {err.msg if hasattr(err, 'msg') else err}") from err
+            raise ConfigError(f"{source}: key {key!r}: {first_line(err)}") from err
     if not config.variant:
         config.variant = derived_variant(config, method, method_yaml)
     if config.train.select not in SELECTION_RULES:
         raise ConfigError(f"train.select={config.train.select!r}: expected one of {', '.join(SELECTION_RULES)}")
     if config.tune.metric not in METRIC_NAMES:
         raise ConfigError(f"tune.metric={config.tune.metric!r}: expected one of {', '.join(METRIC_NAMES)}")
+    check_path_names(config)
+    check_values(config)
     return config
 
 
@@ -243,7 +309,7 @@ def derived_variant(config: DictConfig, method: str, method_yaml: DictConfig) ->
     )
     chosen = OmegaConf.to_container(config[method])
     changed = [f"{k}-{_short(v)}" for k, v in chosen.items() if defaults.get(k) != v]
-    return "_".join(changed)
+    return re.sub(r"[^A-Za-z0-9_.+=,@-]", "-", "_".join(changed))  # a plain name, whatever the values
 
 
 def _short(value: Any) -> str:
@@ -263,9 +329,11 @@ def dataset_options(config: DictConfig) -> Any:
 
 def run_dir(config: DictConfig) -> Path:
     """`<runs_dir>/<dataset>/<backbone>/<method>[.<variant>]/seed<n>/`; a tuning trial's run goes to
-    `.../<method>[.<variant>]/tuning/seed<n>/<trial>/`, beside the runs it tunes and never mistaken for one."""
+    `.../<method>[.<variant>]/tuning/seed<n>/<trial>/`, beside the runs it tunes and never mistaken for one.
+    Every part is a plain name (`check_path_names`), so no setting writes outside runs_dir."""
+    check_path_names(config)
     name = config.method + (f".{config.variant}" if config.variant else "")
-    method_dir = Path(config.output.runs_dir) / config.dataset / config.backbone.name.replace("/", "-") / name
+    method_dir = Path(config.output.runs_dir) / config.dataset / backbone_folder(config.backbone.name) / name
     if config.tune.trial:
         return method_dir / "tuning" / f"seed{config.seed}" / config.tune.trial
     return method_dir / f"seed{config.seed}"

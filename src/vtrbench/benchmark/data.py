@@ -39,12 +39,29 @@ class CheckedSplit:
     def captions(self) -> list[str]:
         return [caption for clip in self.clips for caption in clip.captions]
 
+    def set_aside(self, reasons: dict[int, str]) -> None:
+        """Drop the clips at these indices (with their captions, hence their queries) and record why."""
+        for index, reason in reasons.items():
+            self.skipped[self.clips[index].video_id] = reason
+        self.clips = [clip for index, clip in enumerate(self.clips) if index not in reasons]
+
+
+@dataclass(frozen=True)
+class DecodeFailure:
+    """A clip whose frames could not be decoded, in place of its item in a batch."""
+
+    clip: int
+    reason: str
+
 
 def check_split(split: Split, cache: FrameCache | None = None) -> CheckedSplit:
-    """Open every video once; missing, unreadable and empty clips are set aside and named. A clip that a
-    frame cache holds from its current file needs no opening: the cache decoded it and kept its frames."""
+    """Open every video once; invalid ids, missing, unreadable and empty clips are set aside and named. A clip
+    that a frame cache holds from its current file needs no opening: the cache decoded it and kept its frames."""
     usable, skipped = [], {}
     for clip in split.clips:
+        if clip.invalid is not None:
+            skipped[clip.video_id] = clip.invalid
+            continue
         if clip.path is None:
             skipped[clip.video_id] = "missing video file"
             continue
@@ -82,7 +99,7 @@ class ClipFrames(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def frames(self, index: int) -> dict | None:
+    def frames(self, index: int) -> dict | DecodeFailure:
         clip = self.clips[index]
         # A fixed seed per (epoch, clip) keeps training sampling reproducible across workers and resumes.
         rng = np.random.default_rng((self.seed, self.epoch, index)) if self.train else None
@@ -91,12 +108,12 @@ class ClipFrames(Dataset):
                 sampled = self.cache.read(clip.video_id, self.spec.num_frames, rng)
             else:
                 sampled = read_frames(clip.path, self.spec.num_frames, rng, clip.start, clip.end)
-        except VideoReadError:
-            return None
+        except VideoReadError as err:
+            return DecodeFailure(index, str(err))
         frames = preprocess_frames(sampled.frames, self.spec.image_size, self.spec.mean, self.spec.std)
         return {"frames": frames, "mask": torch.from_numpy(sampled.mask), "clip": index}
 
-    def __getitem__(self, index: int) -> dict | None:
+    def __getitem__(self, index: int) -> dict | DecodeFailure:
         return self.frames(index)
 
 
@@ -116,17 +133,18 @@ class CaptionPairs(ClipFrames):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> dict | None:
+    def __getitem__(self, index: int) -> dict | DecodeFailure:
         item = self.frames(int(self.pairs[index]))
-        if item is not None:
+        if isinstance(item, dict):
             item["tokens"] = self.tokens[index]
         return item
 
 
-def collate(items: list[dict | None]) -> dict:
-    """Stack the items that decoded; count the ones that did not (they are skipped, never fatal)."""
-    good = [item for item in items if item is not None]
-    batch: dict = {"failed": len(items) - len(good)}
+def collate(items: list[dict | DecodeFailure]) -> dict:
+    """Stack the items that decoded; count and name the ones that did not (skipped, never fatal)."""
+    good = [item for item in items if isinstance(item, dict)]
+    failures = [(item.clip, item.reason) for item in items if isinstance(item, DecodeFailure)]
+    batch: dict = {"failed": len(failures), "failures": failures}
     if good:
         for key in good[0]:
             values = [item[key] for item in good]

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from vtrbench.benchmark.config import dataset_options, resolve_config
 from vtrbench.datasets.base import SPLITS, AnnotationError, AnnotationFormat, Clip
 from vtrbench.datasets.frame_cache import DEFAULT_FPS, CacheSettings, frame_cache_dir, prepare_frame_cache
-from vtrbench.datasets.video import VideoReadError, frame_range
+from vtrbench.datasets.video import VideoReadError, decoder_log_path, log_decoder_messages, read_frames
 from vtrbench.registry import DATASETS
 
 
@@ -26,28 +26,18 @@ class SplitReport:
     error: str | None = None  # the annotation error that makes the split unreadable
     clips: list[Clip] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    invalid: dict[str, str] = field(default_factory=dict)  # clip id -> why its id is refused
     unreadable: dict[str, str] = field(default_factory=dict)
     short: dict[str, int] = field(default_factory=dict)  # clip id -> frames, for clips under data.num_frames
 
     @property
     def usable(self) -> int:
-        return len(self.clips) - len(self.missing) - len(self.unreadable)
-
-
-def segment_frame_count(clip: Clip) -> int:
-    """Frames in the clip's segment; raises VideoReadError when the file cannot be opened."""
-    import decord
-
-    try:
-        reader = decord.VideoReader(str(clip.path), num_threads=1)
-        first, last = frame_range(len(reader), float(reader.get_avg_fps() or 1.0), clip.start, clip.end)
-    except Exception as err:  # decord raises its own DECORDError and RuntimeError for broken files
-        raise VideoReadError(f"cannot open: {err}") from err
-    return last - first
+        return len(self.clips) - len(self.missing) - len(self.invalid) - len(self.unreadable)
 
 
 def check_split_files(dataset: AnnotationFormat, split: str, num_frames: int) -> SplitReport:
-    """Read the split's annotations and open every video once, as the runner's `check_split` does."""
+    """Read the split's annotations and decode every clip's evaluation frames (the midpoints of
+    `num_frames` segments) once: a file broken past its header is found here, not after training."""
     report = SplitReport(split)
     try:
         report.clips = dataset.load(split).clips
@@ -55,19 +45,20 @@ def check_split_files(dataset: AnnotationFormat, split: str, num_frames: int) ->
         report.error = str(err)
         return report
     show = sys.stderr.isatty()
-    for clip in tqdm(report.clips, desc=f"checking {split} videos", disable=not show, leave=False):
+    for clip in tqdm(report.clips, desc=f"decoding {split} videos", disable=not show, leave=False):
+        if clip.invalid is not None:
+            report.invalid[clip.video_id] = clip.invalid
+            continue
         if clip.path is None:
             report.missing.append(clip.video_id)
             continue
         try:
-            count = segment_frame_count(clip)
+            sampled = read_frames(clip.path, num_frames, None, clip.start, clip.end)
         except VideoReadError as err:
-            report.unreadable[clip.video_id] = str(err)
+            report.unreadable[clip.video_id] = str(err).removeprefix(f"{clip.path}: ")
             continue
-        if count == 0:
-            report.unreadable[clip.video_id] = "no frames"
-        elif count < num_frames:
-            report.short[clip.video_id] = count
+        if not sampled.mask.all():
+            report.short[clip.video_id] = int(sampled.mask.sum())
     return report
 
 
@@ -84,6 +75,9 @@ def print_report(report: SplitReport, num_frames: int, show: int) -> None:
     captions = sum(per_clip)
     print(f"{report.name}: {len(report.clips):,} clips, {captions:,} captions "
           f"(per clip min {min(per_clip)}, mean {statistics.fmean(per_clip):.2f}, max {max(per_clip)})")
+    if report.invalid:
+        reasons = [f"{clip_id!r} ({reason})" for clip_id, reason in report.invalid.items()]
+        print(f"  invalid ids (never read): {len(report.invalid):,}: {_listed(reasons, show)}")
     if report.missing:
         print(f"  missing videos: {len(report.missing):,}: {_listed(report.missing, show)}")
     if report.unreadable:
@@ -118,6 +112,9 @@ def data_check(dataset_name: str, overrides: list[str], show: int = 10) -> int:
     num_frames = int(config.data.num_frames)
     print(f"{dataset_name}: root {dataset.root}, videos in {dataset.root / dataset.config.video_dir}")
     print(f"val: {dataset.val_source()}; train is the train file minus the val clips")
+    log_decoder_messages(None)
+    log = decoder_log_path()
+    logged_before = log.stat().st_size if log.is_file() else 0
     unusable = 0
     reports = []
     for split in SPLITS:
@@ -128,6 +125,8 @@ def data_check(dataset_name: str, overrides: list[str], show: int = 10) -> int:
     for first, second, common in shared_ids(reports):
         print(f"{first} and {second} share {len(common):,} clip(s): {_listed(common, show)}")
         unusable += 1
+    if log.is_file() and log.stat().st_size > logged_before:
+        print(f"decoder messages: {log}")
     return 1 if unusable else 0
 
 
@@ -143,6 +142,7 @@ def data_prepare(
 
     config = resolve_config([f"dataset={dataset_name}", *overrides])
     dataset = DATASETS.get(dataset_name)(dataset_options(config))
+    log_decoder_messages(None)
     # The input size is all that is needed of the backbone; random weights spare loading a checkpoint.
     image_size = load_backbone(config.backbone.name, "random").image_size
     settings = CacheSettings(image_size, fps or DEFAULT_FPS, min_frames=int(config.data.num_frames))

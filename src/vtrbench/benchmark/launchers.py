@@ -8,6 +8,10 @@ Every launcher executes a run the same way (`runner.execute` on the run's overri
 result, weights and config itself, exactly as a local run does, and a failing run leaves a failed result.
 A job with several GPUs (`slurm.gpus_per_node`, `slurm.nodes`) runs one task per GPU; the tasks form one
 process group (what torchrun would set up) and train one run together.
+
+No pickle is read by the submitting process: when a job ends, its run's `result.json` says how it went
+(`job.result()`, which unpickles submitit's output file, is never called). The job itself unpickles the
+callable this process submitted (`<logs>/<job id>/<job id>_submitted.pkl`, written by the same call).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vtrbench.benchmark.config import ConfigError, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.config import ConfigError, first_line, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.locks import RunLockedError
 from vtrbench.benchmark.results import read_result
 
 LOCAL, SUBMITIT_LOCAL, SLURM = "local", "submitit-local", "slurm"
@@ -59,7 +64,7 @@ def split_launch_options(overrides: list[str]) -> tuple[LaunchOptions, list[str]
     try:
         merged = OmegaConf.merge(schema, parse_overrides(own))
     except OmegaConfBaseException as err:
-        raise ConfigError(f"command line: launcher options: {err}") from err
+        raise ConfigError(f"command line: launcher options: {first_line(err)}") from err
     options: LaunchOptions = OmegaConf.to_object(merged)
     if options.launcher not in LAUNCHERS:
         raise ConfigError(f"launcher={options.launcher!r}: expected one of {', '.join(LAUNCHERS)}")
@@ -75,6 +80,8 @@ class PendingRun:
     label: str  # "[3/8] msrvtt dgl seed0", for progress lines
     overrides: list[str]  # its `vtrbench run` command line
     config: DictConfig
+    elsewhere: bool = False  # set when another live process was found running it: not run here
+    finished_elsewhere: bool = False  # set when another process finished it before this one could start it
 
 
 def launch(runs: list[PendingRun], options: LaunchOptions, quiet: bool = False) -> int:
@@ -86,12 +93,14 @@ def launch(runs: list[PendingRun], options: LaunchOptions, quiet: bool = False) 
 
 def summary_line(result: dict) -> str:
     t2v = result["metrics"]["t2v"]
+    skipped = len(result.get("skipped", {}).get("test") or ())
     return (f"T2V R@1 {t2v['R1']:.1f}, tuned {result['params']['tuned']:,}, "
-            f"train {result['timing']['train_s']:.0f} s")
+            f"train {result['timing']['train_s']:.0f} s"
+            + (f", on a smaller test set: {skipped} test clip(s) skipped" if skipped else ""))
 
 
 def run_in_process(runs: list[PendingRun], quiet: bool) -> int:
-    from vtrbench.benchmark.runner import execute, record_failure
+    from vtrbench.benchmark.runner import execute_or_reuse, record_failure
 
     failed = 0
     for run in runs:
@@ -99,12 +108,18 @@ def run_in_process(runs: list[PendingRun], quiet: bool) -> int:
         if quiet:
             run.config.quiet = True
         try:
-            result = execute(run.config)
+            result, ran = execute_or_reuse(run.config)
+        except RunLockedError as err:  # started by another process since the leaderboard looked
+            run.elsewhere = True
+            print(f"{run.label}: not run here: {err}", flush=True)
+            continue
         except Exception as err:  # one failing run must not stop the others
             failed += 1
             print(f"{run.label}: FAILED: {record_failure(run.config, err).get('error')}", flush=True)
             continue
-        print(f"{run.label}: {summary_line(result)}", flush=True)
+        run.finished_elsewhere = not ran
+        print(f"{run.label}: {'finished by another process meanwhile: ' if not ran else ''}{summary_line(result)}",
+              flush=True)
     return failed
 
 
@@ -130,6 +145,8 @@ class RunJob:
         config = resolve_config(self.overrides)
         try:
             return execute(config)
+        except RunLockedError:  # another process runs it: its result is not this job's to write
+            raise
         except Exception as err:
             if dist.is_main():
                 record_failure(config, err)
@@ -191,18 +208,18 @@ def run_as_submitit_jobs(runs: list[PendingRun], options: LaunchOptions, quiet: 
     poll_s = 1.0 if options.launcher == SUBMITIT_LOCAL else 30.0
     for job in submitit.helpers.as_completed(jobs, poll_frequency=poll_s):
         run = run_of_job[job.job_id]
-        try:
-            result = job.result()
-        except Exception as err:  # submitit's FailedJobError (an exception), UncompletedJobError (killed)
-            failed += 1
-            log = job.paths.stderr
-            recorded = read_result(run_dir(run.config))
-            if recorded is not None and recorded.get("status") == "failed":  # the job's own account
-                reason = recorded["error"]
-            else:  # killed (time limit, memory) before it could write one
-                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                record_failure(run.config, RuntimeError(f"job {job.job_id}: {reason}; see {log}"))
-            print(f"{run.label}: FAILED (job {job.job_id}): {reason}\n    log: {log}", flush=True)
+        # The run's own result.json tells how it ended; submitit's result pickle is never read (job.result()
+        # would unpickle it), so this process unpickles nothing.
+        result = read_result(run_dir(run.config))
+        if result is not None and result.get("status") == "finished":
+            print(f"{run.label}: {summary_line(result)}", flush=True)
             continue
-        print(f"{run.label}: {summary_line(result)}", flush=True)
+        failed += 1
+        log = job.paths.stderr
+        if result is not None and result.get("status") == "failed":  # the job's own account
+            reason = result["error"]
+        else:  # killed (time limit, memory) before it could write one
+            reason = f"job {job.job_id} ended ({job.state}) without a result"
+            record_failure(run.config, RuntimeError(f"{reason}; see {log}"))
+        print(f"{run.label}: FAILED (job {job.job_id}): {reason}\n    log: {log}", flush=True)
     return failed

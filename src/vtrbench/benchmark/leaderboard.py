@@ -14,10 +14,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from vtrbench.benchmark.config import ConfigError, load_preset, parse_overrides, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
+from vtrbench.benchmark.locks import describe, locked_by_another
 from vtrbench.benchmark.results import RESULT_FILE, RunConflictError, finished_result, read_result, write_json
 from vtrbench.registry import METHODS
 
@@ -33,9 +34,9 @@ def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
     """
     cli = parse_overrides(overrides)
     preset = load_preset(cli.preset) if cli.get("preset") else {}
-    methods = list(cli.get("methods") or preset.get("methods") or METHODS.names())
-    datasets = list(cli.get("datasets") or preset.get("datasets") or DEFAULT_DATASETS)
-    seeds = [int(s) for s in (cli.get("seeds") or [cli.get("seed", 0)])]
+    methods = matrix_list(cli, "methods", str) or list(preset.get("methods") or METHODS.names())
+    datasets = matrix_list(cli, "datasets", str) or list(preset.get("datasets") or DEFAULT_DATASETS)
+    seeds = matrix_list(cli, "seeds", int) or [cli.get("seed", 0)]
     passthrough = [o for o in overrides if o.split("=", 1)[0] not in MATRIX_KEYS + ("method", "dataset", "seed")]
     runs = []
     for dataset in datasets:
@@ -44,6 +45,24 @@ def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
                 run_overrides = [*passthrough, f"method={method}", f"dataset={dataset}", f"seed={seed}"]
                 runs.append((run_overrides, resolve_config(run_overrides)))
     return runs
+
+
+def matrix_list(cli: DictConfig, key: str, kind: type) -> list | None:
+    """`methods=[..]`, `datasets=[..]` or `seeds=[..]` from the command line, checked; None when not given."""
+    if key not in cli:
+        return None
+    value = cli[key]
+    example = {"methods": "methods=[zero_shot,dgl]", "datasets": "datasets=[msrvtt]", "seeds": "seeds=[0,1,2]"}[key]
+    if not isinstance(value, ListConfig) or not value:
+        raise ConfigError(f"{key}={value!r}: expected a non-empty list, e.g. {example}")
+    items = list(value)
+    for item in items:
+        if type(item) is not kind:  # bool is an int to isinstance; `seeds=[true]` is no seed
+            raise ConfigError(f"{key}: {item!r} is not {'an integer' if kind is int else 'a name'} ({example})")
+    repeated = sorted({str(item) for item in items if items.count(item) > 1})
+    if repeated:
+        raise ConfigError(f"{key}: {', '.join(repeated)} repeated (each run would be planned twice)")
+    return items
 
 
 def prepare_offline_assets(configs: list[DictConfig], quiet: bool = False) -> None:
@@ -160,19 +179,30 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
             continue
         if finished is not None:
             print(f"{label}: finished earlier with this config, skipped", flush=True)
-        else:
-            pending.append(PendingRun(label, run_overrides, config))
+            continue
+        pending.append(PendingRun(label, run_overrides, config))
+        holder = locked_by_another(run_dir(config))
+        if holder is not None:
+            pending[-1].elsewhere = True
+            print(f"{label}: being run by {describe(holder)}, skipped here", flush=True)
     if conflicts:  # before anything runs, so that nothing is half done
         more = f" (and {len(conflicts) - 1} more run folder(s) like it)" if len(conflicts) > 1 else ""
         raise RunConflictError(conflicts[0] + more)
-    prepare_offline_assets([run.config for run in pending], quiet)
-    failed = launch(pending, launch_options, quiet)
+    to_run = [run for run in pending if not run.elsewhere]
+    prepare_offline_assets([run.config for run in to_run], quiet)
+    failed = launch(to_run, launch_options, quiet)
     for (_, config), record in zip(runs, records, strict=True):
         attach_tuning(config, record)
-    print(f"{len(runs)} run(s), {failed} failed, {time.perf_counter() - started:.0f} s", flush=True)
+    elsewhere, meanwhile = sum(run.elsewhere for run in pending), sum(run.finished_elsewhere for run in pending)
+    print(f"{len(runs)} run(s): {len(pending) - elsewhere - meanwhile - failed} ran here, "
+          f"{len(runs) - len(pending) + meanwhile} finished earlier, {failed} failed, {elsewhere} being run by "
+          f"another process (not in this report), {time.perf_counter() - started:.0f} s", flush=True)
     if not runs:
         return 0
     runs_dir, report_dir = Path(runs[0][1].output.runs_dir), Path(runs[0][1].output.reports_dir)
+    if not any(runs_dir.rglob("result.json")):  # e.g. every run is in another process's hands
+        print(f"no result under {runs_dir} yet: no report written", flush=True)
+        return 1 if failed else 0
     from vtrbench.reports import measured_tables_markdown, write_report
 
     paths = write_report(runs_dir, report_dir)

@@ -1,19 +1,26 @@
 """Result files and checkpoints. Everything is written to a temporary file and renamed into place, so an
-interrupted run never leaves half a result and never damages a finished one."""
+interrupted run never leaves half a result and never damages a finished one.
+
+Nothing read back is a pickle: run folders are shared and downloaded, and unpickling runs whatever code the
+file names. Results are JSON, weights safetensors, and the resume state one safetensors file of tensors
+whose JSON metadata holds the rest (epoch, statistics, scheduler state, optimizer hyper-parameters and the
+resolved config it belongs to). Files are created with the process umask, like any other file.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
-import tempfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -22,7 +29,9 @@ from vtrbench.benchmark.counting import tuned_parameters
 
 RESULT_FILE = "result.json"
 WEIGHTS_FILE = "tuned.safetensors"
-CHECKPOINT_FILE = "last_epoch.pt"
+CHECKPOINT_FILE = "last_epoch.safetensors"
+LEGACY_CHECKPOINT_FILE = "last_epoch.pt"  # a pickle (vtrbench before 0.2, or planted): never loaded
+CHECKPOINT_FORMAT = "vtrbench-resume-1"
 CONFIG_FILE = "config.yaml"
 VAL_IDS_FILE = "val_ids.txt"  # the ids of the val split a run held out of training, one per line
 SCHEMA_VERSION = 1
@@ -30,14 +39,27 @@ SCHEMA_VERSION = 1
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
-        write(Path(tmp))
+        write(tmp)
+        # the umask's permissions, as for any file the user makes (writers such as safetensors use 0600)
+        os.chmod(tmp, 0o666 & ~process_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def process_umask() -> int:
+    try:  # Linux shows it; os.umask can only read it by setting it, which races with other threads
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -49,9 +71,11 @@ def read_result(run_dir: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -99,14 +123,66 @@ def load_tuned_weights(model: nn.Module, path: Path) -> None:
             params[name].copy_(value)
 
 
-def save_checkpoint(path: Path, model: nn.Module, state: dict) -> None:
-    """Tuned weights plus optimiser/scheduler state after an epoch, for resuming."""
-    payload = {"tuned": {k: v.detach().cpu() for k, v in tuned_parameters(model).items()}, **state}
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+class CheckpointError(ValueError):
+    """A resume state that cannot be read; the message names the file."""
 
 
-def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+def save_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], config: DictConfig
+) -> None:
+    """The state after an epoch, for resuming: tuned weights and every optimizer tensor in one safetensors
+    file; `state` (epoch, stats, scheduler state: JSON values), the optimizer's hyper-parameters and the
+    resolved `config` in its JSON metadata. One file, one rename: weights and state always belong together."""
+    tensors = {f"tuned/{name}": p.detach().cpu().contiguous() for name, p in tuned_parameters(model).items()}
+    optimizer_state = optimizer.state_dict()
+    plain: dict[str, dict[str, Any]] = {}
+    for index, values in optimizer_state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer/{index}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                plain.setdefault(str(index), {})[key] = value
+    metadata = {
+        **state,
+        "optimizer": {"param_groups": optimizer_state["param_groups"], "plain_state": plain},
+        "config": OmegaConf.to_container(config, resolve=True),
+    }
+    header = {"format": CHECKPOINT_FORMAT, "state": json.dumps(metadata)}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """(tuned weights by parameter name, optimizer state dict, the rest of the saved state with `config`);
+    raises CheckpointError naming the file when it is not a resume state of this format."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            header = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        if header.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path}: not a vtrbench resume state (format {header.get('format')!r})")
+        state = json.loads(header["state"])
+        groups = state.pop("optimizer")
+        optimizer_state: dict[int, dict[str, Any]] = {
+            int(index): dict(values) for index, values in groups["plain_state"].items()
+        }
+        tuned = {}
+        for key, tensor in tensors.items():
+            kind, _, rest = key.partition("/")
+            if kind == "tuned":
+                tuned[rest] = tensor
+            elif kind == "optimizer":
+                index, _, name = rest.partition("/")
+                optimizer_state.setdefault(int(index), {})[name] = tensor
+            else:
+                raise CheckpointError(f"{path}: unexpected tensor {key!r}")
+        for required in ("epoch", "stats", "scheduler", "config"):
+            if required not in state:
+                raise CheckpointError(f"{path}: the saved state has no {required!r}")
+    except CheckpointError:
+        raise
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"{path}: cannot be read as a resume state ({err})") from err
+    return tuned, {"state": optimizer_state, "param_groups": groups["param_groups"]}, state
 
 
 def package_versions() -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import random
-import resource
 import sys
 import time
 import traceback
@@ -40,14 +39,18 @@ from vtrbench.benchmark.data import (
     collate,
     tokenize,
 )
+from vtrbench.benchmark.locks import locked_by_another, run_lock
+from vtrbench.benchmark.memory import MemoryMeter
 from vtrbench.benchmark.metrics import metrics_from_ranks, retrieval_ranks
 from vtrbench.benchmark.results import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
+    LEGACY_CHECKPOINT_FILE,
     RESULT_FILE,
     SCHEMA_VERSION,
     VAL_IDS_FILE,
     WEIGHTS_FILE,
+    CheckpointError,
     atomic_write,
     finished_result,
     git_commit,
@@ -62,6 +65,7 @@ from vtrbench.benchmark.results import (
 from vtrbench.benchmark.tracking import Tracker
 from vtrbench.benchmark.validation import BEST_VAL_WEIGHTS_FILE, ValidationCurve
 from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir
+from vtrbench.datasets.video import decoder_log_path, log_decoder_messages
 from vtrbench.methods.backbone import Backbone, load_backbone
 from vtrbench.methods.base import RetrievalMethod
 from vtrbench.registry import DATASETS, METHODS
@@ -220,15 +224,16 @@ class Run:
     def train(self, train: CheckedSplit, curve: ValidationCurve | None = None) -> dict[str, Any]:
         config, method = self.config, self.method
         stats = {"train_s": 0.0, "clips_seen": 0, "failed_decodes": 0, "steps": 0, "epochs": 0,
-                 "val_curve": [], "best_val": None}
+                 "val_curve": [], "best_val": None,
+                 "undecodable": {}}  # clip id -> why, for training clips that failed to decode
         if self.params["tuned"] == 0:
             if curve is not None:  # a method that trains nothing has one point: where it starts
                 curve.measure(stats, epoch=0)
             return stats
-        tokens = tokenize(self.tokenizer, train.captions)
         if method.frozen_trunk:
-            pairs = self.cached_trunk_pairs(train, tokens)
+            pairs = self.cached_trunk_pairs(train)
         else:
+            tokens = tokenize(self.tokenizer, train.captions)
             pairs = CaptionPairs(train.clips, self.spec, tokens, seed=config.seed, cache=self.frame_cache("train"))
         if config.data.batch_size % dist.world_size():
             raise ValueError(f"data.batch_size={config.data.batch_size} is not a multiple of the "
@@ -261,6 +266,7 @@ class Run:
                        desc=f"{config.method} epoch {epoch + 1}/{config.train.epochs}", leave=False)
             for batch in bar:
                 stats["failed_decodes"] += batch["failed"]
+                stats["undecodable"].update((train.clips[i].video_id, why) for i, why in batch["failures"])
                 if "tokens" not in batch or len(batch["tokens"]) < 2:
                     continue
                 with amp:
@@ -283,8 +289,8 @@ class Run:
                 curve.measure(stats, epoch=epoch + 1)
                 self.tracker.log({"val/R1_t2v": stats["val_curve"][-1]["metrics"]["t2v"]["R1"]}, step=stats["steps"])
             if dist.is_main():
-                save_checkpoint(ckpt, method, {"epoch": epoch, "optimizer": optimizer.state_dict(),
-                                               "scheduler": scheduler.state_dict(), "stats": stats})
+                save_checkpoint(ckpt, method, optimizer,
+                                {"epoch": epoch, "scheduler": scheduler.state_dict(), "stats": stats}, config)
             dist.barrier()
         return stats
 
@@ -298,25 +304,61 @@ class Run:
         return contrastive_loss(self.method, text, video, mask)
 
     def resume(self, optimizer, scheduler, stats: dict) -> int:
+        """The epoch to go on from. A resume state is used only when it belongs to this very config; one of
+        another config or one that cannot be read is set aside (start afresh), and a pickle is never read."""
+        self.drop_legacy_checkpoint()
         path = self.out_dir / CHECKPOINT_FILE
         if not path.is_file():
             return 0
-        state = load_checkpoint(path)
-        params = dict(self.method.named_parameters())
-        with torch.no_grad():
-            for name, value in state["tuned"].items():
-                params[name].copy_(value)
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            tuned, optimizer_state, state = load_checkpoint(path)
+        except CheckpointError as err:
+            self.say(f"{err}; starting afresh")
+            return 0
+        differences = config_differences(state["config"], self.config)
+        if differences:
+            self.say(f"{self.out_dir}: the epoch checkpoint there belongs to another config ({differences[0]}); "
+                     f"starting afresh")
+            if dist.is_main():
+                path.unlink(missing_ok=True)
+                (self.out_dir / BEST_VAL_WEIGHTS_FILE).unlink(missing_ok=True)
+            return 0
+        params = tuned_parameters(self.method)
+        shapes = {name: tuple(p.shape) for name, p in params.items()}
+        if {name: tuple(t.shape) for name, t in tuned.items()} != shapes:
+            raise CheckpointError(f"{path}: its tuned weights do not fit {self.config.method}; delete it to "
+                                  f"start afresh")
+        try:
+            optimizer.load_state_dict(optimizer_state)
+        except (ValueError, KeyError) as err:
+            raise CheckpointError(f"{path}: its optimizer state does not fit ({err}); delete it to start afresh") \
+                from err
         scheduler.load_state_dict(state["scheduler"])
+        with torch.no_grad():
+            for name, value in tuned.items():
+                params[name].copy_(value)
         stats.update(state["stats"])
-        if dist.is_main():
-            print(f"resuming {self.out_dir} after epoch {state['epoch'] + 1}", file=sys.stderr)
+        self.say(f"resuming {self.out_dir} after epoch {state['epoch'] + 1}")
         return state["epoch"] + 1
 
+    def drop_legacy_checkpoint(self) -> None:
+        """`last_epoch.pt` is a pickle (older vtrbench, or planted in a shared folder): never loaded."""
+        legacy = self.out_dir / LEGACY_CHECKPOINT_FILE
+        if legacy.exists():
+            self.say(f"{legacy}: not loaded (a pickle can run code; resume states are safetensors now) and "
+                     f"removed; starting afresh")
+            if dist.is_main():
+                legacy.unlink(missing_ok=True)
+
+    def say(self, message: str) -> None:
+        if dist.is_main():
+            print(message, file=sys.stderr)
+
     @torch.no_grad()
-    def cached_trunk_pairs(self, train: CheckedSplit, tokens: torch.Tensor) -> torch.utils.data.Dataset:
+    def cached_trunk_pairs(self, train: CheckedSplit) -> torch.utils.data.Dataset:
         """Frozen trunk: its features for every clip (midpoint frames) and caption, computed once."""
-        video_features, mask = self.encode_clips(train, trunk_only=True)
+        video_features, mask = self.encode_clips(train, trunk_only=True)  # sets aside clips that fail
+        tokens = tokenize(self.tokenizer, train.captions)
         text_features = torch.cat([
             self.method.text_features(chunk.to(self.device)).cpu()
             for chunk in tokens.split(self.config.data.eval_batch_size)
@@ -326,42 +368,65 @@ class Run:
     # ---- evaluation -------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_clips(self, split: CheckedSplit, trunk_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vectors and frame masks of the split's clips, in clip order. A clip that fails to decode here (a
+        file broken past the frames the check opened) is set aside from `split`, with its captions, and
+        recorded in `split.skipped`: the rows returned are those of the clips left."""
         method = self.method
         method.eval()
         clips = split.clips
         frames = ClipFrames(clips, self.spec, train=False, cache=self.frame_cache(split.name))
         vectors, masks, order = [], [], []
+        reasons: dict[int, str] = {}
         bar = tqdm(self.loader(frames, self.config.data.eval_batch_size, False), disable=not self.show,
                    desc="encoding clips", leave=False)
         for batch in bar:
-            if batch["failed"]:
-                raise RuntimeError("a clip that opened during the check failed to decode during evaluation")
+            reasons.update(batch["failures"])
+            if "frames" not in batch:
+                continue
             x, m = batch["frames"].to(self.device), batch["mask"].to(self.device)
             out = method.video_features(x, m) if trunk_only else method.encode_video(x, m)
             vectors.append(out.float())
             masks.append(m)
             order.append(batch["clip"].to(self.device))
+        failed = torch.zeros(len(clips), dtype=torch.bool, device=self.device)
+        failed[list(reasons)] = True
+        failed = dist.gather_no_grad(failed.long()).view(-1, len(clips)).amax(0).bool()  # any process's
+        if bool(failed.all()) or not vectors:
+            raise RuntimeError(f"{self.config.dataset} {split.name} split: no clip could be decoded "
+                               f"({len(reasons)} failed here, e.g. {next(iter(reasons.values()), '?')})")
         vectors_t, masks_t, order_t = torch.cat(vectors), torch.cat(masks), torch.cat(order)
         vectors_t, masks_t, order_t = (dist.gather_no_grad(t) for t in (vectors_t, masks_t, order_t))
         # DistributedSampler pads shards by repeating clips; keep the first copy of each clip, in clip order
         # (scatter with "amin" is deterministic where an index_put with repeated indices is not)
         positions = torch.arange(len(order_t), device=order_t.device)
         keep = torch.full((len(clips),), len(order_t), dtype=torch.long, device=order_t.device)
-        keep = keep.scatter_reduce(0, order_t, positions, reduce="amin")
+        keep = keep.scatter_reduce(0, order_t, positions, reduce="amin")[~failed]
         if int(keep.max()) == len(order_t):
             raise RuntimeError("a clip was encoded by no process")
+        if bool(failed.any()):
+            stage = "while caching frozen-trunk features" if trunk_only else "at evaluation"
+            self.set_aside_undecodable(split, failed, reasons, stage)
         return vectors_t[keep].cpu(), masks_t[keep].cpu()
+
+    def set_aside_undecodable(self, split: CheckedSplit, failed: torch.Tensor, reasons: dict[int, str],
+                              stage: str) -> None:
+        named = {int(i): f"cannot decode {stage}: {reasons.get(int(i), 'failed on another process')}"
+                 for i in failed.nonzero().flatten().tolist()}
+        shown = ", ".join(split.clips[i].video_id for i in list(named)[:5])
+        self.say(f"[{split.name}] {len(named)} clip(s) could not be decoded and are set aside with their "
+                 f"captions ({shown}{', ...' if len(named) > 5 else ''}); messages in {decoder_log_path()}")
+        split.set_aside(named)
 
     @torch.no_grad()
     def evaluate(self, test: CheckedSplit) -> tuple[dict, dict[str, np.ndarray]]:
         method = self.method
         method.eval()
+        video, mask = self.encode_clips(test)  # first: it sets aside the clips that fail to decode
         tokens = tokenize(self.tokenizer, test.captions)
         text = torch.cat([
             method.encode_text(chunk.to(self.device)).float().cpu()
             for chunk in tokens.split(self.config.data.eval_batch_size)
         ])
-        video, mask = self.encode_clips(test)
         similarity = score_matrix(method, text, video, mask, self.device).numpy()
         ranks = retrieval_ranks(similarity, test.caption_video)
         return metrics_from_ranks(ranks), ranks
@@ -405,44 +470,38 @@ class CachedPairs(torch.utils.data.Dataset):
                 "video_features": self.video_features[clip], "mask": self.mask[clip]}
 
 
-def reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    else:  # Linux: writing 5 resets the process's peak resident set size (VmHWM)
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak GPU memory allocated, or the process's peak resident memory since the last reset on CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def execute(config: DictConfig) -> dict:
     """Run one configuration to a result file; returns the result. A finished run of this config is returned
-    as it is; a finished run of another config in the same folder is an error (`RunConflictError`).
+    as it is; a finished run of another config in the same folder is an error (`RunConflictError`); a run
+    another live process is executing is an error too (`RunLockedError`), raised before any work.
 
     A tuning trial (`tune.trial` set) is evaluated on the val split and never loads the test split."""
+    return execute_or_reuse(config)[0]
+
+
+def execute_or_reuse(config: DictConfig) -> tuple[dict, bool]:
+    """`execute`, and whether this call ran the run (False: a finished result was there, or appeared while
+    another process held the run's lock)."""
     out_dir = run_dir(config)
     finished = finished_result(out_dir, config)
     if finished is not None:
-        return finished
+        return finished, False
+    with run_lock(out_dir):
+        # the process that held the lock may have finished this very run meanwhile
+        finished = finished_result(out_dir, config)
+        return (finished, False) if finished is not None else (execute_locked(config, out_dir), True)
+
+
+def execute_locked(config: DictConfig, out_dir: Path) -> dict:
+    """`execute` under the run's lock, for a run with no finished result."""
+    meter = MemoryMeter.start()  # before the run builds anything: its model and data are its own memory
     run = Run(config)
     if dist.is_main():
-        drop_state_of_another_config(out_dir, config)
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(OmegaConf.to_yaml(config)))
-    reset_peak_memory(run.device)
+    meter.watch(run.device)
+    decoder_log = out_dir / "decode.log"
+    log_decoder_messages(decoder_log)
     trial = bool(config.tune.trial)
     best_val = config.train.select == "best_val"
     train_split = run.split("train")
@@ -451,6 +510,7 @@ def execute(config: DictConfig) -> dict:
         if (best_val or config.train.val_curve) else None
     eval_split = val_split if trial else run.split("test")
     stats = run.train(train_split, curve)
+    check_trained(run, stats)
     selection = select_model(run, stats)
     started = time.perf_counter()
     metrics, ranks = run.evaluate(eval_split)
@@ -480,12 +540,13 @@ def execute(config: DictConfig) -> dict:
             "steps": stats["steps"],
             "epochs": stats["epochs"],
         },
-        "peak_memory_mb": round(peak_memory_mb(run.device), 1),
+        **meter.record(run.device),  # peak_memory_mb: the run's own; memory: how it was measured
         "device": str(run.device),
         "world_size": dist.world_size(),
         "skipped": {"train": train_split.skipped, eval_split.name: eval_split.skipped,
                     **({"val": val_split.skipped} if val_split is not None else {}),
-                    "train_decode_failures": stats["failed_decodes"]},
+                    "train_decode_failures": stats["failed_decodes"],
+                    "train_undecodable": stats.get("undecodable", {})},
         "val": {"source": run.dataset.val_source(), "clips": len(val_ids), "ids_file": VAL_IDS_FILE},
         "val_curve": stats["val_curve"],
         "model_selection": selection,
@@ -500,6 +561,8 @@ def execute(config: DictConfig) -> dict:
         run.tracker.finish(result)
         (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
         (out_dir / BEST_VAL_WEIGHTS_FILE).unlink(missing_ok=True)
+        if decoder_log.is_file() and not decoder_log.stat().st_size:
+            decoder_log.unlink()
     dist.barrier()
     return result
 
@@ -523,18 +586,12 @@ def held_out_ids(run: Run, val_split: CheckedSplit | None) -> list[str]:
     return [clip.video_id for clip in run.dataset.load("val").clips]
 
 
-def drop_state_of_another_config(out_dir: Path, config: DictConfig) -> None:
-    """An unfinished run of another config left in the folder (its epoch checkpoint) is never resumed."""
-    saved = out_dir / CONFIG_FILE
-    checkpoint = out_dir / CHECKPOINT_FILE
-    if not (saved.is_file() and checkpoint.is_file()):
-        return
-    differences = config_differences(OmegaConf.to_container(OmegaConf.load(saved), resolve=True), config)
-    if differences:
-        print(f"{out_dir}: the epoch checkpoint there belongs to another config ({differences[0]}); "
-              f"starting afresh", file=sys.stderr)
-        checkpoint.unlink()
-        (out_dir / BEST_VAL_WEIGHTS_FILE).unlink(missing_ok=True)
+def check_trained(run: Run, stats: dict) -> None:
+    """A method that tunes parameters but took no step would report zero-shot numbers under its own name."""
+    if run.params["tuned"] and not stats["steps"]:
+        raise RuntimeError(f"{run.config.method} tunes {run.params['tuned']:,} parameters but no training step "
+                           f"ran ({stats['failed_decodes']} training clips failed to decode); no result is "
+                           f"written under its name")
 
 
 def record_failure(config: DictConfig, error: BaseException) -> dict:
@@ -548,6 +605,6 @@ def record_failure(config: DictConfig, error: BaseException) -> dict:
         "traceback": "".join(traceback.format_exception(error)),
         "config": OmegaConf.to_container(config, resolve=True),
     }
-    if not is_finished(out_dir):
+    if not is_finished(out_dir) and locked_by_another(out_dir) is None:  # never over another process's run
         write_json(out_dir / RESULT_FILE, result)
     return result

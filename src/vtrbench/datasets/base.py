@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +51,29 @@ def read_csv_rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, 
         raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key that appears twice in one object would silently replace the first."""
+    unique: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in unique:
+            raise _RepeatedKey(key)
+        unique[key] = value
+    return unique
+
+
 def read_json(path: Path) -> object:
+    """The parsed file; a repeated key inside one object is an error, not a silent replacement."""
     try:
         with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
+            return json.load(handle, object_pairs_hook=_unique_keys)
+    except _RepeatedKey as err:
+        raise AnnotationError(f"{path}: key {err.key!r} appears twice in one object (the second would "
+                              f"silently replace the first)") from None
     except json.JSONDecodeError as err:
         raise AnnotationError(
             f"{path}, line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}"
@@ -74,17 +94,20 @@ def read_lines(path: Path) -> list[tuple[int, str]]:
     return [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
 
 
-def read_id_list(path: Path) -> list[tuple[int, str]]:
-    """(line number, id) of a one-id-per-line split file; a repeated id is an error (it would count twice)."""
+def unique_ids(path: Path, numbered_ids: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """`numbered_ids` ((line, id) pairs of one split file) unchanged; a repeated id is an error naming both
+    lines (it would add a clip, and a query, twice)."""
     seen: dict[str, int] = {}
-    ids = []
-    for number, line in read_lines(path):
-        video_id = line.strip()
+    for number, video_id in numbered_ids:
         if video_id in seen:
             raise AnnotationError(f"{path}, line {number}: id {video_id!r} repeats line {seen[video_id]}")
         seen[video_id] = number
-        ids.append((number, video_id))
-    return ids
+    return numbered_ids
+
+
+def read_id_list(path: Path) -> list[tuple[int, str]]:
+    """(line number, id) of a one-id-per-line split file; a repeated id is an error (it would count twice)."""
+    return unique_ids(path, [(number, line.strip()) for number, line in read_lines(path)])
 
 
 def holdout_ids(ids: list[str], fraction: float, seed: int) -> set[str]:
@@ -107,10 +130,11 @@ def normalise_whitespace(text: str) -> str:
 @dataclass
 class Clip:
     video_id: str
-    path: Path | None  # None: the video file was not found
+    path: Path | None  # None: the video file was not found, or the id is invalid
     captions: list[str]
     start: float | None = None  # seconds, for clips cut from a longer video
     end: float | None = None
+    invalid: str | None = None  # why the id is refused ("invalid id: ..."); such a clip's file is never read
 
 
 @dataclass
@@ -186,11 +210,27 @@ class AnnotationFormat:
         else:
             val_ids = {video_id for video_id, _, _ in self.read_val()}
             rows = [row for row in self.read("train") if row[0] not in val_ids]
-        clips = [
-            Clip(video_id=vid, path=self.video_path(vid), captions=captions, **extra)
-            for vid, captions, extra in rows
-        ]
+        clips = []
+        for vid, captions, extra in rows:
+            path, invalid = self.confined_video_path(vid)
+            clips.append(Clip(video_id=vid, path=path, captions=captions, invalid=invalid, **extra))
         return Split(name=split, clips=clips)
+
+    def confined_video_path(self, video_id: str) -> tuple[Path | None, str | None]:
+        """(the video file of `video_id` or None, None), or (None, why) for an id that leaves the videos
+        folder: an absolute id, one whose `..` climbs out, or one whose file resolves (through a symbolic
+        link) outside `<root>/<video_dir>`. Annotation files are shared and downloaded: an id must never make
+        a run read a file elsewhere. The videos folder itself may be a link; single files linking out may not.
+        """
+        video_root = (self.root / self.config.video_dir).resolve()
+        if not Path(os.path.normpath(video_root / video_id)).is_relative_to(video_root):
+            return None, f"invalid id: it points outside {video_root}"
+        path = self.video_path(video_id)
+        if path is None:
+            return None, None
+        if not path.resolve().is_relative_to(video_root):
+            return None, f"invalid id: its video {path} resolves outside {video_root}"
+        return path, None
 
     def video_path(self, video_id: str) -> Path | None:
         video_root = self.root / self.config.video_dir

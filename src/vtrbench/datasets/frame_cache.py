@@ -36,6 +36,7 @@ from vtrbench.datasets.video import (
     SampledFrames,
     VideoReadError,
     frame_range,
+    native_messages_logged,
     preprocess_frames,
     sample_frame_indices,
 )
@@ -93,7 +94,8 @@ def decode_for_cache(
     import decord
 
     try:
-        reader = decord.VideoReader(str(path), num_threads=1)
+        with native_messages_logged(path):
+            reader = decord.VideoReader(str(path), num_threads=1)
         native_fps = float(reader.get_avg_fps() or 1.0)
         first, last = frame_range(len(reader), native_fps, start, end)
     except Exception as err:  # decord raises its own DECORDError and RuntimeError for broken files
@@ -104,7 +106,8 @@ def decode_for_cache(
     for begin in range(0, len(indices), DECODE_CHUNK):
         chunk = indices[begin : begin + DECODE_CHUNK]
         try:
-            frames = reader.get_batch(chunk.tolist()).asnumpy()
+            with native_messages_logged(path):
+                frames = reader.get_batch(chunk.tolist()).asnumpy()
         except decord.DECORDError:
             # decord 0.6 cannot copy frames whose width is not a multiple of 32: decode the rest with PyAV
             yield from _stream_with_pyav(path, indices[begin:], settings.image_size)
@@ -226,7 +229,7 @@ def build_frame_cache(
                 continue
             stamp = video_stamp(clip)
             if stamp is None:
-                failed[clip.video_id] = "missing video file"
+                failed[clip.video_id] = clip.invalid or "missing video file"
                 continue
             count = 0
             try:

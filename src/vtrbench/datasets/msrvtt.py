@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vtrbench.datasets.base import AnnotationError, AnnotationFormat, read_csv_rows, read_json
+from vtrbench.datasets.base import AnnotationError, AnnotationFormat, read_csv_rows, read_json, unique_ids
 from vtrbench.registry import DATASETS
 
 
@@ -41,10 +41,14 @@ def read_msrvtt_sentences(path: Path) -> dict[str, list[str]]:
     for i, sentence in enumerate(data["sentences"]):
         if not isinstance(sentence, dict) or "video_id" not in sentence or "caption" not in sentence:
             raise AnnotationError(f"{path}: sentences[{i}]: expected keys 'video_id' and 'caption'")
-        caption = str(sentence["caption"]).strip()
-        if not caption:
-            raise AnnotationError(f"{path}: sentences[{i}] (video {sentence['video_id']}): empty caption")
-        captions.setdefault(str(sentence["video_id"]), []).append(caption)
+        video_id, caption = sentence["video_id"], sentence["caption"]
+        if not isinstance(video_id, str) or not video_id.strip():
+            raise AnnotationError(f"{path}: sentences[{i}]: video_id {video_id!r} is not a video id (text)")
+        if not isinstance(caption, str):  # str() would make null, 12345 or false into a caption
+            raise AnnotationError(f"{path}: sentences[{i}] (video {video_id}): caption {caption!r} is not text")
+        if not caption.strip():
+            raise AnnotationError(f"{path}: sentences[{i}] (video {video_id}): empty caption")
+        captions.setdefault(video_id.strip(), []).append(caption.strip())
     return captions
 
 
@@ -57,16 +61,15 @@ class MSRVTT(AnnotationFormat):
     def read(self, split: str) -> list[tuple[str, list[str], dict]]:
         if split == "test":
             path = self.annotation(self.config.test_csv)
-            return [
-                (row["video_id"].strip(), [row["sentence"].strip()], {})
-                for _, row in read_csv_rows(path, ["video_id", "sentence"])
-            ]
+            rows = read_csv_rows(path, ["video_id", "sentence"])
+            unique_ids(path, [(line, row["video_id"].strip()) for line, row in rows])
+            return [(row["video_id"].strip(), [row["sentence"].strip()], {}) for _, row in rows]
         ids_path = self.annotation(self.config.train_csv if split == "train" else self.config.val_csv)
         json_path = self.annotation(self.config.data_json)
         captions = read_msrvtt_sentences(json_path)
         clips = []
-        for line, row in read_csv_rows(ids_path, ["video_id"]):
-            video_id = row["video_id"].strip()
+        rows = read_csv_rows(ids_path, ["video_id"])
+        for line, video_id in unique_ids(ids_path, [(line, row["video_id"].strip()) for line, row in rows]):
             if video_id not in captions:
                 raise AnnotationError(
                     f"{ids_path}, line {line}: video {video_id!r} has no caption in {json_path}"

@@ -3,10 +3,18 @@
 decord opens a clip and decodes only the sampled frames; frames are spread uniformly over the clip (segment
 midpoints for evaluation, one random offset inside each segment for training); clips shorter than the
 frame count are padded and masked, never repeated silently.
+
+What the native decoders print on a broken file (ffmpeg inside decord: `[h264 @ 0x..] error while decoding
+MB ..`, often hundreds of lines) goes to a log file, `decoder_log_path()`, each burst followed by the path of
+the video that caused it; the failure itself is raised as a VideoReadError naming the file.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +23,46 @@ import torch
 import torch.nn.functional as F
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+_decoder_log: Path | None = None
+
+
+def log_decoder_messages(path: Path | None) -> None:
+    """Where the native decoders' messages go from now on (a run: `<run dir>/decode.log`); None: the default,
+    `<vtrbench cache>/decode.log`. Loader worker processes forked later inherit the setting."""
+    global _decoder_log
+    _decoder_log = path
+
+
+def decoder_log_path() -> Path:
+    from vtrbench.cache import cache_dir
+
+    return _decoder_log if _decoder_log is not None else cache_dir() / "decode.log"
+
+
+@contextmanager
+def native_messages_logged(video: Path | str) -> Iterator[None]:
+    """Around one native decoder call: file descriptor 2 points at the decoder log (ffmpeg writes there
+    itself, past Python), then back; the video's path follows whatever the call wrote. Python's own stderr
+    is flushed first; a write from another thread during the call would land in the log too."""
+    path = decoder_log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    except OSError:  # nowhere to write: the messages stay on the terminal
+        yield
+        return
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    before = os.fstat(log).st_size
+    os.dup2(log, 2)
+    try:
+        yield
+    finally:
+        os.dup2(terminal, 2)
+        os.close(terminal)
+        if os.fstat(log).st_size != before:
+            os.write(log, f"^ while decoding {video}\n".encode())
+        os.close(log)
 
 
 class VideoReadError(RuntimeError):
@@ -68,21 +116,33 @@ def read_frames(
     import decord
 
     try:
-        reader = decord.VideoReader(str(path), num_threads=1)
+        with native_messages_logged(path):
+            reader = decord.VideoReader(str(path), num_threads=1)
         total = len(reader)
         first, last = frame_range(total, float(reader.get_avg_fps() or 1.0), start, end)
-        indices, mask = sample_frame_indices(last - first, num_frames, rng)
+    except Exception as err:  # decord raises its own DECORDError and RuntimeError for broken files
+        raise VideoReadError(f"{path}: cannot open: {one_line(err)}") from err
+    if last <= first:
+        raise VideoReadError(f"{path}: the clip has no frames")
+    indices, mask = sample_frame_indices(last - first, num_frames, rng)
+    try:
         try:
-            frames = reader.get_batch((indices + first).tolist()).asnumpy()
+            with native_messages_logged(path):
+                frames = reader.get_batch((indices + first).tolist()).asnumpy()
         except decord.DECORDError:
             # decord 0.6 cannot copy frames whose width is not a multiple of 32 (padded line size); PyAV can
             frames = _decode_with_pyav(path, indices + first)
     except VideoReadError:
         raise
-    except Exception as err:  # decord raises its own DECORDError and RuntimeError for broken files
-        raise VideoReadError(f"{path}: cannot decode: {err}") from err
+    except Exception as err:
+        raise VideoReadError(f"{path}: cannot decode: {one_line(err)}") from err
     frames[~mask] = 0
     return SampledFrames(frames=frames, mask=mask)
+
+
+def one_line(err: BaseException) -> str:
+    """decord's messages carry a C++ stack of several lines; the first says what went wrong."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _decode_with_pyav(path: Path | str, indices: np.ndarray) -> np.ndarray:
@@ -107,9 +167,10 @@ def count_frames(path: Path | str) -> int:
     import decord
 
     try:
-        return len(decord.VideoReader(str(path), num_threads=1))
+        with native_messages_logged(path):
+            return len(decord.VideoReader(str(path), num_threads=1))
     except Exception as err:
-        raise VideoReadError(f"{path}: cannot open: {err}") from err
+        raise VideoReadError(f"{path}: cannot open: {one_line(err)}") from err
 
 
 def preprocess_frames(

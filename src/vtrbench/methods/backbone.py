@@ -185,21 +185,31 @@ def load_backbone(
 ) -> Backbone:
     """Build the backbone `name` with weights from `pretrained` and the activation `quick_gelu` says
     (`auto`, `true`, `false`; see the module docstring); `progress` lets a registered backbone that builds its
-    weights on first use (the offline one) say so."""
+    weights on first use (the offline one) say so. A file that is no checkpoint of this model is one line
+    naming the file (`ValueError`)."""
     forced = parse_quick_gelu(quick_gelu)
-    if name in BACKBONES:
-        if forced is not None:
-            raise ValueError(
-                f"backbone.quick_gelu={str(forced).lower()}: backbone {name!r} is built from its own config, with "
-                f"the activation its weights were trained with; leave backbone.quick_gelu=auto"
-            )
-        model = BACKBONES.get(name)(pretrained, progress=progress)
-    else:
-        import open_clip
+    try:
+        if name in BACKBONES:
+            if forced is not None:
+                raise ValueError(
+                    f"backbone.quick_gelu={str(forced).lower()}: backbone {name!r} is built from its own config, "
+                    f"with the activation its weights were trained with; leave backbone.quick_gelu=auto"
+                )
+            model = BACKBONES.get(name)(pretrained, progress=progress)
+        else:
+            import open_clip
 
-        if name not in open_clip.list_models():
-            raise UnknownNameError(BACKBONES.unknown_message(name, extra=open_clip.list_models()))
-        model = _open_clip_model(name, pretrained, forced)
+            if name not in open_clip.list_models():
+                raise UnknownNameError(BACKBONES.unknown_message(name, extra=open_clip.list_models()))
+            model = _open_clip_model(name, pretrained, forced)
+    except (UnknownNameError, FileNotFoundError, ValueError):
+        raise
+    except Exception as err:  # a file that is no checkpoint of this model: torch, safetensors or open_clip
+        if not Path(pretrained).expanduser().is_file():
+            raise
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise ValueError(f"backbone.pretrained: {pretrained}: cannot load it as {name} weights ({reason})") \
+            from err
     model.eval()
     cfg = model.visual.preprocess_cfg
     size = cfg["size"]

@@ -256,4 +256,8 @@ def offline_tiny_clip(pretrained: str, progress: bool = False) -> torch.nn.Modul
         return untrained_model(OFFLINE_MODEL_NAME)
     if pretrained == OFFLINE_PRETRAINED:
         pretrained = str(ensure_offline_clip(progress=progress))
-    return open_clip.create_model(OFFLINE_MODEL_NAME, pretrained=pretrained, require_pretrained=True)
+    elif not Path(pretrained).expanduser().is_file():
+        raise FileNotFoundError(f"backbone.pretrained: {pretrained!r} is not a checkpoint file; "
+                                f"{OFFLINE_MODEL_NAME} takes '{OFFLINE_PRETRAINED}', '{RANDOM_PRETRAINED}' or a file")
+    return open_clip.create_model(OFFLINE_MODEL_NAME, pretrained=str(Path(pretrained).expanduser()),
+                                  require_pretrained=True)

@@ -1,7 +1,8 @@
 """T2V R@1 against tuned parameters, one figure per dataset, with the Pareto front and published points.
 
 matplotlib runs on the Agg backend (files only, no display), selected on the figure object itself so that
-importing this module does not change the caller's global backend.
+importing this module does not change the caller's global backend. Names from result files are drawn as
+literal text (no mathtext): a `$` in a variant is a dollar sign, never a formula to parse.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def place_labels(
         best = None
         for dx, dy in offsets:
             annotation = axes.annotate(
-                text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
+                text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize, parse_math=False,
                 ha="left" if dx > 0 else "right", va="bottom",
                 arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.5} if abs(dy) > 12 else None,
             )
@@ -173,9 +174,11 @@ def plot_r1_against_params(
     axes.set_xlim(floor / 2, x_max)
     axes.set_xlabel(f"tuned parameters (log scale; 0 drawn at {_count_label(floor)})")
     axes.set_ylabel("Text→Video R@1 (%)")
-    axes.set_title(table)
+    axes.set_title(table, parse_math=False)
     axes.grid(True, which="major", alpha=0.3)
-    axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    legend = axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for text in legend.get_texts():
+        text.set_parse_math(False)
     place_labels(axes, labels, bars)
     figure.savefig(png_path, dpi=150)
     figure.savefig(svg_path)
@@ -235,9 +238,11 @@ def plot_val_curves(table: str, curves: pd.DataFrame, png_path: Path, svg_path: 
                   label=label + (f" (mean of {seeds} seeds)" if seeds > 1 else ""))
     axes.set_xlabel("training steps")
     axes.set_ylabel("val Text→Video R@1 (%)")
-    axes.set_title(f"{table}: learning curves on the val split")
+    axes.set_title(f"{table}: learning curves on the val split", parse_math=False)
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    legend = axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for text in legend.get_texts():
+        text.set_parse_math(False)
     figure.savefig(png_path, dpi=150)
     figure.savefig(svg_path)
     caption = (

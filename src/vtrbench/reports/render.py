@@ -10,6 +10,7 @@ import base64
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from vtrbench.reports.tables import DisplayTable
 
@@ -30,12 +31,19 @@ class Section:
 # ---------------------------------------------------------------- Markdown
 
 
-def _markdown_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+# Markdown passes raw HTML through, and `[..](..)` makes links and remote images: every text that comes from a
+# result file (method, variant, dataset, backbone, error messages) is escaped so that it renders as written.
+_MARKDOWN_ESCAPES = {char: f"\\{char}" for char in "\\`*[<>&|"}
 
 
-def _markdown_row(cells: list[str]) -> str:
-    return "| " + " | ".join(_markdown_cell(c) for c in cells) + " |"
+def markdown_text(text: object) -> str:
+    """`text` as literal Markdown inline text: no HTML, link, image, emphasis or code, and on one line."""
+    flat = " ".join(str(text).splitlines())
+    return "".join(_MARKDOWN_ESCAPES.get(char, char) for char in flat)
+
+
+def _markdown_row(cells: list[str], bold: bool = False) -> str:
+    return "| " + " | ".join(f"**{markdown_text(c)}**" if bold else markdown_text(c) for c in cells) + " |"
 
 
 def markdown_table(table: DisplayTable) -> str:
@@ -48,32 +56,33 @@ def markdown_table(table: DisplayTable) -> str:
         header = [
             _markdown_row(group_cells),
             _markdown_row(["---"] * len(table.columns)),
-            _markdown_row([f"**{c}**" for c in table.columns]),
+            _markdown_row(table.columns, bold=True),
         ]
     else:
         header = [_markdown_row(table.columns), _markdown_row(["---"] * len(table.columns))]
-    parts = [f"**{table.title}**"]
+    parts = [f"**{markdown_text(table.title)}**"]
     for label, rows in table.blocks:
         if label:
-            parts.append(f"*{label}*")
+            parts.append(f"*{markdown_text(label)}*")
         parts.append("\n".join(header + [_markdown_row(row) for row in rows]) if rows else "(no rows)")
-    parts += [f"<sub>{_markdown_cell(note)}</sub>" for note in table.notes]
+    parts += [f"<sub>{markdown_text(note)}</sub>" for note in table.notes]
     return "\n\n".join(parts)
 
 
 def render_markdown(title: str, sections: list[Section], relative_to: Path) -> str:
-    lines = [f"# {title}"]
+    lines = [f"# {markdown_text(title)}"]
     for section in sections:
-        lines.append(f"## {section.heading}")
+        lines.append(f"## {markdown_text(section.heading)}")
         for item in section.items:
             if isinstance(item, DisplayTable):
                 lines.append(markdown_table(item))
             elif isinstance(item, ReportFigure):
-                png = item.png_path.relative_to(relative_to).as_posix()
-                svg = item.svg_path.relative_to(relative_to).as_posix()
-                lines.append(f"![{_markdown_cell(item.caption)}]({png})\n\n*{item.caption}* ([SVG]({svg}))")
+                png = quote(item.png_path.relative_to(relative_to).as_posix())
+                svg = quote(item.svg_path.relative_to(relative_to).as_posix())
+                caption = markdown_text(item.caption)
+                lines.append(f"![{caption}]({png})\n\n*{caption}* ([SVG]({svg}))")
             else:
-                lines.append(item)
+                lines.append(markdown_text(item))
     return "\n\n".join(lines) + "\n"
 
 

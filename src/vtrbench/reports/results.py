@@ -8,7 +8,7 @@ Flattened columns:
   metrics    ``t2v_R1 t2v_R5 t2v_R10 t2v_MdR t2v_MnR`` (same for ``v2t_``) and ``rsum``
   ranks      ``t2v_ranks v2t_ranks``: per-query ranks as int64 numpy arrays (None when absent)
   params     ``tuned backbone_params tuned_pct checkpoint_bytes``
-  cost       ``train_s eval_s clips_per_s peak_memory_mb``
+  cost       ``train_s eval_s clips_per_s peak_memory_mb peak_memory_measure``
   bookkeeping ``skipped_train skipped_test`` (counts), ``model_selection`` (``last_epoch`` or
              ``best_val:<metric>``) ``selected_epoch git_commit vtrbench_version``
   curve      ``val_curve``: the run's val points ({epoch, step, metrics}), a list (None when absent)
@@ -104,8 +104,9 @@ def _model_selection(selection: Any) -> tuple[str, float]:
 
 
 def _count(record: dict[str, Any], dotted_key: str) -> int:
+    """How many clips a `skipped` entry names: the runner writes {clip id: reason}; older files a list."""
     value = _optional(record, dotted_key)
-    return len(value) if isinstance(value, list) else 0
+    return len(value) if isinstance(value, (dict, list)) else 0
 
 
 def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -145,6 +146,8 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
     for key in ("train_s", "eval_s", "clips_per_s"):
         row[key] = _optional(record, f"timing.{key}")
     row["peak_memory_mb"] = record.get("peak_memory_mb")
+    # files written before the per-run measure held the peak of the whole process
+    row["peak_memory_measure"] = _optional(record, "memory.measure") or "process_peak_rss"
     row["skipped_train"] = _count(record, "skipped.train")
     row["skipped_test"] = _count(record, "skipped.test")
     row["model_selection"], row["selected_epoch"] = _model_selection(record.get("model_selection"))
@@ -161,6 +164,8 @@ def load_result_file(path: Path) -> dict[str, Any]:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ResultFileError(f"{path}: not valid JSON ({error})") from error
+    except UnicodeDecodeError as error:
+        raise ResultFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
     return parse_result(record, Path(path))
 
 

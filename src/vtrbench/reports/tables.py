@@ -186,12 +186,15 @@ def dataset_table(
         0,
         "Measured rows: mean ± sample std over seeds (Seeds = finished runs); sorted by tuned "
         "parameters ascending (zero_shot first, full_finetune last). Tuned params = elements "
-        f"with requires_grad; % of the backbone's own parameter count ({backbone_sizes}).",
+        f"with requires_grad; % of the backbone's own parameter count ({backbone_sizes}). Peak mem. = the "
+        "run's own peak: on a GPU torch.cuda.max_memory_allocated, reset per run; on CPU the resident memory "
+        "above the process's at the run's start, peak reset per run (runs.csv: peak_memory_measure).",
     )
     if (measured["skipped_test"] > 0).any():
         skipped = measured[measured["skipped_test"] > 0]
         notes.append(
-            "Test clips skipped (unreadable): "
+            "Test clips skipped (missing, invalid id or not decodable), so these rows were measured on a "
+            "smaller test set than the others: "
             + ", ".join(
                 f"{m} {v}".strip() + f": {n}"
                 for m, v, n in skipped[["method", "variant", "skipped_test"]].values
@@ -261,7 +264,7 @@ def paired_table(
                 row["method"],
                 row["variant"],
                 row["backbone"],
-                row["seed_list"],
+                str(int(row["seeds"])),
                 f"{row['difference']:+.1f}",
                 f"[{row['ci_low']:+.1f}, {row['ci_high']:+.1f}]",
                 format_p_value(row["p_value"], resamples),

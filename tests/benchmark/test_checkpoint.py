@@ -1,0 +1,147 @@
+"""The resume state: no pickle is ever read back, it belongs to one config, and resuming is exact."""
+
+import pickle
+import stat
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.benchmark.conftest import tiny_run_overrides
+from vtrbench.benchmark import runner
+from vtrbench.benchmark.config import resolve_config, run_dir
+from vtrbench.benchmark.results import CHECKPOINT_FILE, RESULT_FILE, WEIGHTS_FILE
+
+LEGACY_CHECKPOINT_FILE = "last_epoch.pt"  # the pickle checkpoint of vtrbench before the resume state
+
+
+class Planted:
+    """Unpickling this creates `marker`: what a crafted checkpoint in a downloaded runs dir could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupted_after_first_epoch(config, monkeypatch):
+    """Train `config` until its first epoch checkpoint is written, then stop as a killed run would."""
+    save = runner.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):
+        save(*args, **kwargs)
+        raise Interrupted
+
+    monkeypatch.setattr(runner, "save_checkpoint", save_then_stop)
+    with pytest.raises(Interrupted):
+        runner.execute(config)
+    monkeypatch.setattr(runner, "save_checkpoint", save)
+    assert (run_dir(config) / CHECKPOINT_FILE).is_file()
+
+
+def test_a_planted_pickle_checkpoint_is_never_loaded(tiny_msrvtt, tmp_path, capsys):
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe",
+                                               **{"train.epochs": 1}))
+    marker = tmp_path / "code-ran"
+    out = run_dir(config)
+    out.mkdir(parents=True)
+    torch.save({"epoch": 0, "payload": Planted(marker)}, out / LEGACY_CHECKPOINT_FILE)
+    pickle.loads(pickle.dumps(Planted(tmp_path / "probe")))  # the payload does run when unpickled
+    assert (tmp_path / "probe").exists()
+
+    try:
+        result = runner.execute(config)
+    finally:
+        assert not marker.exists(), "the planted pickle was unpickled: its code ran"
+    assert "not loaded (a pickle can run code" in capsys.readouterr().err
+    assert result["status"] == "finished" and not (out / LEGACY_CHECKPOINT_FILE).exists()
+
+
+def test_resuming_after_an_interruption_gives_the_uninterrupted_weights(tiny_msrvtt, tmp_path, monkeypatch,
+                                                                         capsys):
+    # a frozen trunk keeps it quick; the resume state is the same for every method (test_leaderboard resumes
+    # full_finetune after a real interruption)
+    whole = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "whole", method="linear_probe"))
+    broken = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "broken", method="linear_probe"))
+    expected = runner.execute(whole)
+    interrupted_after_first_epoch(broken, monkeypatch)
+    resumed = runner.execute(broken)
+    assert "after epoch 1" in capsys.readouterr().err
+    assert resumed["timing"]["steps"] == expected["timing"]["steps"]
+    assert resumed["metrics"] == expected["metrics"]
+    reference, weights = load_file(run_dir(whole) / WEIGHTS_FILE), load_file(run_dir(broken) / WEIGHTS_FILE)
+    assert reference.keys() == weights.keys()
+    assert all(torch.equal(reference[name], weights[name]) for name in reference)
+
+
+def test_the_resume_state_is_safetensors_with_its_config(tiny_msrvtt, tmp_path, monkeypatch):
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe"))
+    interrupted_after_first_epoch(config, monkeypatch)
+    from vtrbench.benchmark.results import load_checkpoint
+
+    path = run_dir(config) / CHECKPOINT_FILE
+    assert path.read_bytes()[:2] != b"PK" and b"pickle" not in path.read_bytes()[:4096]
+    tuned, optimizer_state, state = load_checkpoint(path)
+    assert state["epoch"] == 0 and state["config"]["train"]["lr"] == config.train.lr
+    assert optimizer_state["state"] and all("exp_avg" in values for values in optimizer_state["state"].values())
+    assert tuned
+
+
+def test_an_unreadable_resume_state_is_set_aside(tiny_msrvtt, tmp_path, capsys):
+    from vtrbench.benchmark.results import CheckpointError, load_checkpoint
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe",
+                                               **{"train.epochs": 1}))
+    path = run_dir(config) / CHECKPOINT_FILE
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match=str(path)):
+        load_checkpoint(path)
+    result = runner.execute(config)
+    err = capsys.readouterr().err
+    assert "cannot be read as a resume state" in err and "starting afresh" in err
+    assert result["status"] == "finished" and (run_dir(config) / RESULT_FILE).is_file()
+
+
+def test_result_files_follow_the_umask(tiny_msrvtt, tmp_path):
+    import os
+
+    previous = os.umask(0o027)
+    try:
+        config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe",
+                                                   **{"train.epochs": 1}))
+        runner.execute(config)
+    finally:
+        os.umask(previous)
+    for name in (RESULT_FILE, WEIGHTS_FILE, "config.yaml"):
+        assert stat.S_IMODE((run_dir(config) / name).stat().st_mode) == 0o640, name
+
+
+def test_save_and_load_round_trip_the_optimizer(tmp_path):
+    from omegaconf import OmegaConf
+
+    from vtrbench.benchmark.results import load_checkpoint, save_checkpoint
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    optimizer = torch.optim.AdamW([{"params": model[0].parameters(), "lr": 1e-2},
+                                   {"params": model[1].parameters(), "lr": 1e-3, "weight_decay": 0.0}])
+    model(torch.randn(5, 3)).sum().backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "state.safetensors", model, optimizer, {"epoch": 3, "scheduler": {}, "stats": {}},
+                    OmegaConf.create({"a": 1}))
+    tuned, optimizer_state, state = load_checkpoint(tmp_path / "state.safetensors")
+    fresh = torch.optim.AdamW([{"params": model[0].parameters(), "lr": 0.5},
+                               {"params": model[1].parameters(), "lr": 0.5}])
+    fresh.load_state_dict(optimizer_state)
+    saved, loaded = optimizer.state_dict(), fresh.state_dict()
+    assert [g["lr"] for g in loaded["param_groups"]] == [1e-2, 1e-3]
+    for index, values in saved["state"].items():
+        for key, value in values.items():
+            assert torch.equal(loaded["state"][index][key], value), (index, key)
+    assert set(tuned) == {name for name, _ in model.named_parameters()}
+    assert state["epoch"] == 3 and state["config"] == {"a": 1}

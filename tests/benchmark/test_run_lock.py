@@ -1,0 +1,107 @@
+"""One process per run: a run another live process holds is skipped (leaderboard) or refused (`run`), a lock
+left by a killed process is taken over, and two leaderboards on one runs dir run every run once."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.benchmark.conftest import tiny_run_overrides
+from vtrbench.benchmark.cli import main
+from vtrbench.benchmark.config import resolve_config, run_dir
+from vtrbench.benchmark.leaderboard import run_leaderboard
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from vtrbench.benchmark.locks import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def hold_lock(directory: Path) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(directory)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def leaderboard_overrides(root: Path, tmp: Path, *matrix: str) -> list[str]:
+    base = [o for o in tiny_run_overrides(root, tmp / "runs") if not o.startswith("method=")]
+    return [*base, "datasets=[msrvtt]", *matrix]
+
+
+def test_a_locked_run_is_left_to_its_holder_then_taken_over_when_it_dies(tiny_msrvtt, tmp_path, capsys):
+    overrides = leaderboard_overrides(tiny_msrvtt, tmp_path, "methods=[zero_shot]",
+                                      f"output.reports_dir={tmp_path / 'reports'}")
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot"))
+    folder = run_dir(config)
+    holder = hold_lock(folder)
+    try:
+        with_report = run_leaderboard(overrides, quiet=True)
+        out = capsys.readouterr().out
+        assert f"being run by process {holder.pid} on " in out and "skipped here" in out
+        assert "0 ran here" in out and "1 being run by another process" in out
+        assert with_report == 0 and not (folder / "result.json").exists()
+
+        assert main(["run", *tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"is being run by process {holder.pid}" in err
+        assert not (folder / "result.json").exists()  # the refused run recorded no failure
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert json.loads((folder / "run.lock").read_text())["pid"] == holder.pid  # left behind by the dead
+
+    assert run_leaderboard(overrides, quiet=True) == 0
+    assert "1 ran here" in capsys.readouterr().out
+    assert json.loads((folder / "result.json").read_text())["status"] == "finished"
+    assert not (folder / "run.lock").exists()
+
+
+def test_two_leaderboards_on_one_runs_dir_run_each_run_once(tiny_msrvtt, tmp_path):
+    commands = [
+        [sys.executable, "-m", "vtrbench", "leaderboard", "--quiet",
+         *leaderboard_overrides(tiny_msrvtt, tmp_path, "methods=[zero_shot]", "seeds=[0,1,2,3]",
+                                f"output.reports_dir={tmp_path / f'reports{i}'}")]
+        for i in range(2)
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for command in commands]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    ran = [int(re.search(r"(\d+) ran here", out).group(1)) for out in outputs]
+    assert sum(ran) == 4, outputs
+    for seed in range(4):
+        folder = run_dir(resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot",
+                                                           seed=seed)))
+        assert json.loads((folder / "result.json").read_text())["status"] == "finished"
+        assert not (folder / "run.lock").exists()
+
+
+def test_a_run_finished_by_another_process_while_it_held_the_lock_is_not_run_again(tiny_msrvtt, tmp_path,
+                                                                                    monkeypatch):
+    from vtrbench.benchmark import runner
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot"))
+    finished = runner.execute(config)
+    checks = []
+    real = runner.finished_result
+
+    def not_yet_then_finished(out_dir, requested):  # the other process ends between the two checks
+        checks.append(out_dir)
+        return None if len(checks) == 1 else real(out_dir, requested)
+
+    monkeypatch.setattr(runner, "finished_result", not_yet_then_finished)
+    monkeypatch.setattr(runner, "execute_locked", lambda *args: pytest.fail("ran a finished run again"))
+    result, ran = runner.execute_or_reuse(config)
+    assert not ran and result["metrics"] == finished["metrics"] and len(checks) == 2
