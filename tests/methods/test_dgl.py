@@ -208,3 +208,11 @@ def test_transformer_latent_refuses_a_different_frame_count(tiny_backbone, rando
 def test_invalid_options_are_refused(options):
     with pytest.raises(ValueError):
         DGLConfig(**options)
+
+
+def test_cli_params_takes_overrides_after_the_backbone_option(capsys):
+    # the README's form: `vtrbench params dgl --backbone ViT-B-32 latent=transformer data.num_frames=12`
+    assert vtrbench_main(["params", "dgl", "--backbone", "ViT-B-32", "latent=transformer", "data.num_frames=12"]) == 0
+    assert json.loads(capsys.readouterr().out)["tuned"] == 9_575_168
+    with pytest.raises(SystemExit):
+        vtrbench_main(["params", "dgl", "--backbone", "ViT-B-32", "--no-such-option"])

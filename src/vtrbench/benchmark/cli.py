@@ -178,7 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `key=value` overrides may follow an option (`vtrbench params vop --backbone ViT-B-32 data.num_frames=12`):
+    # argparse stops collecting positionals at the first option, so gather the rest into the overrides
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(item.startswith("-") or "=" not in item for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     try:
         return args.func(args)
     except (ConfigError, UnknownNameError, OSError, ValueError, RunLockedError) as err:  # one line, no trace
