@@ -162,7 +162,9 @@ def plan_searches(overrides: list[str]) -> list[Search]:
                 raise ConfigError(f"{', '.join(sorted(fixed))}: searched by {method}'s tune.space; do not set it "
                                   f"on the command line of a search")
             search = Search(search_overrides, config, search_grid(config))
-            if not search.grid and not tunes_nothing(config):
+            if tunes_nothing(config):  # nothing trains, so no setting can matter (a space set for all is ignored)
+                search.grid = []
+            elif not search.grid:
                 raise ConfigError(f"{space_source(config)}: {method} trains parameters but declares no tune.space: "
                                   f"give it one of tune.trials={config.tune.trials} trials")
             searches.append(search)
