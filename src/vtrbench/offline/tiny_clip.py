@@ -104,7 +104,7 @@ def build_offline_clip(steps: int, seed: int, cache_dir: Path, progress: bool = 
             return checkpoint
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         try:
-            with phase(f"pretraining the offline backbone {OFFLINE_MODEL_NAME} ({steps} steps, about 3 minutes "
+            with phase(f"pretraining the offline backbone {OFFLINE_MODEL_NAME} ({steps} steps, 3 to 6 minutes "
                        f"on 2 CPU cores; once, then cached in {target})", progress):
                 pretrain_offline_clip(staging, steps=steps, seed=seed, progress=progress)
             os.replace(staging, target)
