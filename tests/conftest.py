@@ -89,3 +89,8 @@ def random_clips(tiny_backbone: Backbone) -> Callable[..., tuple[torch.Tensor, t
         return frames * mask[..., None, None, None], mask  # padded slots are zeros, as the loader pads them
 
     return make
+
+
+def with_noise_in_padding(frames: torch.Tensor, mask: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """The same clips with random values in their padded slots: what a method must never see."""
+    return frames + scale * torch.randn_like(frames) * (~mask)[..., None, None, None]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.conftest import with_noise_in_padding
 
 from vtrbench.benchmark.counting import count_parameters, tuned_parameters
 from vtrbench.benchmark.results import load_tuned_weights, save_tuned_weights
@@ -93,7 +94,7 @@ def test_output_shapes_with_one_frame_and_padded_clips(name, make_tiny_backbone,
             assert sim.shape == (len(caption_tokens), len(lengths)) and torch.isfinite(sim).all()
 
         # what sits in a padded slot must not matter, neither to the clip's tensor nor to any score
-        noisy = frames + torch.randn_like(frames) * (~mask)[..., None, None, None]
+        noisy = with_noise_in_padding(frames, mask)
         torch.testing.assert_close(method.encode_video(noisy, mask), video, rtol=0, atol=1e-6)
         torch.testing.assert_close(scores(method, caption_tokens, noisy, mask), sim, rtol=0, atol=1e-5)
 

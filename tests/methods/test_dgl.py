@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import ResidualAttentionBlock
+from tests.conftest import with_noise_in_padding
 
 from vtrbench.benchmark.cli import main as vtrbench_main
 from vtrbench.benchmark.counting import count_parameters
@@ -113,7 +114,7 @@ def test_padded_frames_do_not_reach_the_video_vector(latent, output_type, make_t
     config = DGLConfig(latent=latent, num_frames=4, visual_output_type=output_type)
     method = DGL(make_tiny_backbone(0), config).eval()
     frames, mask = random_clips([4, 2, 1], 4)
-    noisy = frames + 3 * torch.randn_like(frames) * (~mask)[..., None, None, None]
+    noisy = with_noise_in_padding(frames, mask, scale=3)
     with torch.no_grad():
         video = method.encode_video(frames, mask)
         torch.testing.assert_close(method.encode_video(noisy, mask), video, rtol=0, atol=1e-6)

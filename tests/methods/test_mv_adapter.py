@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from tests.conftest import with_noise_in_padding
 
 from vtrbench.benchmark.cli import main as vtrbench_main
 from vtrbench.benchmark.counting import count_parameters
@@ -129,7 +130,7 @@ def test_padded_frames_change_nothing_and_a_short_clip_equals_it_padded(make_tin
             if param.requires_grad:
                 param.add_(0.1 * torch.randn_like(param))  # every part of the adapters active
     frames, mask = random_clips([4, 2, 1], 4)
-    noisy = frames + 3 * torch.randn_like(frames) * (~mask)[..., None, None, None]
+    noisy = with_noise_in_padding(frames, mask, scale=3)
     with torch.no_grad():
         video = method.encode_video(frames, mask)
         torch.testing.assert_close(method.encode_video(noisy, mask), video, rtol=0, atol=1e-6)

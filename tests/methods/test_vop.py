@@ -8,6 +8,7 @@ import pytest
 import torch
 from open_clip.model import CLIP
 from open_clip.transformer import ResidualAttentionBlock
+from tests.conftest import with_noise_in_padding
 
 from vtrbench.benchmark.cli import main as vtrbench_main
 from vtrbench.benchmark.counting import count_parameters
@@ -200,7 +201,7 @@ def test_padded_frames_do_not_matter(variant, make_tiny_backbone, random_clips):
     options = {"frame_embedding": "learned"} if variant.startswith("F") else {}
     method = VoP(make_tiny_backbone(0), VoPConfig(variant=variant, num_frames=4, **options)).eval()
     frames, mask = random_clips([4, 2, 1], 4)
-    noisy = frames + 3 * torch.randn_like(frames) * (~mask)[..., None, None, None]
+    noisy = with_noise_in_padding(frames, mask, scale=3)
     with torch.no_grad():
         video = method.encode_video(frames, mask)
         torch.testing.assert_close(method.encode_video(noisy, mask), video, rtol=0, atol=1e-6)
