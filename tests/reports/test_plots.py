@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from vtrbench.reports.plots import place_labels, plot_r1_against_params
+from vtrbench.reports.plots import method_colors, place_labels, plot_r1_against_params, plot_val_curves
 
 
 def test_labels_of_clustered_points_do_not_overlap() -> None:
@@ -56,3 +56,20 @@ def test_published_points_are_drawn_only_beside_rows_of_their_backbone(tmp_path:
     assert "Not drawn" not in caption and "Hollow squares" in caption
     assert (tmp_path / "b.svg").read_text().count("(published)") == 2
     assert np.isfinite(real["t2v_R1"]).all()
+
+
+def test_eleven_methods_get_eleven_colours_the_same_in_both_figures(tmp_path: Path) -> None:
+    # with matplotlib's 10-colour cycle the eleventh method (full_finetune here) took zero_shot's colour
+    methods = ["zero_shot", "linear_probe", "separate_prompt", "dgl", "vop", "lora", "bitfit",
+               "cross_modal_adapter", "mv_adapter", "adaptformer", "full_finetune"]
+    measured = pd.DataFrame([measured_row(m, 1e4 * (i + 1), 3.0 + i, "vtrbench-tiny") for i, m in enumerate(methods)])
+    colors = method_colors(measured)
+    assert len(set(colors.values())) == len(methods)
+    no_published = pd.DataFrame(columns=list(published_row("x", 1, 1)))
+    plot_r1_against_params("msrvtt", measured, no_published, tmp_path / "a.png", tmp_path / "a.svg")
+    curves = pd.DataFrame([{"backbone": "vtrbench-tiny", "method": m, "variant": "", "seed": 0, "epoch": e,
+                            "step": 78 * e, "t2v_R1": 3.0 + i + e} for i, m in enumerate(methods) for e in range(3)])
+    plot_val_curves("msrvtt", curves, tmp_path / "c.png", tmp_path / "c.svg")
+    for svg in ("a.svg", "c.svg"):
+        text = (tmp_path / svg).read_text()
+        assert all(color in text for color in colors.values()), svg

@@ -17,6 +17,21 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import LogLocator, NullFormatter
 
+# tab10, then Dark2's eight: 18 colours that a reader tells apart, so eleven methods never share one.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
+
+
+def method_label(method: str, variant: str) -> str:
+    return f"{method}.{variant}" if variant else method
+
+
+def method_colors(rows: pd.DataFrame) -> dict[str, str]:
+    """One colour per method (and variant) label, the same in both figures of a dataset: labels in sorted
+    order take the palette in turn (it repeats only past 18)."""
+    labels = sorted({method_label(m, v) for m, v in zip(rows["method"], rows["variant"], strict=True)})
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
 
 def zero_params_floor(tuned_counts: pd.Series) -> float:
     """Where 0 tuned parameters is drawn on a log axis: one decade below the smallest positive count."""
@@ -116,7 +131,7 @@ def plot_r1_against_params(
     figure = Figure(figsize=(8.0, 4.6), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    colors = {m: f"C{i % 10}" for i, m in enumerate(dict.fromkeys(measured["method"]))}
+    colors = method_colors(measured)
     labels: list[tuple[float, float, str]] = []
     bars: list[tuple[float, float, float]] = []
 
@@ -136,13 +151,13 @@ def plot_r1_against_params(
         for (_, row), px, py in zip(rows.iterrows(), x, y, strict=True):
             low, high = row["t2v_R1_ci_low"], row["t2v_R1_ci_high"]
             error = None if pd.isna(low) else [[py - low], [high - py]]
-            label = f"{row['method']}.{row['variant']}" if row["variant"] else row["method"]
+            label = method_label(row["method"], row["variant"])
             axes.errorbar(
                 px,
                 py,
                 yerr=error,
                 fmt="o",
-                color=colors[row["method"]],
+                color=colors[label],
                 capsize=3,
                 label=f"{label} ({backbone})",
             )
@@ -217,11 +232,10 @@ def plot_val_curves(table: str, curves: pd.DataFrame, png_path: Path, svg_path: 
     axes = figure.add_subplot()
     several_backbones = curves["backbone"].nunique() > 1
     seeds_drawn = 0
-    for i, ((backbone, method, variant), rows) in enumerate(
-        curves.groupby(["backbone", "method", "variant"], sort=False)
-    ):
-        color = f"C{i % 10}"
-        label = f"{method}.{variant}" if variant else method
+    colors = method_colors(curves)
+    for (backbone, method, variant), rows in curves.groupby(["backbone", "method", "variant"], sort=False):
+        label = method_label(method, variant)
+        color = colors[label]
         label += f" ({backbone})" if several_backbones else ""
         seeds = rows["seed"].nunique()
         if rows["step"].max() == 0:  # trains nothing: its one value holds at every step
