@@ -159,8 +159,16 @@ def test_loss_and_evaluation_hand_the_frame_masks_to_a_text_conditioned_similari
         text, video = method.encode_text(caption_tokens), method.encode_video(frames, mask)
         padded = video + 100 * (~mask)[..., None]  # would win every max if the mask were lost
         expected = method.similarity(text, padded, mask)
-        torch.testing.assert_close(score_matrix(method, text, padded, mask, torch.device("cpu"), text_chunk=3),
-                                   expected)
+        whole = score_matrix(method, text, padded, mask, torch.device("cpu"))
+        seen = []
+        similarity = method.similarity
+        method.similarity = lambda t, v, m: seen.append(len(t)) or similarity(t, v, m)
+        # 4 clips x 3 frames = 12 scores per caption: a budget of 25 allows chunks of 2 captions
+        chunked = score_matrix(method, text, padded, mask, torch.device("cpu"), max_elements=25)
+        del method.similarity
+        assert len(whole) == len(text) and seen and max(seen) == 2 and sum(seen) == len(text)
+        torch.testing.assert_close(whole, expected)
+        torch.testing.assert_close(chunked, expected)
         labels = torch.arange(len(text))
         symmetric = (F.cross_entropy(expected, labels) + F.cross_entropy(expected.T, labels)) / 2
         torch.testing.assert_close(contrastive_loss(method, text, padded, mask), symmetric)
