@@ -3,8 +3,9 @@
 The default score (cosine of two vectors) against Cross-Modal Adapter's text-conditioned one, which pools each
 clip's frames anew for every caption, on the same random inputs in one process: 1,000 captions x 1,000 clips,
 12 frames, D = 512 by default (MSR-VTT 1k-A at ViT-B/32). Both go through `runner.score_matrix` (caption
-chunks that keep a [chunk, clips, frames] tensor within 2**26 scores). The scores read only the inputs and the backbone's frozen temperature, so
-the small offline backbone (random weights) builds the methods; the inputs have the width asked for.
+chunks that keep a [chunk, clips, frames] tensor within 2**26 scores). The scores read only the inputs and the
+backbone's frozen temperature, so the small offline backbone (random weights) builds the methods; the inputs
+have the width asked for.
 
     python benchmarks/similarity.py                           # CPU, ~1 minute on 2 cores
     python benchmarks/similarity.py --device cuda --repeats 20
