@@ -108,6 +108,12 @@ def test_the_offline_preset_is_the_default_and_every_rule_names_its_source():
         assert resolve_config([*where, "preset="]).train.lr == pytest.approx(1e-3)
         if "dataset" in rule:  # a rule of the dataset's own is what its runs read
             assert resolve_config(where).train.lr == rule.set.train.lr
+    # searched per dataset: every method that trains has its own rule on each of the four offline datasets
+    trains = ("linear_probe", "full_finetune", "separate_prompt", "dgl", "vop", "lora", "bitfit",
+              "cross_modal_adapter", "mv_adapter", "adaptformer")
+    datasets = ("msrvtt", "vatex", "lsmdc", "activitynet")
+    assert sorted((rule.method, rule.get("dataset")) for rule in rules) == sorted(
+        (m, d) for m in trains for d in datasets)
     assert resolve_config(["method=dgl", "preset=paper"]).train.lr == pytest.approx(2e-3)  # paper replaces it
 
 
