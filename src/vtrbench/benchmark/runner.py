@@ -443,8 +443,8 @@ def score_matrix(method: RetrievalMethod, text: torch.Tensor, video: torch.Tenso
     a [chunk, B, T] tensor (a text-conditioned method's largest; [chunk, B] for one vector per clip) within
     `max_elements`: all of MSR-VTT 1k-A at 12 frames at once, 213 of ActivityNet's 4,917 paragraphs at 64.
     Scores depend on their own pair only, so the chunking never changes them."""
-    per_caption = video.shape[0] * (video.shape[1] if video.dim() > 2 else 1)
-    text_chunk = max(1, min(max(len(text), 1), max_elements // per_caption))
+    per_caption = max(1, video.shape[0] * (video.shape[1] if video.dim() > 2 else 1))
+    text_chunk = max(1, min(len(text), max_elements // per_caption))
     video, mask = video.to(device), mask.to(device)
     return torch.cat([
         method.similarity(chunk.to(device), video, mask).float().cpu() for chunk in text.split(text_chunk)

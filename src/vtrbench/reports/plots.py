@@ -209,7 +209,7 @@ def plot_r1_against_params(
     left_out = published[~published.index.isin(drawn_published.index)]
     if not left_out.empty:
         names = ", ".join(
-            f"{r['method']}{'.' + r['variant'] if r['variant'] else ''} ({r['backbone']})"
+            f"{method_label(r['method'], r['variant'])} ({r['backbone']})"
             for _, r in left_out.iterrows()
         )
         caption += (f" Not drawn: the published rows of another backbone than the measured ones, or without a "
