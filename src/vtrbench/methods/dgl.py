@@ -1,4 +1,4 @@
-"""dgl: Dynamic Global-Local prompt tuning (Yang et al., AAAI 2024), as METHODS.md defines it.
+"""dgl: Dynamic Global-Local prompt tuning (Yang et al., AAAI 2024), as docs/methods.md defines it.
 
 The backbone stays frozen. Trainable: `num_global` global visual prompts G (one set per video, carried
 through every layer), and a latent space that produces, for each of the first K_p layers, the local frame
@@ -21,7 +21,7 @@ difference, why, and the option that restores the official behaviour where one c
   N(0, 0.02) for G, Z and E (this package's earlier rule; E is then 50 times smaller).
 - Padded frames: the official loader fills a clip shorter than the frame count by repeating its last frame,
   and DGL then treats every slot as real (G attends to all of them; the frame average counts the repeats).
-  Here the harness pads and masks (PROTOCOL.md): padded frames are left out of G's keys and of the frame
+  Here the harness pads and masks (docs/protocol.md): padded frames are left out of G's keys and of the frame
   averages. Intended, no option: repeating a frame weights it more in the video vector. Clips with at least
   `data.num_frames` frames are computed identically.
 - Postfix placement (`postfix`): `after_padding` (default, official) puts the text postfix after the padded
@@ -34,7 +34,7 @@ difference, why, and the option that restores the official behaviour where one c
   reads the linear latent, with Ng, and takes the first 4 output tokens as the global ones). Here they are
   independent.
 - Not offered: the official `global-local-feature` output (a token sequence, not one vector).
-- Harness-wide, not DGL's (PROTOCOL.md): AdamW leaves every 1-D parameter (biases and LayerNorm gains) out of
+- Harness-wide, not DGL's (docs/protocol.md): AdamW leaves every 1-D parameter (biases and LayerNorm gains) out of
   weight decay, where the official optimiser exempts only names containing `bias`, so it decays the
   LayerNorm gains of the transformer latent's block.
 """

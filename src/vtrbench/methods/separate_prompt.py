@@ -1,4 +1,4 @@
-"""separate_prompt: independent deep prompts per modality, the design DGL argues against (METHODS.md).
+"""separate_prompt: independent deep prompts per modality, the design DGL argues against (docs/methods.md).
 
 Visual (VPT-deep): `num_visual` learnable tokens per layer sit right after each frame's CLS token; before
 every layer k >= 1 those slots are overwritten with layer k's tokens; every frame gets the same tokens. Text

@@ -1,4 +1,4 @@
-"""vop: VoP, Text-Video Co-operative Prompt Tuning (Huang et al., CVPR 2023), as RIVALS.md section 1 gives it.
+"""vop: VoP, Text-Video Co-operative Prompt Tuning (Huang et al., CVPR 2023), as docs/methods.md gives it.
 
 The backbone stays frozen. Every variant has deep text prompts (8 per layer of the text tower, N(0, 0.02)) and
 deep visual prompts; `variant` chooses the video prompts:
