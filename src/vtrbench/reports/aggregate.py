@@ -21,7 +21,7 @@ from vtrbench.reports.bootstrap import (
     paired_bootstrap,
     recall_intervals,
 )
-from vtrbench.reports.results import DIRECTIONS, RANK_METRICS
+from vtrbench.reports.result_table import DIRECTIONS, RANK_METRICS
 
 TABLE_KEYS = ("table", "dataset", "split", "backbone")
 ROW_KEYS = (*TABLE_KEYS, "method", "variant")

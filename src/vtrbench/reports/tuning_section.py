@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from vtrbench.reports.results import ResultFileError
+from vtrbench.reports.result_table import ResultFileError
 from vtrbench.reports.tables import MISSING, DisplayTable
 
 TUNING_FILE = "tuning.json"
