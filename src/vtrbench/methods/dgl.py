@@ -52,7 +52,14 @@ from torch import nn
 
 from vtrbench.methods.backbone import Backbone, text_width, visual_width
 from vtrbench.methods.base import RetrievalMethod, image_tokens, mean_pool
-from vtrbench.methods.separate_prompt import new_prompts, prompted_text_features, resolve_prompt_layers
+from vtrbench.methods.building_blocks import (
+    check_global_local_compatible,
+    merge_heads,
+    new_prompts,
+    prompted_text_features,
+    resolve_prompt_layers,
+    split_heads,
+)
 from vtrbench.registry import METHODS
 
 LATENTS = ("linear", "transformer")
@@ -161,15 +168,6 @@ def vpt_uniform_bound(visual: nn.Module) -> float:
     return math.sqrt(6.0 / (3 * patch_h * patch_w + visual.transformer.width))
 
 
-def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """[..., L, D] -> [..., heads, L, D / heads] (nn.MultiheadAttention's head layout)."""
-    return x.unflatten(-1, (heads, -1)).transpose(-3, -2)
-
-
-def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    return x.transpose(-3, -2).flatten(-2)
-
-
 def global_local_attention(
     attn: nn.MultiheadAttention, global_in: torch.Tensor, frames_in: torch.Tensor, mask: torch.Tensor,
     dropout: float = 0.0,
@@ -222,20 +220,6 @@ def global_local_block(
     global_tokens = global_tokens + block.ls_2(block.mlp(block.ln_2(global_tokens)))
     frames = frames + block.ls_2(block.mlp(block.ln_2(frames)))
     return global_tokens, frames
-
-
-def check_global_local_compatible(blocks: nn.ModuleList, method: str = "dgl") -> None:
-    """The global-local layer re-implements nn.MultiheadAttention's plain path; refuse anything else."""
-    for block in blocks:
-        attn = getattr(block, "attn", None)
-        if (
-            not isinstance(attn, nn.MultiheadAttention)
-            or not attn._qkv_same_embed_dim
-            or attn.bias_k is not None
-            or attn.add_zero_attn
-            or hasattr(block, "ln_1_kv")
-        ):
-            raise ValueError(f"{method} needs open_clip's plain ResidualAttentionBlock (nn.MultiheadAttention)")
 
 
 @METHODS.register("dgl")
