@@ -51,7 +51,6 @@ from vtrbench.benchmark.results import (
     VAL_IDS_FILE,
     WEIGHTS_FILE,
     CheckpointError,
-    atomic_write,
     finished_result,
     git_commit,
     is_finished,
@@ -66,6 +65,7 @@ from vtrbench.benchmark.tracking import Tracker
 from vtrbench.benchmark.validation import BEST_VAL_WEIGHTS_FILE, ValidationCurve
 from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir
 from vtrbench.datasets.video import decoder_log_path, log_decoder_messages
+from vtrbench.files import atomic_write
 from vtrbench.methods.backbone import Backbone, load_backbone
 from vtrbench.methods.base import RetrievalMethod
 from vtrbench.registry import DATASETS, METHODS
