@@ -22,6 +22,7 @@ from vtrbench.benchmark.locks import describe, locked_by_another
 from vtrbench.benchmark.matrix import expand, prepare_offline_assets
 from vtrbench.benchmark.results import RESULT_FILE, RunConflictError, finished_result, read_result, write_json
 from vtrbench.benchmark.tuning import Search, check_equal_budgets, plan_searches, run_search, settings_overrides
+from vtrbench.schema import method_label
 
 TUNE_SWITCH = "tune"  # `tune=true`: a leaderboard switch; `tune.trials=..` etc. stay run keys
 
@@ -96,8 +97,7 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     pending = []
     conflicts = []
     for i, (run_overrides, config) in enumerate(runs, 1):
-        label = f"[{i}/{len(runs)}] {config.dataset} {config.method}{'.' + config.variant if config.variant else ''}" \
-                f" seed{config.seed}"
+        label = f"[{i}/{len(runs)}] {config.dataset} {method_label(config.method, config.variant)} seed{config.seed}"
         try:
             finished = finished_result(run_dir(config), config)
         except RunConflictError as err:

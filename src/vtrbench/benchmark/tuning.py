@@ -28,6 +28,7 @@ from vtrbench.benchmark.results import RunConflictError, finished_result, git_co
 from vtrbench.benchmark.runner import build_method, execute, record_failure
 from vtrbench.benchmark.validation import is_better, metric_value
 from vtrbench.methods.backbone import load_backbone
+from vtrbench.schema import method_label
 
 TUNING_FILE = "tuning.json"
 TUNING_SCHEMA = 1
@@ -118,8 +119,7 @@ class Search:
 
     @property
     def label(self) -> str:
-        variant = f".{self.config.variant}" if self.config.variant else ""
-        return f"{self.config.dataset} {self.config.method}{variant}"
+        return f"{self.config.dataset} {method_label(self.config.method, self.config.variant)}"
 
     @property
     def command(self) -> str:
@@ -134,10 +134,14 @@ class Search:
         return run_dir(self.config).parent / "tuning" / f"seed{self.config.seed}" / TUNING_FILE
 
 
-def tunes_nothing(config: DictConfig) -> bool:
-    """Whether the method trains no parameter (counted on a randomly initialised backbone: no weights read)."""
+def parameter_counts(config: DictConfig) -> dict[str, float]:
+    """The method's tuned-parameter counts, on a randomly initialised backbone: no weights read, same shapes."""
     backbone = load_backbone(config.backbone.name, "random")
-    return count_parameters(build_method(config, backbone), backbone.num_elements)["tuned"] == 0
+    return count_parameters(build_method(config, backbone), backbone.num_elements)
+
+
+def tunes_nothing(config: DictConfig) -> bool:
+    return parameter_counts(config)["tuned"] == 0
 
 
 def plan_searches(overrides: list[str]) -> list[Search]:

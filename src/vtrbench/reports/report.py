@@ -37,6 +37,7 @@ from vtrbench.reports.tables import (
     summary_table,
 )
 from vtrbench.reports.tuning_section import curve_frame, load_tuning_records, tuning_frame, tuning_tables
+from vtrbench.schema import method_label
 
 REPORT_TITLE = "vtrbench: parameter-efficient text-video retrieval"
 TABLE_CSV_COLUMNS = [
@@ -186,7 +187,7 @@ def tuning_section(runs_dir: Path, out_dir: Path, paths: dict[str, Path], result
     )
     searched = {(r["dataset"], r["method"], r.get("variant", "")) for r in records}
     tested = results[["dataset", "method", "variant"]].drop_duplicates().itertuples(index=False)
-    unsearched = sorted(f"{m}{'.' + v if v else ''} on {d}" for d, m, v in tested if (d, m, v) not in searched)
+    unsearched = sorted(f"{method_label(m, v)} on {d}" for d, m, v in tested if (d, m, v) not in searched)
     items: list = [intro, *tuning_tables(records)]
     if unsearched:
         items.append("Tested without a search here (their settings come from their configs; a method that "
