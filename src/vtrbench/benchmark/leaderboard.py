@@ -20,9 +20,9 @@ from vtrbench.benchmark.config import ConfigError, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
 from vtrbench.benchmark.locks import describe, locked_by_another
 from vtrbench.benchmark.matrix import expand, prepare_offline_assets
-from vtrbench.benchmark.results import RESULT_FILE, RunConflictError, finished_result, read_result, write_json
+from vtrbench.benchmark.results import RunConflictError, finished_result, read_result, write_json
 from vtrbench.benchmark.tuning import Search, check_equal_budgets, plan_searches, run_search, settings_overrides
-from vtrbench.schema import method_label
+from vtrbench.schema import RESULT_FILE, method_label
 
 TUNE_SWITCH = "tune"  # `tune=true`: a leaderboard switch; `tune.trials=..` etc. stay run keys
 
@@ -126,7 +126,7 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     if not runs:
         return 0
     runs_dir, report_dir = Path(runs[0][1].output.runs_dir), Path(runs[0][1].output.reports_dir)
-    if not any(runs_dir.rglob("result.json")):  # e.g. every run is in another process's hands
+    if not any(runs_dir.rglob(RESULT_FILE)):  # e.g. every run is in another process's hands
         print(f"no result under {runs_dir} yet: no report written", flush=True)
         return 1 if failed else 0
     from vtrbench.reports import measured_tables_markdown, write_report

@@ -24,15 +24,11 @@ from torch import nn
 from vtrbench.benchmark.config import config_differences
 from vtrbench.benchmark.counting import tuned_parameters
 from vtrbench.files import atomic_write
+from vtrbench.schema import RESULT_FILE
 
-RESULT_FILE = "result.json"
-WEIGHTS_FILE = "tuned.safetensors"
 CHECKPOINT_FILE = "last_epoch.safetensors"
 LEGACY_CHECKPOINT_FILE = "last_epoch.pt"  # a pickle (vtrbench before 0.2, or planted): never loaded
 CHECKPOINT_FORMAT = "vtrbench-resume-1"
-CONFIG_FILE = "config.yaml"
-VAL_IDS_FILE = "val_ids.txt"  # the ids of the val split a run held out of training, one per line
-SCHEMA_VERSION = 1
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -28,10 +28,8 @@ from vtrbench.benchmark.results import RunConflictError, finished_result, git_co
 from vtrbench.benchmark.runner import build_method, execute, record_failure
 from vtrbench.benchmark.validation import is_better, metric_value
 from vtrbench.methods.backbone import load_backbone
-from vtrbench.schema import method_label
+from vtrbench.schema import TUNING_FILE, TuningRecord, method_label
 
-TUNING_FILE = "tuning.json"
-TUNING_SCHEMA = 1
 SIGNIFICANT_DIGITS = 3  # grid points are rounded so that the chosen value reads (and pastes) as written
 
 
@@ -233,28 +231,24 @@ def run_search(search: Search, quiet: bool = False) -> dict | None:
             best = trial
     edges = at_edge(config, best["settings"])
     first = finished[0]
-    record = {
-        "schema": TUNING_SCHEMA,
-        "kind": "tuning",
-        "method": config.method,
-        "variant": config.variant,
-        "dataset": config.dataset,
-        "backbone": config.backbone.name,
-        "seed": config.seed,
-        "command": search.command,
-        "split": "val",
-        "val": read_result(Path(first["run"]))["val"],
-        "metric": metric,
-        "trials_budget": budget,
-        "trials_finished": len(finished),
-        "epochs": int(config.train.epochs),
-        "space": [{k: v for k, v in OmegaConf.to_container(dim).items() if v is not None}
-                  for dim in config.tune.space],
-        "trials": trials,
-        "chosen": {"trial": best["trial"], "settings": best["settings"], "score": best["score"]},
-        "at_edge": edges,
-        "git_commit": git_commit(),
-    }
+    record = TuningRecord(
+        method=config.method,
+        variant=config.variant,
+        dataset=config.dataset,
+        backbone=config.backbone.name,
+        seed=config.seed,
+        command=search.command,
+        val=read_result(Path(first["run"]))["val"],
+        metric=metric,
+        trials_budget=budget,
+        trials_finished=len(finished),
+        epochs=int(config.train.epochs),
+        space=[{k: v for k, v in OmegaConf.to_container(dim).items() if v is not None} for dim in config.tune.space],
+        trials=trials,
+        chosen={"trial": best["trial"], "settings": best["settings"], "score": best["score"]},
+        at_edge=edges,
+        git_commit=git_commit(),
+    ).to_json()
     record["rule"] = preset_rule(record)
     write_json(search.record_path, record)
     print(f"  chosen: {' '.join(settings_overrides(best['settings']))} (val {metric} {best['score']:.1f}, "
