@@ -49,3 +49,16 @@ print(sorted(m for m in sys.modules if m.startswith(("vtrbench.benchmark", "vtrb
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_asking_for_one_offline_data_root_imports_its_module_alone():
+    """A dataset asks DATA_ROOTS for its offline root: that imports the format's module, not the offline
+    backbone (open_clip, its pretraining) nor the other formats."""
+    script = """
+import sys
+from vtrbench.registry import DATA_ROOTS
+assert "msrvtt" in DATA_ROOTS and DATA_ROOTS.get("msrvtt")
+print(sorted(m for m in sys.modules if m.startswith("vtrbench.offline.") or m == "open_clip"))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['vtrbench.offline.msrvtt', 'vtrbench.offline.world', 'vtrbench.offline.writer']"

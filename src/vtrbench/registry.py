@@ -1,8 +1,11 @@
 """The ground floor: one small registry class (name -> factory) and its instances, imported by every room.
 
 Built-in entries register themselves with a decorator when their module is imported; the registry imports
-the built-in package lazily on first use, then every plugin that declares the registry's entry-point group
-(`vtrbench.methods`, `vtrbench.datasets`) in its package metadata.
+them lazily: a registry with a built-in package imports every module of it on first use, then every plugin
+that declares the registry's entry-point group (`vtrbench.methods`, `vtrbench.datasets`) in its package
+metadata. A registry of built-in modules by name (`BACKBONES`, `DATA_ROOTS`) imports only the module of the
+name asked for, so asking `DATA_ROOTS` for MSR-VTT's offline root imports `vtrbench.offline.msrvtt` and
+not the rest of the offline room; listing its names imports all of them.
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, kind: str, builtin_package: str | None, entry_point_group: str | None = None):
+    def __init__(self, kind: str, builtin_package: str | None, entry_point_group: str | None = None,
+                 builtin_modules: dict[str, str] | None = None):
+        """`builtin_modules`: name -> the module whose import registers that name."""
         self.kind = kind
         self._builtin_package = builtin_package
         self._group = entry_point_group
+        self._builtin_modules = dict(builtin_modules or {})
         self._entries: dict[str, Entry] = {}
         self._loaded = False
 
@@ -49,10 +55,19 @@ class Registry:
 
         return decorate
 
-    def _load(self) -> None:
+    def _load(self, name: str | None = None) -> None:
+        """Import what registers `name` (its own module when it has one), or with no name every entry."""
+        if name in self._entries:
+            return
+        if name in self._builtin_modules:
+            importlib.import_module(self._builtin_modules[name])
+            if name in self._entries:
+                return
         if self._loaded:
             return
         self._loaded = True
+        for module in self._builtin_modules.values():
+            importlib.import_module(module)
         if self._builtin_package:
             package = importlib.import_module(self._builtin_package)
             for info in pkgutil.iter_modules(package.__path__):
@@ -69,7 +84,7 @@ class Registry:
                     self._entries[ep.name] = Entry(entry.name, entry.obj, dist)
 
     def get(self, name: str) -> Any:
-        self._load()
+        self._load(name)
         if name not in self._entries:
             raise UnknownNameError(self.unknown_message(name))
         return self._entries[name].obj
@@ -82,7 +97,7 @@ class Registry:
         return f"unknown {self.kind} {name!r}.{hint} Known: {shown}"
 
     def __contains__(self, name: str) -> bool:
-        self._load()
+        self._load(name)
         return name in self._entries
 
     def names(self) -> list[str]:
@@ -102,6 +117,7 @@ def _source_of(obj: Any) -> str:
 METHODS = Registry("method", "vtrbench.methods", "vtrbench.methods")
 DATASETS = Registry("dataset", "vtrbench.datasets", "vtrbench.datasets")
 # name -> factory(pretrained, progress) of an nn.Module, for backbones that are not open_clip's own
-BACKBONES = Registry("backbone", "vtrbench.offline", None)
+BACKBONES = Registry("backbone", None, builtin_modules={"vtrbench-tiny": "vtrbench.offline.tiny_clip"})
 # dataset format name -> factory(progress) of the root of its offline default data (generated on first use)
-DATA_ROOTS = Registry("offline data root", "vtrbench.offline", None)
+DATA_ROOTS = Registry("offline data root", None, builtin_modules={
+    name: f"vtrbench.offline.{name}" for name in ("msrvtt", "vatex", "lsmdc", "activitynet")})

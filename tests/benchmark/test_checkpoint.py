@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 from tests.benchmark.conftest import tiny_run_overrides
 from vtrbench.benchmark import runner
 from vtrbench.benchmark.config import resolve_config, run_dir
-from vtrbench.benchmark.results import CHECKPOINT_FILE, RESULT_FILE, WEIGHTS_FILE
+from vtrbench.benchmark.results import CHECKPOINT_FILE
+from vtrbench.schema import RESULT_FILE, WEIGHTS_FILE
 
 LEGACY_CHECKPOINT_FILE = "last_epoch.pt"  # the pickle checkpoint of vtrbench before the resume state
 

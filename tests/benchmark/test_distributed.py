@@ -25,8 +25,9 @@ from safetensors.torch import load_file
 from tests.benchmark.conftest import tiny_run_overrides
 from vtrbench.benchmark import runner
 from vtrbench.benchmark.config import resolve_config, run_dir
-from vtrbench.benchmark.results import CHECKPOINT_FILE, RESULT_FILE, WEIGHTS_FILE
+from vtrbench.benchmark.results import CHECKPOINT_FILE
 from vtrbench.offline.msrvtt import generate_msrvtt
+from vtrbench.schema import RESULT_FILE, WEIGHTS_FILE
 
 GLOBAL_BATCH = 4
 LR = 1e-4

@@ -18,7 +18,7 @@ from vtrbench.benchmark.launchers import (
     split_launch_options,
 )
 from vtrbench.benchmark.leaderboard import run_leaderboard
-from vtrbench.benchmark.results import RESULT_FILE
+from vtrbench.schema import RESULT_FILE
 
 submitit = pytest.importorskip("submitit")
 

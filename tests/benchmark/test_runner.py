@@ -11,9 +11,10 @@ from tests.benchmark.conftest import tiny_run_overrides
 from vtrbench.benchmark.cli import main
 from vtrbench.benchmark.config import resolve_config, run_dir
 from vtrbench.benchmark.leaderboard import run_leaderboard
-from vtrbench.benchmark.results import CHECKPOINT_FILE, RESULT_FILE, WEIGHTS_FILE, RunConflictError
+from vtrbench.benchmark.results import CHECKPOINT_FILE, RunConflictError
 from vtrbench.benchmark.runner import contrastive_loss, cosine_with_warmup, execute, record_failure, score_matrix
 from vtrbench.methods.base import RetrievalMethod
+from vtrbench.schema import RESULT_FILE, WEIGHTS_FILE
 
 
 class BestFrame(RetrievalMethod):

@@ -10,9 +10,9 @@ from tests.benchmark.conftest import tiny_run_overrides
 from vtrbench.benchmark import validation
 from vtrbench.benchmark.config import ConfigError, dataset_options, resolve_config, run_dir
 from vtrbench.benchmark.counting import tuned_parameters
-from vtrbench.benchmark.results import RESULT_FILE, VAL_IDS_FILE, WEIGHTS_FILE
 from vtrbench.benchmark.runner import execute
 from vtrbench.registry import DATASETS
+from vtrbench.schema import RESULT_FILE, VAL_IDS_FILE, WEIGHTS_FILE
 
 
 def test_a_run_holds_val_out_saves_its_ids_and_records_the_curve(tiny_msrvtt, tmp_path):

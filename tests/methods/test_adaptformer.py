@@ -1,4 +1,4 @@
-"""AdaptFormer (VoP's Adapter^FFN) as RIVALS.md §4 specifies: counts, init, the parallel placement."""
+"""AdaptFormer (VoP's Adapter^FFN) as docs/methods.md specifies: counts, init, the parallel placement."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cross-Modal Adapter as RIVALS.md §2 specifies: counts, the shared slice, init, text-conditioned pooling."""
+"""Cross-Modal Adapter as docs/methods.md specifies: counts, the shared slice, init, text-conditioned pooling."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DGL as METHODS.md defines it: batched global-local layer, parameter counts, postfix placement, masks, and
+"""DGL as docs/methods.md defines it: batched global-local layer, parameter counts, postfix placement, masks, and
 the official code's video heads and initialisation."""
 
 from __future__ import annotations

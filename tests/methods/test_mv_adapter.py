@@ -1,4 +1,4 @@
-"""MV-Adapter as RIVALS.md §3 specifies: counts, CMT variants, init, masks, the position tables' sizes."""
+"""MV-Adapter as docs/methods.md specifies: counts, CMT variants, init, masks, the position tables' sizes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VoP as RIVALS.md section 1 gives it: counts per variant, the F scheme and the CMM against loops, masks."""
+"""VoP as docs/methods.md gives it: counts per variant, the F scheme and the CMM against loops, masks."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def vit_b_32() -> Backbone:
 
 @pytest.mark.parametrize(
     ("options", "expected"),
-    [  # RIVALS.md section 1, 12 frames
+    [  # docs/methods.md, 12 frames
         ({"variant": "F+C"}, 14_269_440),
         ({"variant": "P"}, 528_384),
         ({"variant": "C"}, 14_257_152),
@@ -61,7 +61,7 @@ def small_backbone(visual_width: int, text_width: int, layers: int) -> Backbone:
 
 
 def vop_count(variant: str, dv: int, dt: int, depth: int, frames: int, split: int, learned: bool = False) -> int:
-    """The count from RIVALS.md's description, by hand: 8 prompts per layer, 4 generic + 4 specific in P and C."""
+    """The count from docs/methods.md's description, by hand: 8 prompts per layer, 4 generic + 4 specific in P and C."""
     text = depth * 8 * dt
     per_frame_layers = split if variant.startswith("F") else depth
     kind = variant.removeprefix("F").removeprefix("+") or "base"
@@ -125,7 +125,7 @@ def test_video_block_matches_a_per_clip_loop_through_the_frozen_block():
 
 
 def reference_frame_features(method: VoP, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Variants base and F, written as the official code runs a frame, then as RIVALS.md runs the F layers.
+    """Variants base and F, written as the official code runs a frame, then as docs/methods.md runs the F layers.
 
     One frame at a time: the prompts are inserted after CLS before ln_pre at layer 1, and dropped after each
     layer; then, per clip, [CLS of the real frames ; video prompts ; their patches] through the frozen blocks.

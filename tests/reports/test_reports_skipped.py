@@ -4,7 +4,7 @@ import pandas as pd
 
 from vtrbench.benchmark.launchers import summary_line
 from vtrbench.reports import write_report
-from vtrbench.reports.results import load_results
+from vtrbench.reports.result_table import load_results
 
 
 def test_skipped_test_clips_are_counted_and_shown(write_run, make_ranks, tmp_path):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from vtrbench.reports import write_report
-from vtrbench.reports.leaderboard import load_published
+from vtrbench.reports.aggregate import load_published
 from vtrbench.reports.tables import format_params
 
 

@@ -53,9 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_params(args: argparse.Namespace) -> int:
     """Count tuned parameters without weights or data: a random init has the same shapes."""
-    from vtrbench.benchmark.counting import count_parameters
-    from vtrbench.benchmark.runner import build_method
-    from vtrbench.methods.backbone import load_backbone
+    from vtrbench.benchmark.tuning import parameter_counts
 
     overrides = [f"method={args.method}", f"backbone.name={args.backbone}", "backbone.pretrained=random"]
     own_options = {f.name for f in dataclasses.fields(METHODS.get(args.method).Config)}
@@ -66,8 +64,7 @@ def cmd_params(args: argparse.Namespace) -> int:
         harness = key not in own_options and (top in HARNESS_KEYS or top == args.method)
         overrides.append(item if harness else f"{args.method}.{item}")
     config = resolve_config(overrides)
-    backbone = load_backbone(config.backbone.name, "random")
-    counts = count_parameters(build_method(config, backbone), backbone.num_elements)
+    counts = parameter_counts(config)
     print(json.dumps({"method": config.method, "variant": config.variant, "backbone_name": config.backbone.name,
                       **counts, "tuned_M": round(counts["tuned"] / 1e6, 3)}, indent=2))
     return 0

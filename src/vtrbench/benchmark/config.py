@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vtrbench.registry import DATASETS, METHODS
+from vtrbench.schema import method_label
 
 
 class ConfigError(ValueError):
@@ -332,7 +333,7 @@ def run_dir(config: DictConfig) -> Path:
     `.../<method>[.<variant>]/tuning/seed<n>/<trial>/`, beside the runs it tunes and never mistaken for one.
     Every part is a plain name (`check_path_names`), so no setting writes outside runs_dir."""
     check_path_names(config)
-    name = config.method + (f".{config.variant}" if config.variant else "")
+    name = method_label(config.method, config.variant)
     method_dir = Path(config.output.runs_dir) / config.dataset / backbone_folder(config.backbone.name) / name
     if config.tune.trial:
         return method_dir / "tuning" / f"seed{config.seed}" / config.tune.trial

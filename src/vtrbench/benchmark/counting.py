@@ -1,4 +1,4 @@
-"""Tuned-parameter counting: one function for every method (PROTOCOL.md, "Tuned parameters")."""
+"""Tuned-parameter counting: one function for every method (docs/protocol.md, "Tuned parameters")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Batches for every method alike: the same clips, frames, captions and tokens (PROTOCOL.md, "Data")."""
+"""Batches for every method alike: the same clips, frames, captions and tokens (docs/protocol.md, "Data")."""
 
 from __future__ import annotations
 

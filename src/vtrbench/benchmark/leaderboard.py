@@ -14,17 +14,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 
-from vtrbench.benchmark.config import ConfigError, load_preset, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.config import ConfigError, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
 from vtrbench.benchmark.locks import describe, locked_by_another
-from vtrbench.benchmark.results import RESULT_FILE, RunConflictError, finished_result, read_result, write_json
-from vtrbench.registry import METHODS
+from vtrbench.benchmark.matrix import expand, prepare_offline_assets
+from vtrbench.benchmark.results import RunConflictError, finished_result, read_result, write_json
+from vtrbench.benchmark.tuning import Search, check_equal_budgets, plan_searches, run_search, settings_overrides
+from vtrbench.schema import RESULT_FILE, method_label
 
-MATRIX_KEYS = ("methods", "datasets", "seeds")
 TUNE_SWITCH = "tune"  # `tune=true`: a leaderboard switch; `tune.trials=..` etc. stay run keys
-DEFAULT_DATASETS = ["msrvtt", "vatex", "lsmdc", "activitynet"]
 
 
 def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
@@ -32,79 +32,14 @@ def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
 
     Every config is resolved before anything runs, so a typo fails at once rather than after hours.
     """
-    cli = parse_overrides(overrides)
-    preset = load_preset(cli.preset) if cli.get("preset") else {}
-    methods = matrix_list(cli, "methods", str) or list(preset.get("methods") or METHODS.names())
-    datasets = matrix_list(cli, "datasets", str) or list(preset.get("datasets") or DEFAULT_DATASETS)
-    seeds = matrix_list(cli, "seeds", int) or [cli.get("seed", 0)]
-    passthrough = [o for o in overrides if o.split("=", 1)[0] not in MATRIX_KEYS + ("method", "dataset", "seed")]
+    matrix = expand(overrides)
     runs = []
-    for dataset in datasets:
-        for method in methods:
-            for seed in seeds:
-                run_overrides = [*passthrough, f"method={method}", f"dataset={dataset}", f"seed={seed}"]
+    for dataset in matrix.datasets:
+        for method in matrix.methods:
+            for seed in matrix.seeds:
+                run_overrides = [*matrix.passthrough, f"method={method}", f"dataset={dataset}", f"seed={seed}"]
                 runs.append((run_overrides, resolve_config(run_overrides)))
     return runs
-
-
-def matrix_list(cli: DictConfig, key: str, kind: type) -> list | None:
-    """`methods=[..]`, `datasets=[..]` or `seeds=[..]` from the command line, checked; None when not given."""
-    if key not in cli:
-        return None
-    value = cli[key]
-    example = {"methods": "methods=[zero_shot,dgl]", "datasets": "datasets=[msrvtt]", "seeds": "seeds=[0,1,2]"}[key]
-    if not isinstance(value, ListConfig) or not value:
-        raise ConfigError(f"{key}={value!r}: expected a non-empty list, e.g. {example}")
-    items = list(value)
-    for item in items:
-        if type(item) is not kind:  # bool is an int to isinstance; `seeds=[true]` is no seed
-            raise ConfigError(f"{key}: {item!r} is not {'an integer' if kind is int else 'a name'} ({example})")
-    repeated = sorted({str(item) for item in items if items.count(item) > 1})
-    if repeated:
-        raise ConfigError(f"{key}: {', '.join(repeated)} repeated (each run would be planned twice)")
-    return items
-
-
-def prepare_offline_assets(configs: list[DictConfig], quiet: bool = False) -> None:
-    """Build what the runs share once, in this process, before they start: registered backbones that make
-    their weights on first use (the offline one), generated datasets and their frame caches."""
-    from vtrbench.benchmark.config import dataset_options
-    from vtrbench.methods.backbone import load_backbone
-    from vtrbench.registry import BACKBONES, DATASETS
-
-    for name, pretrained in dict.fromkeys((c.backbone.name, c.backbone.pretrained) for c in configs):
-        if name in BACKBONES:
-            load_backbone(name, pretrained, progress=not quiet)
-    seen = set()
-    for config in configs:
-        options = dataset_options(config)
-        key = (config.dataset, config.backbone.name, config.data.num_frames, config.data.frame_cache_fps)
-        if options.root is None and key not in seen:
-            seen.add(key)
-            dataset = DATASETS.get(config.dataset)(options)
-            dataset.offline_root(progress=not quiet)
-            if config.data.frame_cache:
-                cache_offline_frames(config, dataset, quiet)
-
-
-def cache_offline_frames(config: DictConfig, dataset, quiet: bool) -> None:
-    """The offline data's frame cache: decoding once here spares every method's every epoch the decoding."""
-    from vtrbench.datasets.base import SPLITS
-    from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir, prepare_frame_cache
-    from vtrbench.methods.backbone import load_backbone
-    from vtrbench.progress import phase
-
-    image_size = load_backbone(config.backbone.name, "random").image_size  # only its input size is needed
-    settings = CacheSettings(image_size, config.data.frame_cache_fps, min_frames=config.data.num_frames)
-    for split in SPLITS:
-        clips = dataset.load(split).clips
-        directory = frame_cache_dir(config.dataset, dataset.root)
-        cache = FrameCache.open(directory, split, settings)
-        if cache is not None and cache.is_current(clips):
-            continue
-        with phase(f"caching the frames of the offline {config.dataset} {split} split ({len(clips):,} clips)",
-                   not quiet):
-            prepare_frame_cache(clips, directory, split, settings, progress=not quiet)
 
 
 def split_tune_switch(overrides: list[str]) -> tuple[bool, list[str]]:
@@ -119,14 +54,6 @@ def split_tune_switch(overrides: list[str]) -> tuple[bool, list[str]]:
 def tune_then_plan(overrides: list[str], runs: list[tuple[list[str], DictConfig]], quiet: bool):
     """Tune every method x dataset of `runs` on val (with the first seed), then the runs with the chosen
     settings; returns them and each run's tuning record (None where the method trains nothing)."""
-    from vtrbench.benchmark.tuning import (
-        Search,
-        check_equal_budgets,
-        plan_searches,
-        run_search,
-        settings_overrides,
-    )
-
     seed = runs[0][1].seed if runs else 0
     print(f"tune=true: every method x dataset is tuned on its val split with seed {seed} (the first seed), "
           f"then every seed runs with the chosen settings", flush=True)
@@ -170,8 +97,7 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     pending = []
     conflicts = []
     for i, (run_overrides, config) in enumerate(runs, 1):
-        label = f"[{i}/{len(runs)}] {config.dataset} {config.method}{'.' + config.variant if config.variant else ''}" \
-                f" seed{config.seed}"
+        label = f"[{i}/{len(runs)}] {config.dataset} {method_label(config.method, config.variant)} seed{config.seed}"
         try:
             finished = finished_result(run_dir(config), config)
         except RunConflictError as err:
@@ -200,7 +126,7 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     if not runs:
         return 0
     runs_dir, report_dir = Path(runs[0][1].output.runs_dir), Path(runs[0][1].output.reports_dir)
-    if not any(runs_dir.rglob("result.json")):  # e.g. every run is in another process's hands
+    if not any(runs_dir.rglob(RESULT_FILE)):  # e.g. every run is in another process's hands
         print(f"no result under {runs_dir} yet: no report written", flush=True)
         return 1 if failed else 0
     from vtrbench.reports import measured_tables_markdown, write_report

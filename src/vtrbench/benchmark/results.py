@@ -4,16 +4,13 @@ interrupted run never leaves half a result and never damages a finished one.
 Nothing read back is a pickle: run folders are shared and downloaded, and unpickling runs whatever code the
 file names. Results are JSON, weights safetensors, and the resume state one safetensors file of tensors
 whose JSON metadata holds the rest (epoch, statistics, scheduler state, optimizer hyper-parameters and the
-resolved config it belongs to). Files are created with the process umask, like any other file.
+resolved config it belongs to). Every file goes through `vtrbench.files.atomic_write`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
-from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,40 +23,12 @@ from torch import nn
 
 from vtrbench.benchmark.config import config_differences
 from vtrbench.benchmark.counting import tuned_parameters
+from vtrbench.files import atomic_write
+from vtrbench.schema import RESULT_FILE
 
-RESULT_FILE = "result.json"
-WEIGHTS_FILE = "tuned.safetensors"
 CHECKPOINT_FILE = "last_epoch.safetensors"
 LEGACY_CHECKPOINT_FILE = "last_epoch.pt"  # a pickle (vtrbench before 0.2, or planted): never loaded
 CHECKPOINT_FORMAT = "vtrbench-resume-1"
-CONFIG_FILE = "config.yaml"
-VAL_IDS_FILE = "val_ids.txt"  # the ids of the val split a run held out of training, one per line
-SCHEMA_VERSION = 1
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        write(tmp)
-        # the umask's permissions, as for any file the user makes (writers such as safetensors use 0600)
-        os.chmod(tmp, 0o666 & ~process_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def process_umask() -> int:
-    try:  # Linux shows it; os.umask can only read it by setting it, which races with other threads
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def write_json(path: Path, data: Any) -> None:

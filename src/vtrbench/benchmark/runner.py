@@ -44,14 +44,8 @@ from vtrbench.benchmark.memory import MemoryMeter
 from vtrbench.benchmark.metrics import metrics_from_ranks, retrieval_ranks
 from vtrbench.benchmark.results import (
     CHECKPOINT_FILE,
-    CONFIG_FILE,
     LEGACY_CHECKPOINT_FILE,
-    RESULT_FILE,
-    SCHEMA_VERSION,
-    VAL_IDS_FILE,
-    WEIGHTS_FILE,
     CheckpointError,
-    atomic_write,
     finished_result,
     git_commit,
     is_finished,
@@ -66,9 +60,11 @@ from vtrbench.benchmark.tracking import Tracker
 from vtrbench.benchmark.validation import BEST_VAL_WEIGHTS_FILE, ValidationCurve
 from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir
 from vtrbench.datasets.video import decoder_log_path, log_decoder_messages
+from vtrbench.files import atomic_write
 from vtrbench.methods.backbone import Backbone, load_backbone
 from vtrbench.methods.base import RetrievalMethod
 from vtrbench.registry import DATASETS, METHODS
+from vtrbench.schema import CONFIG_FILE, RESULT_FILE, VAL_IDS_FILE, WEIGHTS_FILE, RunResult
 
 
 def seed_everything(seed: int) -> None:
@@ -524,23 +520,22 @@ def execute_locked(config: DictConfig, out_dir: Path) -> dict:
     metrics, ranks = run.evaluate(eval_split)
     eval_s = time.perf_counter() - started
     val_ids = held_out_ids(run, val_split)
-    result = {
-        "schema": SCHEMA_VERSION,
-        "status": "finished",
-        "method": config.method,
-        "variant": config.variant,
-        "dataset": config.dataset,
-        "split": eval_split.name,
-        **({"trial": config.tune.trial} if trial else {}),
-        "backbone": config.backbone.name,
-        "pretrained": config.backbone.pretrained,
-        "activation": run.backbone.activation,  # read from the modules built, not from the config
-        "seed": config.seed,
-        "metrics": metrics,
-        "ranks": {k: v.tolist() for k, v in ranks.items()},
-        "num_queries": {"t2v": len(ranks["t2v"]), "v2t": len(ranks["v2t"])},
-        "params": dict(run.params),
-        "timing": {
+    result = RunResult(
+        status="finished",
+        method=config.method,
+        variant=config.variant,
+        dataset=config.dataset,
+        split=eval_split.name,
+        trial=config.tune.trial if trial else None,
+        backbone=config.backbone.name,
+        pretrained=config.backbone.pretrained,
+        activation=run.backbone.activation,  # read from the modules built, not from the config
+        seed=config.seed,
+        metrics=metrics,
+        ranks={k: v.tolist() for k, v in ranks.items()},
+        num_queries={"t2v": len(ranks["t2v"]), "v2t": len(ranks["v2t"])},
+        params=dict(run.params),
+        timing={
             "train_s": round(stats["train_s"], 3),
             "eval_s": round(eval_s, 3),
             "val_curve_s": round(stats.get("val_s", 0.0), 3),
@@ -549,19 +544,19 @@ def execute_locked(config: DictConfig, out_dir: Path) -> dict:
             "epochs": stats["epochs"],
         },
         **meter.record(run.device),  # peak_memory_mb: the run's own; memory: how it was measured
-        "device": str(run.device),
-        "world_size": dist.world_size(),
-        "skipped": {"train": train_split.skipped, eval_split.name: eval_split.skipped,
-                    **({"val": val_split.skipped} if val_split is not None else {}),
-                    "train_decode_failures": stats["failed_decodes"],
-                    "train_undecodable": stats.get("undecodable", {})},
-        "val": {"source": run.dataset.val_source(), "clips": len(val_ids), "ids_file": VAL_IDS_FILE},
-        "val_curve": stats["val_curve"],
-        "model_selection": selection,
-        "versions": package_versions(),
-        "git_commit": git_commit(),
-        "config": OmegaConf.to_container(config, resolve=True),
-    }
+        device=str(run.device),
+        world_size=dist.world_size(),
+        skipped={"train": train_split.skipped, eval_split.name: eval_split.skipped,
+                 **({"val": val_split.skipped} if val_split is not None else {}),
+                 "train_decode_failures": stats["failed_decodes"],
+                 "train_undecodable": stats.get("undecodable", {})},
+        val={"source": run.dataset.val_source(), "clips": len(val_ids), "ids_file": VAL_IDS_FILE},
+        val_curve=stats["val_curve"],
+        model_selection=selection,
+        versions=package_versions(),
+        git_commit=git_commit(),
+        config=OmegaConf.to_container(config, resolve=True),
+    ).to_json()
     if dist.is_main():
         atomic_write(out_dir / VAL_IDS_FILE, lambda tmp: tmp.write_text("".join(f"{i}\n" for i in val_ids)))
         result["params"]["checkpoint_bytes"] = save_tuned_weights(run.method, out_dir / WEIGHTS_FILE)
@@ -605,14 +600,14 @@ def check_trained(run: Run, stats: dict) -> None:
 def record_failure(config: DictConfig, error: BaseException) -> dict:
     """A failed run leaves a result file saying so, never over a finished one (of any config)."""
     out_dir = run_dir(config)
-    result = {
-        "schema": SCHEMA_VERSION, "status": "failed", "method": config.method, "variant": config.variant,
-        "dataset": config.dataset, "split": "val" if config.tune.trial else "test",
-        "backbone": config.backbone.name, "pretrained": config.backbone.pretrained,
-        "seed": config.seed, "error": f"{type(error).__name__}: {error}",
-        "traceback": "".join(traceback.format_exception(error)),
-        "config": OmegaConf.to_container(config, resolve=True),
-    }
+    result = RunResult(
+        status="failed", method=config.method, variant=config.variant,
+        dataset=config.dataset, split="val" if config.tune.trial else "test",
+        backbone=config.backbone.name, pretrained=config.backbone.pretrained,
+        seed=config.seed, error=f"{type(error).__name__}: {error}",
+        traceback="".join(traceback.format_exception(error)),
+        config=OmegaConf.to_container(config, resolve=True),
+    ).to_json()
     if not is_finished(out_dir) and locked_by_another(out_dir) is None:  # never over another process's run
         write_json(out_dir / RESULT_FILE, result)
     return result

@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vtrbench.benchmark import distributed as dist
+from vtrbench.schema import method_label
 
 
 class Tracker:
@@ -21,7 +22,7 @@ class Tracker:
         os.environ.setdefault("WANDB_MODE", "offline")  # nothing leaves the machine unless the user asks
         import wandb
 
-        name = f"{config.dataset}/{config.method}{'.' + config.variant if config.variant else ''}/seed{config.seed}"
+        name = f"{config.dataset}/{method_label(config.method, config.variant)}/seed{config.seed}"
         out_dir.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             project=config.output.wandb_project, name=name, dir=str(out_dir),

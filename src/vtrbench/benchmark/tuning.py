@@ -21,13 +21,15 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from vtrbench.benchmark.config import ConfigError, config_file, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.config import ConfigError, config_file, resolve_config, run_dir
+from vtrbench.benchmark.counting import count_parameters
+from vtrbench.benchmark.matrix import expand, prepare_offline_assets
 from vtrbench.benchmark.results import RunConflictError, finished_result, git_commit, read_result, write_json
+from vtrbench.benchmark.runner import build_method, execute, record_failure
 from vtrbench.benchmark.validation import is_better, metric_value
+from vtrbench.methods.backbone import load_backbone
+from vtrbench.schema import TUNING_FILE, TuningRecord, method_label
 
-TUNING_FILE = "tuning.json"
-TUNING_SCHEMA = 1
-MATRIX_KEYS = ("methods", "datasets")
 SIGNIFICANT_DIGITS = 3  # grid points are rounded so that the chosen value reads (and pastes) as written
 
 
@@ -115,8 +117,7 @@ class Search:
 
     @property
     def label(self) -> str:
-        variant = f".{self.config.variant}" if self.config.variant else ""
-        return f"{self.config.dataset} {self.config.method}{variant}"
+        return f"{self.config.dataset} {method_label(self.config.method, self.config.variant)}"
 
     @property
     def command(self) -> str:
@@ -131,33 +132,29 @@ class Search:
         return run_dir(self.config).parent / "tuning" / f"seed{self.config.seed}" / TUNING_FILE
 
 
-def tunes_nothing(config: DictConfig) -> bool:
-    """Whether the method trains no parameter (counted on a randomly initialised backbone: no weights read)."""
-    from vtrbench.benchmark.counting import count_parameters
-    from vtrbench.benchmark.runner import build_method
-    from vtrbench.methods.backbone import load_backbone
-
+def parameter_counts(config: DictConfig) -> dict[str, float]:
+    """The method's tuned-parameter counts, on a randomly initialised backbone: no weights read, same shapes."""
     backbone = load_backbone(config.backbone.name, "random")
-    return count_parameters(build_method(config, backbone), backbone.num_elements)["tuned"] == 0
+    return count_parameters(build_method(config, backbone), backbone.num_elements)
+
+
+def tunes_nothing(config: DictConfig) -> bool:
+    return parameter_counts(config)["tuned"] == 0
 
 
 def plan_searches(overrides: list[str]) -> list[Search]:
     """One search per method x dataset (`method=`/`dataset=` or `methods=[..]`/`datasets=[..]`), every
-    config resolved and every space checked before anything trains."""
-    from vtrbench.benchmark.leaderboard import DEFAULT_DATASETS
-    from vtrbench.registry import METHODS
-
-    cli = parse_overrides(overrides)
-    methods = list(cli.get("methods") or ([cli.method] if cli.get("method") else METHODS.names()))
-    datasets = list(cli.get("datasets") or ([cli.dataset] if cli.get("dataset") else DEFAULT_DATASETS))
-    passthrough = [o for o in overrides if o.split("=", 1)[0] not in (*MATRIX_KEYS, "method", "dataset")]
+    config resolved and every space checked before anything trains. A search runs with one seed (`seed=`)."""
+    if any(o.split("=", 1)[0] == "seeds" for o in overrides):
+        raise ConfigError("seeds=[..]: a search runs with one seed (seed=N); the leaderboard runs several")
+    matrix = expand(overrides, keep=("seed",))
     searches = []
-    for dataset in datasets:
-        for method in methods:
-            search_overrides = [f"method={method}", f"dataset={dataset}", *passthrough]
+    for dataset in matrix.datasets:
+        for method in matrix.methods:
+            search_overrides = [f"method={method}", f"dataset={dataset}", *matrix.passthrough]
             config = resolve_config(search_overrides)
             searched = {dim.key for dim in config.tune.space}
-            fixed = searched & {o.split("=", 1)[0] for o in passthrough}
+            fixed = searched & {o.split("=", 1)[0] for o in matrix.passthrough}
             if fixed:
                 raise ConfigError(f"{', '.join(sorted(fixed))}: searched by {method}'s tune.space; do not set it "
                                   f"on the command line of a search")
@@ -192,8 +189,6 @@ def check_equal_budgets(searches: list[Search]) -> None:
 
 def run_search(search: Search, quiet: bool = False) -> dict | None:
     """Run (or reuse) every trial of one search; write and return its record (None: nothing to tune)."""
-    from vtrbench.benchmark.runner import execute, record_failure
-
     config = search.config
     if not search.grid:
         print(f"{search.label}: trains nothing, nothing to tune", flush=True)
@@ -236,28 +231,24 @@ def run_search(search: Search, quiet: bool = False) -> dict | None:
             best = trial
     edges = at_edge(config, best["settings"])
     first = finished[0]
-    record = {
-        "schema": TUNING_SCHEMA,
-        "kind": "tuning",
-        "method": config.method,
-        "variant": config.variant,
-        "dataset": config.dataset,
-        "backbone": config.backbone.name,
-        "seed": config.seed,
-        "command": search.command,
-        "split": "val",
-        "val": read_result(Path(first["run"]))["val"],
-        "metric": metric,
-        "trials_budget": budget,
-        "trials_finished": len(finished),
-        "epochs": int(config.train.epochs),
-        "space": [{k: v for k, v in OmegaConf.to_container(dim).items() if v is not None}
-                  for dim in config.tune.space],
-        "trials": trials,
-        "chosen": {"trial": best["trial"], "settings": best["settings"], "score": best["score"]},
-        "at_edge": edges,
-        "git_commit": git_commit(),
-    }
+    record = TuningRecord(
+        method=config.method,
+        variant=config.variant,
+        dataset=config.dataset,
+        backbone=config.backbone.name,
+        seed=config.seed,
+        command=search.command,
+        val=read_result(Path(first["run"]))["val"],
+        metric=metric,
+        trials_budget=budget,
+        trials_finished=len(finished),
+        epochs=int(config.train.epochs),
+        space=[{k: v for k, v in OmegaConf.to_container(dim).items() if v is not None} for dim in config.tune.space],
+        trials=trials,
+        chosen={"trial": best["trial"], "settings": best["settings"], "score": best["score"]},
+        at_edge=edges,
+        git_commit=git_commit(),
+    ).to_json()
     record["rule"] = preset_rule(record)
     write_json(search.record_path, record)
     print(f"  chosen: {' '.join(settings_overrides(best['settings']))} (val {metric} {best['score']:.1f}, "
@@ -312,8 +303,6 @@ def rules_yaml(records: list[dict]) -> str:
 def run_tune(overrides: list[str], quiet: bool = False) -> dict[tuple[str, str], dict | None]:
     """`vtrbench tune`: every search of the command, then the preset rules; returns the records by
     (dataset, method)."""
-    from vtrbench.benchmark.leaderboard import prepare_offline_assets
-
     searches = plan_searches(overrides)
     prepare_offline_assets([s.config for s in searches if s.grid], quiet)
     records = {}

@@ -40,6 +40,7 @@ from vtrbench.datasets.video import (
     preprocess_frames,
     sample_frame_indices,
 )
+from vtrbench.files import atomic_write, atomic_write_text
 
 FORMAT_VERSION = 1
 DEFAULT_FPS = 3.0
@@ -221,34 +222,35 @@ def build_frame_cache(
     entries: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     total = 0
-    temporary = frames_path.with_name(f".{frames_path.name}.tmp{os.getpid()}")
     show = progress and sys.stderr.isatty()
-    with temporary.open("wb") as out:
-        for clip in tqdm(clips, desc=f"caching {split} frames", disable=not show):
-            if clip.video_id in entries or clip.video_id in failed:
-                continue
-            stamp = video_stamp(clip)
-            if stamp is None:
-                failed[clip.video_id] = clip.invalid or "missing video file"
-                continue
-            count = 0
-            try:
-                for frames in decode_for_cache(clip.path, settings, clip.start, clip.end):
-                    out.write(frames.tobytes())
-                    count += len(frames)
-            except VideoReadError as err:
-                out.seek(total * frame_bytes)  # drop the frames this clip wrote before failing
-                out.truncate()
-                failed[clip.video_id] = f"unreadable: {err}"
-                continue
-            entries[clip.video_id] = {"offset": total, "count": count, "stamp": stamp}
-            total += count
-    os.replace(temporary, frames_path)
+
+    def write_frames(temporary: Path) -> None:
+        nonlocal total
+        with temporary.open("wb") as out:
+            for clip in tqdm(clips, desc=f"caching {split} frames", disable=not show):
+                if clip.video_id in entries or clip.video_id in failed:
+                    continue
+                stamp = video_stamp(clip)
+                if stamp is None:
+                    failed[clip.video_id] = clip.invalid or "missing video file"
+                    continue
+                count = 0
+                try:
+                    for frames in decode_for_cache(clip.path, settings, clip.start, clip.end):
+                        out.write(frames.tobytes())
+                        count += len(frames)
+                except VideoReadError as err:
+                    out.seek(total * frame_bytes)  # drop the frames this clip wrote before failing
+                    out.truncate()
+                    failed[clip.video_id] = f"unreadable: {err}"
+                    continue
+                entries[clip.video_id] = {"offset": total, "count": count, "stamp": stamp}
+                total += count
+
+    atomic_write(frames_path, write_frames)
     index = {"settings": dataclasses.asdict(settings), "split": split, "total_frames": total,
              "clips": entries, "failed": failed}
-    temporary = index_path.with_name(f".{index_path.name}.tmp{os.getpid()}")
-    temporary.write_text(json.dumps(index), encoding="utf-8")
-    os.replace(temporary, index_path)
+    atomic_write_text(index_path, json.dumps(index), encoding="utf-8")
     return FrameCache(frames_path, index)
 
 

@@ -1,12 +1,12 @@
 """adaptformer: AdaptFormer's parallel MLP adapter (Chen et al., NeurIPS 2022), VoP's "Adapter^FFN" baseline.
 
-RIVALS.md §4: VoP gives only "hidden 64, parallel to the FFN, both encoders"; the rest follows the
+See docs/methods.md. VoP gives only "hidden 64, parallel to the FFN, both encoders"; the rest follows the
 AdaptFormer repository's defaults. In every block of both towers, with x the input of LN2:
 x += MLP(LN2 x) + scale * Up(Dropout(ReLU(Dn x))), scale 0.1. Dn (width -> 64) and Up (64 -> width) have
 biases; there is no adapter LayerNorm. Dn starts kaiming-uniform(a=sqrt(5)), Up and both biases at zero, so
 training starts at zero-shot CLIP. The video vector is CLIP4Clip's meanP (the base class's).
 
-Dropout: the repository's blocks build the adapter with dropout 0.1 on the hidden activations, a value RIVALS.md
+Dropout: the repository's blocks build the adapter with dropout 0.1 on the hidden activations, a value VoP
 does not mention; it is the default here (`dropout`), and 0 turns it off. Besides the harness's protocol
 (frame sampling, loss loop, AdamW, metrics), nothing else differs from the repository's adapter.
 """

@@ -1,4 +1,4 @@
-"""cross_modal_adapter: Cross-Modal Adapter (Jiang et al., arXiv 2211.09623v1), as RIVALS.md §2 specifies.
+"""cross_modal_adapter: Cross-Modal Adapter (Jiang et al., arXiv 2211.09623v1), as docs/methods.md specifies.
 
 The backbone stays frozen. Every block of both towers gets two adapters in series, each on a sublayer's
 output before the residual: x += A(Attn(LN1 x)); x += A'(MLP(LN2 x)). An adapter maps h to
@@ -17,7 +17,8 @@ building the [N, B, D] tensor of pooled vectors (see `text_conditioned_logits`).
 Deliberate differences from the official code (LeapLabTHU/Cross-Modal-Adapter), besides the harness's
 protocol (its frame sampling, loss loop, AdamW with its cosine schedule, metrics):
 - adapters are held and updated in fp32; the official run converts them to fp16 (`--adapter_convert2fp16`);
-- the official activation default is `gelu_new`; its README run, like the paper, uses QuickGELU, as here;
+- `train.py`'s `--adapter_non_linearity` defaults to `gelu` but asserts `quick_gelu`; its README run, like the paper,
+  uses QuickGELU, as here;
 - the shared matrices need towers of equal depth (as the official code assumes); other depths are refused.
 """
 

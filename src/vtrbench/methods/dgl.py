@@ -1,4 +1,4 @@
-"""dgl: Dynamic Global-Local prompt tuning (Yang et al., AAAI 2024), as METHODS.md defines it.
+"""dgl: Dynamic Global-Local prompt tuning (Yang et al., AAAI 2024), as docs/methods.md defines it.
 
 The backbone stays frozen. Trainable: `num_global` global visual prompts G (one set per video, carried
 through every layer), and a latent space that produces, for each of the first K_p layers, the local frame
@@ -21,7 +21,7 @@ difference, why, and the option that restores the official behaviour where one c
   N(0, 0.02) for G, Z and E (this package's earlier rule; E is then 50 times smaller).
 - Padded frames: the official loader fills a clip shorter than the frame count by repeating its last frame,
   and DGL then treats every slot as real (G attends to all of them; the frame average counts the repeats).
-  Here the harness pads and masks (PROTOCOL.md): padded frames are left out of G's keys and of the frame
+  Here the harness pads and masks (docs/protocol.md): padded frames are left out of G's keys and of the frame
   averages. Intended, no option: repeating a frame weights it more in the video vector. Clips with at least
   `data.num_frames` frames are computed identically.
 - Postfix placement (`postfix`): `after_padding` (default, official) puts the text postfix after the padded
@@ -34,7 +34,7 @@ difference, why, and the option that restores the official behaviour where one c
   reads the linear latent, with Ng, and takes the first 4 output tokens as the global ones). Here they are
   independent.
 - Not offered: the official `global-local-feature` output (a token sequence, not one vector).
-- Harness-wide, not DGL's (PROTOCOL.md): AdamW leaves every 1-D parameter (biases and LayerNorm gains) out of
+- Harness-wide, not DGL's (docs/protocol.md): AdamW leaves every 1-D parameter (biases and LayerNorm gains) out of
   weight decay, where the official optimiser exempts only names containing `bias`, so it decays the
   LayerNorm gains of the transformer latent's block.
 """
@@ -52,7 +52,14 @@ from torch import nn
 
 from vtrbench.methods.backbone import Backbone, text_width, visual_width
 from vtrbench.methods.base import RetrievalMethod, image_tokens, mean_pool
-from vtrbench.methods.separate_prompt import new_prompts, prompted_text_features, resolve_prompt_layers
+from vtrbench.methods.building_blocks import (
+    check_global_local_compatible,
+    merge_heads,
+    new_prompts,
+    prompted_text_features,
+    resolve_prompt_layers,
+    split_heads,
+)
 from vtrbench.registry import METHODS
 
 LATENTS = ("linear", "transformer")
@@ -161,15 +168,6 @@ def vpt_uniform_bound(visual: nn.Module) -> float:
     return math.sqrt(6.0 / (3 * patch_h * patch_w + visual.transformer.width))
 
 
-def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """[..., L, D] -> [..., heads, L, D / heads] (nn.MultiheadAttention's head layout)."""
-    return x.unflatten(-1, (heads, -1)).transpose(-3, -2)
-
-
-def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    return x.transpose(-3, -2).flatten(-2)
-
-
 def global_local_attention(
     attn: nn.MultiheadAttention, global_in: torch.Tensor, frames_in: torch.Tensor, mask: torch.Tensor,
     dropout: float = 0.0,
@@ -222,20 +220,6 @@ def global_local_block(
     global_tokens = global_tokens + block.ls_2(block.mlp(block.ln_2(global_tokens)))
     frames = frames + block.ls_2(block.mlp(block.ln_2(frames)))
     return global_tokens, frames
-
-
-def check_global_local_compatible(blocks: nn.ModuleList, method: str = "dgl") -> None:
-    """The global-local layer re-implements nn.MultiheadAttention's plain path; refuse anything else."""
-    for block in blocks:
-        attn = getattr(block, "attn", None)
-        if (
-            not isinstance(attn, nn.MultiheadAttention)
-            or not attn._qkv_same_embed_dim
-            or attn.bias_k is not None
-            or attn.add_zero_attn
-            or hasattr(block, "ln_1_kv")
-        ):
-            raise ValueError(f"{method} needs open_clip's plain ResidualAttentionBlock (nn.MultiheadAttention)")
 
 
 @METHODS.register("dgl")

@@ -12,5 +12,5 @@ class FullFinetune(RetrievalMethod):
     def __init__(self, backbone: Backbone, config: Any = None):
         super().__init__(backbone, config)
         self.clip.requires_grad_(True)
-        # The similarity's temperature is part of the shared protocol (METHODS.md), frozen for every method.
+        # The similarity's temperature is part of the shared protocol (docs/methods.md), frozen for every method.
         self.clip.logit_scale.requires_grad_(False)

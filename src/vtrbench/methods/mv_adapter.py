@@ -1,4 +1,4 @@
-"""mv_adapter: MV-Adapter (Jin et al., CVPR 2024), as RIVALS.md §3 specifies.
+"""mv_adapter: MV-Adapter (Jin et al., CVPR 2024), as docs/methods.md specifies.
 
 Every block of both towers gets an adapter A on its MLP output y = MLP(LN2 x): x += y + scale * A(y), scale 0.1.
 

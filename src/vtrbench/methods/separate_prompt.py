@@ -1,11 +1,12 @@
-"""separate_prompt: independent deep prompts per modality, the design DGL argues against (METHODS.md).
+"""separate_prompt: independent deep prompts per modality, the design DGL argues against (docs/methods.md).
 
 Visual (VPT-deep): `num_visual` learnable tokens per layer sit right after each frame's CLS token; before
 every layer k >= 1 those slots are overwritten with layer k's tokens; every frame gets the same tokens. Text
 (deep, CoOp-style): `num_text` learnable tokens per layer right after SOT, overwritten per layer the same way.
 The video vector is CLIP4Clip's meanP over the frames' CLS embeddings (the base class's head).
 
-`prompted_text_features` is also DGL's text path (it adds postfix prompts), so it is written for both.
+The text path (`prompted_text_features`) and the prompt initialisation are shared with DGL and VoP
+(`building_blocks.py`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from vtrbench.methods.backbone import Backbone, text_width, visual_width
-from vtrbench.methods.base import RetrievalMethod, causal_mask, eot_positions, image_tokens
+from vtrbench.methods.base import RetrievalMethod, image_tokens
+from vtrbench.methods.building_blocks import new_prompts, prompted_text_features, resolve_prompt_layers
 from vtrbench.registry import METHODS
-
-PROMPT_INIT_STD = 0.02
 
 
 @dataclass
@@ -32,67 +31,6 @@ class SeparatePromptConfig:
     def __post_init__(self) -> None:
         if self.num_visual < 1 or self.num_text < 1:
             raise ValueError("separate_prompt: num_visual and num_text must be at least 1")
-
-
-def resolve_prompt_layers(requested: int | None, available: int, method: str) -> int:
-    """K_p: how many layers, counted from the input, receive fresh prompts (None = all of them)."""
-    if requested is None:
-        return available
-    if not 1 <= requested <= available:
-        raise ValueError(f"{method}: prompt_layers={requested} must be between 1 and the {available} layers")
-    return requested
-
-
-def new_prompts(*shape: int) -> nn.Parameter:
-    return nn.Parameter(torch.randn(*shape) * PROMPT_INIT_STD)
-
-
-def prompted_text_features(
-    clip: nn.Module,
-    tokens: torch.Tensor,
-    prefix: torch.Tensor,
-    postfix: torch.Tensor,
-    postfix_before_eot: bool = False,
-) -> torch.Tensor:
-    """[N, L] token ids -> [N, Dt]: the EOT token after ln_final of a text tower run with deep prompts.
-
-    `prefix` [K_p, Np, Dt] goes right after SOT; `postfix` [K_p, Nq, Dt] (Nq may be 0) goes after the whole
-    padded caption, or, with `postfix_before_eot`, between the caption's last word and its EOT token. Layer k
-    < K_p sees layer k's prompts in those slots (fresh tokens, not the previous layer's outputs); layers from
-    K_p on carry the previous outputs forward. Positional embeddings belong to the caption tokens only.
-    """
-    num_tokens, length = tokens.shape
-    num_prefix, num_postfix = prefix.shape[1], postfix.shape[1]
-    prompt_layers = prefix.shape[0]
-    device = tokens.device
-    eot = eot_positions(tokens)
-
-    # Where each caption token and each prompt lands in the longer sequence; captions differ in length, so
-    # with the postfix before EOT every caption has its own layout (built once, applied by scatter).
-    positions = torch.arange(length, device=device).expand(num_tokens, length)
-    postfix_start = eot if postfix_before_eot else torch.full_like(eot, length)
-    after_postfix = positions >= postfix_start[:, None]
-    caption_slots = positions + num_prefix * (positions >= 1) + num_postfix * after_postfix
-    prefix_slots = torch.arange(1, 1 + num_prefix, device=device).expand(num_tokens, num_prefix)
-    postfix_slots = (postfix_start + num_prefix)[:, None] + torch.arange(num_postfix, device=device)
-    prompt_slots = torch.cat([prefix_slots, postfix_slots], dim=1)
-
-    def place(x: torch.Tensor, layer: int) -> torch.Tensor:
-        prompts = torch.cat([prefix[layer], postfix[layer]]).to(x.dtype).expand(num_tokens, -1, -1)
-        return x.scatter(1, prompt_slots[..., None].expand(-1, -1, x.shape[-1]), prompts)
-
-    captions = clip.token_embedding(tokens) + clip.positional_embedding[:length]
-    sequence_length = length + num_prefix + num_postfix
-    x = captions.new_zeros(num_tokens, sequence_length, captions.shape[-1])
-    x = place(x.scatter(1, caption_slots[..., None].expand(-1, -1, x.shape[-1]), captions), 0)
-    mask = causal_mask(sequence_length, device, x.dtype)
-    for layer, block in enumerate(clip.transformer.resblocks):
-        if 1 <= layer < prompt_layers:
-            x = place(x, layer)
-        x = block(x, attn_mask=mask)
-    x = clip.ln_final(x)
-    eot_slots = caption_slots.gather(1, eot[:, None]).squeeze(1)
-    return x[torch.arange(num_tokens, device=device), eot_slots]
 
 
 @METHODS.register("separate_prompt")

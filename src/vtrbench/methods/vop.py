@@ -1,4 +1,4 @@
-"""vop: VoP, Text-Video Co-operative Prompt Tuning (Huang et al., CVPR 2023), as RIVALS.md section 1 gives it.
+"""vop: VoP, Text-Video Co-operative Prompt Tuning (Huang et al., CVPR 2023), as docs/methods.md gives it.
 
 The backbone stays frozen. Every variant has deep text prompts (8 per layer of the text tower, N(0, 0.02)) and
 deep visual prompts; `variant` chooses the video prompts:
@@ -54,8 +54,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from vtrbench.methods.backbone import Backbone, text_width, visual_width
 from vtrbench.methods.base import RetrievalMethod, image_tokens
-from vtrbench.methods.dgl import check_global_local_compatible, merge_heads, split_heads
-from vtrbench.methods.separate_prompt import new_prompts, prompted_text_features
+from vtrbench.methods.building_blocks import (
+    check_global_local_compatible,
+    merge_heads,
+    new_prompts,
+    prompted_text_features,
+    split_heads,
+)
 from vtrbench.registry import METHODS
 
 VARIANTS = ("base", "P", "C", "F", "F+P", "F+C")

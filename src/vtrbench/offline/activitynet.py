@@ -18,18 +18,7 @@ import numpy as np
 
 from vtrbench.cache import cache_dir
 from vtrbench.offline.world import distinct_captions, sample_clips
-from vtrbench.offline.writer import (
-    VIDEO_FPS,
-    VideoJob,
-    dataset_settings,
-    derived_seed,
-    finish_dataset,
-    is_complete,
-    start_dataset,
-    write_json_atomic,
-    write_videos,
-    youtube_ids,
-)
+from vtrbench.offline.writer import VIDEO_FPS, VideoJob, derived_seed, generate_dataset, write_json, youtube_ids
 from vtrbench.registry import DATA_ROOTS
 
 # One paragraph per video; about 1,000 test paragraphs. The loader holds out a tenth of train for validation
@@ -46,12 +35,11 @@ def generate_activitynet(
     root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True
 ) -> Path:
     """Write a synthetic ActivityNet Captions to `root` (unless it holds this one already) and return `root`."""
-    root, sizes = Path(root), dict(sizes or SIZES)
-    settings = dataset_settings("activitynet", seed, sizes, events=list(EVENTS_PER_VIDEO),
-                                event_frames=list(EVENT_FRAMES))
-    if is_complete(root, settings):
-        return root
-    video_dir = start_dataset(root, settings)
+    return generate_dataset("activitynet", "ActivityNet", root, seed, dict(sizes or SIZES), write_activitynet,
+                            progress, events=list(EVENTS_PER_VIDEO), event_frames=list(EVENT_FRAMES))
+
+
+def write_activitynet(root: Path, video_dir: Path, seed: int, sizes: dict[str, int]) -> list[VideoJob]:
     id_rng = np.random.default_rng(derived_seed(seed, "activitynet/ids"))
     ids = iter(youtube_ids(id_rng, sum(sizes.values())))
     caption_rng = np.random.default_rng(derived_seed(seed, "activitynet/captions"))
@@ -87,9 +75,8 @@ def generate_activitynet(
                 "timestamps": timestamps,
                 "sentences": sentences,
             }
-        write_json_atomic(root / FILES[split], annotations)
-    write_videos(jobs, "generating the offline ActivityNet", progress)
-    return finish_dataset(root, settings)
+        write_json(root / FILES[split], annotations)
+    return jobs
 
 
 @DATA_ROOTS.register("activitynet")

@@ -14,18 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from vtrbench.cache import cache_dir
-from vtrbench.offline.world import distinct_captions, sample_clips
-from vtrbench.offline.writer import (
-    VIDEO_FPS,
-    VideoJob,
-    dataset_settings,
-    derived_seed,
-    finish_dataset,
-    is_complete,
-    start_dataset,
-    write_text_atomic,
-    write_videos,
-)
+from vtrbench.files import atomic_write_text
+from vtrbench.offline.world import distinct_captions
+from vtrbench.offline.writer import VIDEO_FPS, VideoJob, derived_seed, generate_dataset, split_clips
 from vtrbench.registry import DATA_ROOTS
 
 # One caption per clip, as the real LSMDC: 1,250 training clips make 39 steps of 32 an epoch; a test of 1,000
@@ -50,16 +41,17 @@ def lsmdc_timestamp(milliseconds: int) -> str:
 
 def generate_lsmdc(root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True) -> Path:
     """Write a synthetic LSMDC to `root` (unless it holds this one already) and return `root`."""
-    root, sizes = Path(root), dict(sizes or SIZES)
-    settings = dataset_settings("lsmdc", seed, sizes)
-    if is_complete(root, settings):
-        return root
-    video_dir = start_dataset(root, settings)
+    return generate_dataset("lsmdc", "LSMDC", root, seed, dict(sizes or SIZES), write_lsmdc, progress)
+
+
+def write_lsmdc(root: Path, video_dir: Path, seed: int, sizes: dict[str, int]) -> list[VideoJob]:
     time_rng = np.random.default_rng(derived_seed(seed, "lsmdc/times"))
     caption_rng = np.random.default_rng(derived_seed(seed, "lsmdc/captions"))
+    specs_of: dict[str, list] = {split: [] for split in sizes}
+    for split, spec in split_clips("lsmdc", seed, sizes):
+        specs_of[split].append(spec)
     jobs = []
-    for split, size in sizes.items():
-        specs = sample_clips(size, derived_seed(seed, f"lsmdc/{split}"), grouped=split != "train")
+    for split, specs in specs_of.items():
         movies = MOVIES[split]
         clock = {movie: int(time_rng.integers(60_000, 600_000)) for movie in movies}
         lines = []
@@ -72,9 +64,8 @@ def generate_lsmdc(root: Path, seed: int = 0, sizes: dict[str, int] | None = Non
             jobs.append(VideoJob(video_dir / movie / f"{clip_id}.mp4", (spec,)))
             times = f"{lsmdc_timestamp(start)}\t{lsmdc_timestamp(end)}"
             lines.append(f"{clip_id}\t{times}\t{times}\t{distinct_captions(spec, caption_rng, 1)[0]}\n")
-        write_text_atomic(root / FILES[split], "".join(lines))
-    write_videos(jobs, "generating the offline LSMDC", progress)
-    return finish_dataset(root, settings)
+        atomic_write_text(root / FILES[split], "".join(lines))
+    return jobs
 
 
 @DATA_ROOTS.register("lsmdc")

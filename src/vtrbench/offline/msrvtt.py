@@ -13,19 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from vtrbench.cache import cache_dir
-from vtrbench.offline.world import CLIPS_VERSION, EVENTS, caption_clip, sample_clips
-from vtrbench.offline.writer import (
-    VIDEO_FPS,
-    VideoJob,
-    dataset_settings,
-    derived_seed,
-    finish_dataset,
-    is_complete,
-    start_dataset,
-    write_json_atomic,
-    write_text_atomic,
-    write_videos,
-)
+from vtrbench.files import atomic_write_text
+from vtrbench.offline.world import CLIPS_VERSION, EVENTS, caption_clip
+from vtrbench.offline.writer import VIDEO_FPS, VideoJob, derived_seed, generate_dataset, split_clips, write_json
 from vtrbench.registry import DATA_ROOTS
 
 # The split sizes of the offline default: a 1k-A-sized test, so that R@1's 95% interval is about +-3 points
@@ -37,19 +27,13 @@ OFFICIAL_SPLIT = {"train": "train", "val": "validate", "test": "test"}
 
 def generate_msrvtt(root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True) -> Path:
     """Write a synthetic MSR-VTT to `root` (unless it holds this one already) and return `root`."""
-    root, sizes = Path(root), dict(sizes or SIZES)
-    settings = dataset_settings("msrvtt", seed, sizes)
-    if is_complete(root, settings):
-        return root
-    video_dir = start_dataset(root, settings)
-    specs = [
-        (split, spec)
-        for split in ("train", "val", "test")
-        for spec in sample_clips(sizes[split], derived_seed(seed, f"msrvtt/{split}"), grouped=split != "train")
-    ]
+    return generate_dataset("msrvtt", "MSR-VTT", root, seed, dict(sizes or SIZES), write_msrvtt, progress)
+
+
+def write_msrvtt(root: Path, video_dir: Path, seed: int, sizes: dict[str, int]) -> list[VideoJob]:
     caption_rng = np.random.default_rng(derived_seed(seed, "msrvtt/captions"))
     videos, sentences, test_rows, jobs = [], [], [], []
-    for index, (split, spec) in enumerate(specs):
+    for index, (split, spec) in enumerate(split_clips("msrvtt", seed, sizes)):
         video_id = f"video{index}"
         jobs.append(VideoJob(video_dir / f"{video_id}.mp4", (spec,)))
         videos.append({
@@ -66,7 +50,6 @@ def generate_msrvtt(root: Path, seed: int = 0, sizes: dict[str, int] | None = No
                       for i, caption in enumerate(captions)]
         if split == "test":
             test_rows.append(f"ret{len(test_rows)},msr{index},{video_id},{captions[0]}")
-    write_videos(jobs, "generating the offline MSR-VTT", progress)
 
     info = {
         "contributor": "vtrbench synthetic world",
@@ -75,17 +58,17 @@ def generate_msrvtt(root: Path, seed: int = 0, sizes: dict[str, int] | None = No
         "year": 2016,
         "description": "coloured shapes that move, appear, disappear, flash or stay still",
     }
-    write_json_atomic(root / "MSRVTT_data.json", {"info": info, "videos": videos, "sentences": sentences})
+    write_json(root / "MSRVTT_data.json", {"info": info, "videos": videos, "sentences": sentences})
 
     def id_csv(*splits: str) -> str:
         ids = [video["video_id"] for video in videos if video["split"] in {OFFICIAL_SPLIT[s] for s in splits}]
         return "video_id\n" + "".join(f"{video_id}\n" for video_id in ids)
 
-    write_text_atomic(root / "MSRVTT_train.9k.csv", id_csv("train", "val"))
-    write_text_atomic(root / "MSRVTT_val.full.csv", id_csv("val"))
-    write_text_atomic(root / "MSRVTT_JSFUSION_test.csv",
+    atomic_write_text(root / "MSRVTT_train.9k.csv", id_csv("train", "val"))
+    atomic_write_text(root / "MSRVTT_val.full.csv", id_csv("val"))
+    atomic_write_text(root / "MSRVTT_JSFUSION_test.csv",
                       "key,vid_key,video_id,sentence\n" + "".join(f"{row}\n" for row in test_rows))
-    return finish_dataset(root, settings)
+    return jobs
 
 
 @DATA_ROOTS.register("msrvtt")

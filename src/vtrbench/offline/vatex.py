@@ -13,18 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from vtrbench.cache import cache_dir
-from vtrbench.offline.world import distinct_captions, sample_clips
+from vtrbench.files import atomic_write_text
+from vtrbench.offline.world import distinct_captions
 from vtrbench.offline.writer import (
     VIDEO_FPS,
     VideoJob,
-    dataset_settings,
     derived_seed,
-    finish_dataset,
-    is_complete,
-    start_dataset,
-    write_json_atomic,
-    write_text_atomic,
-    write_videos,
+    generate_dataset,
+    split_clips,
+    write_json,
     youtube_ids,
 )
 from vtrbench.registry import DATA_ROOTS
@@ -40,16 +37,11 @@ CHINESE_PLACEHOLDER = "合成视频，没有中文描述"
 
 def generate_vatex(root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True) -> Path:
     """Write a synthetic VATEX to `root` (unless it holds this one already) and return `root`."""
-    root, sizes = Path(root), dict(sizes or SIZES)
-    settings = dataset_settings("vatex", seed, sizes)
-    if is_complete(root, settings):
-        return root
-    video_dir = start_dataset(root, settings)
-    specs = [
-        (split, spec)
-        for split in ("train", "val", "test")
-        for spec in sample_clips(sizes[split], derived_seed(seed, f"vatex/{split}"), grouped=split != "train")
-    ]
+    return generate_dataset("vatex", "VATEX", root, seed, dict(sizes or SIZES), write_vatex, progress)
+
+
+def write_vatex(root: Path, video_dir: Path, seed: int, sizes: dict[str, int]) -> list[VideoJob]:
+    specs = split_clips("vatex", seed, sizes)
     id_rng = np.random.default_rng(derived_seed(seed, "vatex/ids"))
     caption_rng = np.random.default_rng(derived_seed(seed, "vatex/captions"))
     entries, jobs = [], []
@@ -65,11 +57,10 @@ def generate_vatex(root: Path, seed: int = 0, sizes: dict[str, int] | None = Non
             "chCap": [CHINESE_PLACEHOLDER] * CAPTIONS_PER_CLIP,
         })
         ids_of[split].append(clip_id)
-    write_videos(jobs, "generating the offline VATEX", progress)
-    write_json_atomic(root / "vatex_data.json", entries)
+    write_json(root / "vatex_data.json", entries)
     for split, ids in ids_of.items():
-        write_text_atomic(root / f"{split}_list.txt", "".join(f"{clip_id}\n" for clip_id in ids))
-    return finish_dataset(root, settings)
+        atomic_write_text(root / f"{split}_list.txt", "".join(f"{clip_id}\n" for clip_id in ids))
+    return jobs
 
 
 @DATA_ROOTS.register("vatex")

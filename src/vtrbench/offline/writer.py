@@ -1,7 +1,7 @@
-"""Writing a generated dataset to disk: mp4 files rendered and encoded on every CPU core, annotation files
-written atomically, and a marker written last that records the settings. A dataset folder is therefore
-either complete and current, or regenerated: a changed setting, renderer or interrupted run never leaves
-stale or half-written data that looks finished."""
+"""Writing a generated dataset to disk, what every format shares (`generate_dataset`): mp4 files rendered and
+encoded on every CPU core, annotation files written atomically, and a marker written last that records the
+settings. A dataset folder is therefore either complete and current, or regenerated: a changed setting,
+renderer or interrupted run never leaves stale or half-written data that looks finished."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vtrbench.offline.world import CLIPS_VERSION, ClipSpec, render_clip
+from vtrbench.files import atomic_write, atomic_write_text
+from vtrbench.offline.world import CLIPS_VERSION, ClipSpec, render_clip, sample_clips
 from vtrbench.progress import bar, phase
 
 # The offline backbone's input size, so that neither caching nor loading resizes. A multiple of 32: decord 0.6.0
@@ -28,24 +28,25 @@ VIDEO_FPS = 8
 # which would break "same seed, same dataset"; mpeg4 is deterministic and in every ffmpeg build.
 VIDEO_CODEC = "mpeg4"
 MARKER_NAME = ".vtrbench_synthetic.json"
+SPLITS = ("train", "val", "test")
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int = VIDEO_FPS) -> None:
-    """Encode uint8 [T, H, W, 3] frames (H, W even) as an mp4, through a temporary file then a rename."""
+    """Encode uint8 [T, H, W, 3] frames (H, W even) as an mp4, written atomically."""
     import av
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}.mp4")
-    with av.open(str(temporary), mode="w") as container:
-        stream = container.add_stream(VIDEO_CODEC, rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        # Near-lossless quality: the cues are a few pixels wide and the files stay tiny anyway.
-        stream.options = {"qscale": "2"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    os.replace(temporary, path)
+    def encode(temporary: Path) -> None:
+        with av.open(str(temporary), mode="w", format="mp4") as container:
+            stream = container.add_stream(VIDEO_CODEC, rate=fps)
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            # Near-lossless quality: the cues are a few pixels wide and the files stay tiny anyway.
+            stream.options = {"qscale": "2"}
+            for frame in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+
+    atomic_write(path, encode)
 
 
 @dataclass(frozen=True)
@@ -79,18 +80,8 @@ def write_videos(jobs: Sequence[VideoJob], description: str, progress: bool = Tr
                 pass
 
 
-def write_json_atomic(path: Path, payload: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        json.dump(payload, handle, indent=1)
-    os.replace(handle.name, path)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
+def write_json(path: Path, payload: object) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=1))
 
 
 def dataset_settings(format_name: str, seed: int, sizes: dict[str, int], **extra: object) -> dict:
@@ -119,8 +110,31 @@ def start_dataset(root: Path, settings: dict) -> Path:
 
 
 def finish_dataset(root: Path, settings: dict) -> Path:
-    write_json_atomic(root / MARKER_NAME, settings)
+    write_json(root / MARKER_NAME, settings)
     return root
+
+
+def generate_dataset(format_name: str, title: str, root: Path, seed: int, sizes: dict[str, int],
+                     write_annotations: Callable[[Path, Path, int, dict[str, int]], list[VideoJob]],
+                     progress: bool = True, **extra: object) -> Path:
+    """What generating any format takes: unless `root` holds this very dataset already (its marker has these
+    settings), empty it, let the format write its annotation files (`write_annotations(root, video_dir, seed,
+    sizes)`, which returns the videos to render), render the videos, then write the marker last."""
+    root = Path(root)
+    settings = dataset_settings(format_name, seed, sizes, **extra)
+    if is_complete(root, settings):
+        return root
+    video_dir = start_dataset(root, settings)
+    jobs = write_annotations(root, video_dir, seed, sizes)
+    write_videos(jobs, f"generating the offline {title}", progress)
+    return finish_dataset(root, settings)
+
+
+def split_clips(format_name: str, seed: int, sizes: dict[str, int]) -> list[tuple[str, ClipSpec]]:
+    """Every split's clips, train first: its own derived seed per split, evaluation splits grouped."""
+    return [(split, spec) for split in SPLITS if split in sizes
+            for spec in sample_clips(sizes[split], derived_seed(seed, f"{format_name}/{split}"),
+                                     grouped=split != "train")]
 
 
 def derived_seed(seed: int, purpose: str) -> int:

@@ -4,6 +4,13 @@ Imports nothing of training (no torch, no runner, methods or datasets): a report
 that has the result files.
 """
 
+from vtrbench.reports.aggregate import (
+    aggregate_runs,
+    failed_runs,
+    load_published,
+    paired_comparisons,
+    summarize_r1,
+)
 from vtrbench.reports.bootstrap import (
     PairedComparison,
     RecallInterval,
@@ -11,15 +18,8 @@ from vtrbench.reports.bootstrap import (
     paired_bootstrap,
     recall_intervals,
 )
-from vtrbench.reports.leaderboard import (
-    aggregate_runs,
-    failed_runs,
-    load_published,
-    paired_comparisons,
-    summarize_r1,
-)
 from vtrbench.reports.report import measured_tables_markdown, write_report
-from vtrbench.reports.results import ResultFileError, load_results
+from vtrbench.reports.result_table import ResultFileError, load_results
 
 __all__ = [
     "PairedComparison",

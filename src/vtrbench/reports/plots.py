@@ -17,13 +17,11 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import LogLocator, NullFormatter
 
+from vtrbench.schema import method_label
+
 # tab10, then Dark2's eight: 18 colours that a reader tells apart, so eleven methods never share one.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
-
-
-def method_label(method: str, variant: str) -> str:
-    return f"{method}.{variant}" if variant else method
 
 
 def method_colors(rows: pd.DataFrame) -> dict[str, str]:
@@ -177,8 +175,7 @@ def plot_r1_against_params(
             label="published (same backbone, the papers' own training)",
         )
         for (_, row), px in zip(drawn_published.iterrows(), x, strict=True):
-            name = f"{row['method']}.{row['variant']}" if row["variant"] else row["method"]
-            labels.append((px, float(row["t2v_R1"]), f"{name} (published)"))
+            labels.append((px, float(row["t2v_R1"]), f"{method_label(row['method'], row['variant'])} (published)"))
 
     axes.set_xscale("log")
     x_max = max(float(all_tuned.max()) if not all_tuned.empty else floor, floor) * 8

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vtrbench.reports.bootstrap import DEFAULT_RESAMPLES, DEFAULT_RNG_SEED
-from vtrbench.reports.leaderboard import (
+from vtrbench.reports.aggregate import (
     METRIC_COLUMNS,
     aggregate_runs,
     assign_tables,
@@ -19,6 +18,7 @@ from vtrbench.reports.leaderboard import (
     published_for_tables,
     summarize_r1,
 )
+from vtrbench.reports.bootstrap import DEFAULT_RESAMPLES, DEFAULT_RNG_SEED
 from vtrbench.reports.plots import plot_r1_against_params, plot_val_curves
 from vtrbench.reports.render import (
     ReportFigure,
@@ -28,7 +28,7 @@ from vtrbench.reports.render import (
     render_latex,
     render_markdown,
 )
-from vtrbench.reports.results import load_results
+from vtrbench.reports.result_table import load_results
 from vtrbench.reports.tables import (
     confidence_table,
     dataset_table,
@@ -36,7 +36,8 @@ from vtrbench.reports.tables import (
     paired_table,
     summary_table,
 )
-from vtrbench.reports.tuning import curve_frame, load_tuning_records, tuning_frame, tuning_tables
+from vtrbench.reports.tuning_section import curve_frame, load_tuning_records, tuning_frame, tuning_tables
+from vtrbench.schema import method_label
 
 REPORT_TITLE = "vtrbench: parameter-efficient text-video retrieval"
 TABLE_CSV_COLUMNS = [
@@ -186,7 +187,7 @@ def tuning_section(runs_dir: Path, out_dir: Path, paths: dict[str, Path], result
     )
     searched = {(r["dataset"], r["method"], r.get("variant", "")) for r in records}
     tested = results[["dataset", "method", "variant"]].drop_duplicates().itertuples(index=False)
-    unsearched = sorted(f"{m}{'.' + v if v else ''} on {d}" for d, m, v in tested if (d, m, v) not in searched)
+    unsearched = sorted(f"{method_label(m, v)} on {d}" for d, m, v in tested if (d, m, v) not in searched)
     items: list = [intro, *tuning_tables(records)]
     if unsearched:
         items.append("Tested without a search here (their settings come from their configs; a method that "

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from vtrbench.reports.aggregate import CI_KS
 from vtrbench.reports.bootstrap import CONFIDENCE
-from vtrbench.reports.leaderboard import CI_KS
-from vtrbench.reports.results import DIRECTIONS, RANK_METRICS
+from vtrbench.reports.result_table import DIRECTIONS, RANK_METRICS
 
 MISSING = "–"
 DIRECTION_LABELS = {"t2v": "Text→Video", "v2t": "Video→Text"}

@@ -7,9 +7,9 @@ times the heads only. A method that tunes nothing has no step. Each method runs 
 the peak resident set (VmHWM, reset through /proc/self/clear_refs before the steps) is its own; "step peak"
 is that peak minus the memory held before the first step (weights, inputs).
 
-    python benchmarks/methods_step.py                            # every method, ~8 minutes on 2 cores
-    python benchmarks/methods_step.py --methods dgl lora --repeats 5
-    python benchmarks/methods_step.py --backbone vtrbench-tiny   # checks the logic in seconds
+    python perf/methods_step.py                            # every method, ~8 minutes on 2 cores
+    python perf/methods_step.py --methods dgl lora --repeats 5
+    python perf/methods_step.py --backbone vtrbench-tiny   # checks the logic in seconds
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from vtrbench.reports.results import ResultFileError
+from vtrbench.reports.result_table import ResultFileError
 from vtrbench.reports.tables import MISSING, DisplayTable
+from vtrbench.schema import TUNING_FILE
 
-TUNING_FILE = "tuning.json"
 CURVE_COLUMNS = ["table", "dataset", "backbone", "method", "variant", "seed", "epoch", "step",
                  "t2v_R1", "v2t_R1", "rsum"]
 

@@ -1,7 +1,7 @@
 """Read the runner's ``result.json`` files into one flat pandas table (one row per run).
 
-The schema is fixed by the runner (schema 1). The JSON fields are trusted, not the directory names, so a
-copied or renamed run folder still lands in the right row.
+The fields are `vtrbench.schema.RunResult`'s, the schema the runner writes. The JSON fields are trusted,
+not the directory names, so a copied or renamed run folder still lands in the right row.
 
 Flattened columns:
   identity   ``method variant dataset split backbone pretrained activation seed status error path``
@@ -26,9 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 1
-DIRECTIONS = ("t2v", "v2t")
-RANK_METRICS = ("R1", "R5", "R10", "MdR", "MnR")
+from vtrbench.schema import DIRECTIONS, RANK_METRICS, RESULT_FILE, RUN_IDENTITY, SCHEMA_VERSION, STATUSES
+
 IDENTITY_KEYS = ("method", "variant", "dataset", "split", "backbone", "seed")
 FINISHED_COLUMNS = (
     *(f"{direction}_{metric}" for direction in DIRECTIONS for metric in RANK_METRICS),
@@ -45,8 +44,6 @@ FINISHED_COLUMNS = (
     "peak_memory_mb",
     "val_curve",
 )
-# A run is identified by these; two files claiming the same identity would be averaged twice.
-RUN_IDENTITY = ("dataset", "split", "backbone", "method", "variant", "seed")
 VAL_SPLIT = "val"  # the split tuning trials are scored on
 
 
@@ -117,8 +114,8 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
     if schema != SCHEMA_VERSION:
         raise ResultFileError(f"{path}: schema {schema!r} is not supported (expected {SCHEMA_VERSION})")
     status = _require(record, "status", path)
-    if status not in ("finished", "failed"):
-        raise ResultFileError(f"{path}: status must be 'finished' or 'failed', got {status!r}")
+    if status not in STATUSES:
+        raise ResultFileError(f"{path}: status must be one of {', '.join(map(repr, STATUSES))}, got {status!r}")
     row: dict[str, Any] = {key: _require(record, key, path) for key in IDENTITY_KEYS}
     row["variant"] = row["variant"] or ""
     row["seed"] = int(row["seed"])
@@ -176,9 +173,9 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
     malformed file or for two files that claim the same run.
     """
     runs_dir = Path(runs_dir)
-    paths = sorted(runs_dir.rglob("result.json"))
+    paths = sorted(runs_dir.rglob(RESULT_FILE))
     if not paths:
-        raise FileNotFoundError(f"no result.json under {runs_dir}")
+        raise FileNotFoundError(f"no {RESULT_FILE} under {runs_dir}")
     rows = [row for row in map(load_result_file, paths) if row["split"] != VAL_SPLIT]
     if not rows:
         raise FileNotFoundError(f"no test result under {runs_dir} (only tuning trials, which are scored on val)")

@@ -4,7 +4,7 @@ Generates clips (h264, 25 fps, 3 to 10 s, a moving pattern so the codec has work
 (`build_frame_cache`, as `vtrbench data prepare` does) and times `ClipFrames.frames`, the very function a
 training epoch calls per clip, with training sampling (random segment offsets) both ways.
 
-    python benchmarks/frame_cache.py --clips 32 --width 64 --height 64 --image-size 32 --num-frames 12
+    python perf/frame_cache.py --clips 32 --width 64 --height 64 --image-size 32 --num-frames 12
 """
 
 from __future__ import annotations

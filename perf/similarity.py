@@ -7,8 +7,8 @@ chunks that keep a [chunk, clips, frames] tensor within 2**26 scores). The score
 backbone's frozen temperature, so the small offline backbone (random weights) builds the methods; the inputs
 have the width asked for.
 
-    python benchmarks/similarity.py                           # CPU, ~1 minute on 2 cores
-    python benchmarks/similarity.py --device cuda --repeats 20
+    python perf/similarity.py                           # CPU, ~1 minute on 2 cores
+    python perf/similarity.py --device cuda --repeats 20
 """
 
 from __future__ import annotations

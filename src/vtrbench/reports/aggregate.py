@@ -21,7 +21,8 @@ from vtrbench.reports.bootstrap import (
     paired_bootstrap,
     recall_intervals,
 )
-from vtrbench.reports.results import DIRECTIONS, RANK_METRICS
+from vtrbench.reports.result_table import DIRECTIONS, RANK_METRICS
+from vtrbench.schema import method_label
 
 TABLE_KEYS = ("table", "dataset", "split", "backbone")
 ROW_KEYS = (*TABLE_KEYS, "method", "variant")
@@ -150,7 +151,7 @@ def _reference_rows(frame: pd.DataFrame, reference_method: str) -> tuple[pd.Data
         rows = rows[rows["variant"] == variant]
     variants = sorted(set(rows["variant"]))
     if len(variants) > 1:
-        names = ", ".join(f"{method}.{v}" if v else method for v in variants)
+        names = ", ".join(method_label(method, v) for v in variants)
         return rows.iloc[0:0], f"reference '{reference_method}' is ambiguous here ({names}); name one"
     if rows.empty:
         return rows, f"no finished run of reference '{reference_method}'"

@@ -7,8 +7,8 @@ gradient clipping). A method that tunes nothing has no training row; every metho
 A frozen-trunk method trains its heads on cached trunk features, as the runner does, so its training
 row times the heads only.
 
-    python benchmarks/gpu_methods.py --steps 20                 # one GPU, a few minutes at most
-    python benchmarks/gpu_methods.py --device cpu --tiny        # checks the logic on CPU in seconds
+    python perf/gpu_methods.py --steps 20                 # one GPU, a few minutes at most
+    python perf/gpu_methods.py --device cpu --tiny        # checks the logic on CPU in seconds
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu_methods.py: no CUDA GPU is visible, and this benchmark times methods on one. "
-              "To check its logic on CPU: python benchmarks/gpu_methods.py --device cpu --tiny --steps 2",
+              "To check its logic on CPU: python perf/gpu_methods.py --device cpu --tiny --steps 2",
               file=sys.stderr)
         return 2
     shape = TINY if args.tiny else FULL
