@@ -144,3 +144,25 @@ def test_prompter_dropout_only_in_training(tiny_backbone, random_clips):
     method.eval()
     with torch.no_grad():
         assert torch.equal(method.intra(frames, mask)[0], method.intra(frames, mask)[0])
+
+
+# ---- the paper preset -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dataset", "lr", "epochs", "batch", "frames", "latent"),
+    [
+        ("msrvtt", 1e-3, 5, 128, 12, "transformer"),
+        ("vatex", 5e-3, 10, 512, 12, "linear"),
+        ("activitynet", 1e-3, 10, 128, 64, "linear"),
+        ("lsmdc", 1e-3, 5, 128, 12, "transformer"),  # none published: MSR-VTT's recipe
+    ],
+)
+def test_paper_preset_follows_the_official_scripts(dataset, lr, epochs, batch, frames, latent):
+    from vtrbench.benchmark.config import method_options, resolve_config
+
+    cfg = resolve_config(["preset=paper", "method=stop", f"dataset={dataset}"])
+    assert (cfg.train.lr, cfg.train.epochs, cfg.data.batch_size, cfg.data.num_frames) == (lr, epochs, batch, frames)
+    assert (cfg.train.weight_decay, cfg.train.warmup, cfg.train.grad_clip) == (0.2, 0.1, 1.0)
+    options = method_options(cfg)
+    assert (options.latent, options.num_frames) == (latent, frames)

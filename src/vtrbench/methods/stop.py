@@ -1,4 +1,4 @@
-"""stop: Spatial-Temporal Prompting (Zhou et al., CVPR 2025, arXiv 2503.15973), built on this package's DGL.
+"""stop: STOP, integrated spatial-temporal dynamic prompting (Liu et al., CVPR 2025, arXiv 2503.15973), on DGL.
 
 STOP is DGL (see dgl.py: global prompts, the shared latent space, local frame prompts, text prompts; the video
 vector is global prompt 0) plus three trained parts, all frozen-backbone:
