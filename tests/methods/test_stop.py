@@ -56,9 +56,12 @@ def test_count_is_dgl_plus_prompters_plus_adapters(latent, small_backbone):
 def test_shapes_follow_vit_b_16():
     from vtrbench.methods.backbone import load_backbone
 
-    method = STOP(load_backbone("ViT-B-16", "random"))
+    method = STOP(load_backbone("ViT-B-16", "random")).eval()
     assert (method.intra.grid, method.intra.patch) == (14, 16)
     assert method.inter.mlp[0].in_features == 196 and method.inter.attention.num_heads == 12
+    with torch.no_grad():  # one clip of two frames: about 2 s on one core
+        video = method.encode_video(torch.randn(1, 2, 3, 224, 224), torch.ones(1, 2, dtype=torch.bool))
+    assert video.shape == (1, 512) and torch.isfinite(video).all()
 
 
 # ---- the saliency mask ------------------------------------------------------------------------------------

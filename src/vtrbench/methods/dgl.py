@@ -303,8 +303,9 @@ class DGL(RetrievalMethod):
         batch, num_frames = mask.shape
         local = (prompts if prompts is not None else self.latent()).local
         if local.shape[1] not in (1, num_frames):
+            name = type(self).__name__.lower()  # dgl, or a method built on it (stop)
             raise ValueError(
-                f"dgl latent=transformer has local prompts for dgl.num_frames={local.shape[1]} frames, but "
+                f"{name} latent=transformer has local prompts for {name}.num_frames={local.shape[1]} frames, but "
                 f"the clips have {num_frames} frame slots (data.num_frames); set both to the same value"
             )
         visual = self.clip.visual

@@ -31,7 +31,11 @@ modules/clip.py. No code is copied (DGL's, which STOP's files follow closely, is
 Tuned counts on ViT-B/32 at 12 frames: 13,081,528 (transformer latent, the official default and the method
 yaml's) and 4,333,752 (`latent=linear`, the dataclass default, as DGL's): temporal prompting 2,507,168 (the
 768-wide attention alone 2,362,368), adapters 599,436 (image) + 399,756 (text), DGL 9,575,168 or 827,392.
-The paper's 7.53M matches no subset of the code.
+The paper's 7.53M matches no subset of the code. Initialisation: PyTorch's defaults for every new module, as
+the official code leaves them; DGL's parts as dgl.py initialises them.
+
+This class adds no copy of DGL: it overrides DGL's hooks (`visual_inputs` for the two prompters,
+`global_local_layer` and `text_block` for the adapters).
 
 Quirks of the official code, reproduced by default:
 - The intra-frame saliency convolution gets no gradient: M is boolean. It is tuned and counted (as the official
@@ -43,7 +47,8 @@ Quirks of the official code, reproduced by default:
   spreads M back the same way (pixel (h, w) takes cell (h mod grid, w mod grid)). `saliency_pool=patch` pools
   and spreads per patch, so cell (i, j) is patch (i, j) and lines up with its token in the inter-frame weight.
 - The prompter's dropouts (p = `dropout`, 0.5) are active in training, while the frozen modules run in eval
-  mode (the official train() sets CLIP's Dropout and LayerNorm modules to eval, not the prompter's); the second
+  mode (the official train() sets CLIP's Dropout and LayerNorm modules to eval, not the prompter's; here the
+  frozen towers have no active dropout in either mode, so the same holds); the second
   dropout is applied twice (after the MLP and again after the permute), so P's output keeps a quarter of its
   values, times 4. `dropout_twice=false` applies it once; `dropout=0` turns the prompter's dropout off.
 - The min-max normalisation has no epsilon: a batch whose frames all get the same saliency divides 0 by 0.
@@ -58,7 +63,8 @@ Differences, each for the harness's contract:
   prompter's and the inter-frame convolutions and after each of them, left out of the inter-frame attention's
   keys and of the min-max, so a clip computes the same whatever fills its padding, and the same as a clip
   tensor without the padded slots (the convolutions zero-pad time anyway). Clips with at least
-  `data.num_frames` frames compute exactly what the official code computes.
+  `data.num_frames` frames compute what the official code computes (one clip at a time, or the whole batch
+  with `saliency_norm=batch`): benchmarks/stop_official_check.py measures at most 4.5e-6 on the vectors.
 - Everything dgl.py lists for DGL applies (padding and masking in the global view, the harness's weight decay,
   which here also leaves the PReLU gains undecayed where the official optimiser decays them).
 """
