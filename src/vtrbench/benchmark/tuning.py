@@ -144,12 +144,13 @@ def tunes_nothing(config: DictConfig) -> bool:
 def plan_searches(overrides: list[str]) -> list[Search]:
     """One search per method x dataset (`method=`/`dataset=` or `methods=[..]`/`datasets=[..]`), every
     config resolved and every space checked before anything trains."""
-    from vtrbench.benchmark.leaderboard import DEFAULT_DATASETS
+    from vtrbench.benchmark.leaderboard import DEFAULT_DATASETS, matrix_list
     from vtrbench.registry import METHODS
 
     cli = parse_overrides(overrides)
-    methods = list(cli.get("methods") or ([cli.method] if cli.get("method") else METHODS.names()))
-    datasets = list(cli.get("datasets") or ([cli.dataset] if cli.get("dataset") else DEFAULT_DATASETS))
+    # `methods=[]` is an error (as in the leaderboard), never "every method"
+    methods = matrix_list(cli, "methods", str) or ([cli.method] if cli.get("method") else METHODS.names())
+    datasets = matrix_list(cli, "datasets", str) or ([cli.dataset] if cli.get("dataset") else DEFAULT_DATASETS)
     passthrough = [o for o in overrides if o.split("=", 1)[0] not in (*MATRIX_KEYS, "method", "dataset")]
     searches = []
     for dataset in datasets:
