@@ -46,9 +46,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         dist.shutdown()
     if prints:
-        print(json.dumps({"run": str(run_dir(config)), "params": result["params"], "metrics": result["metrics"]},
-                         indent=2))
+        print(json.dumps({"run": str(run_dir(config)), "status": result["status"], "params": result["params"],
+                          "metrics": result["metrics"], "skipped": skipped_counts(result)}, indent=2))
     return 0
+
+
+def skipped_counts(result: dict) -> dict[str, int]:
+    """How many clips each split set aside (ids and reasons are in result.json's `skipped`)."""
+    return {split: value if isinstance(value, int) else len(value)
+            for split, value in (result.get("skipped") or {}).items()}
 
 
 def cmd_params(args: argparse.Namespace) -> int:
