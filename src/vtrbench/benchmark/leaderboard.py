@@ -16,7 +16,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
-from vtrbench.benchmark.config import ConfigError, load_preset, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.config import (
+    ConfigError,
+    load_preset,
+    overrides_for_run,
+    parse_overrides,
+    resolve_config,
+    run_dir,
+)
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
 from vtrbench.benchmark.locks import describe, locked_by_another
 from vtrbench.benchmark.results import RESULT_FILE, RunConflictError, finished_result, read_result, write_json
@@ -41,8 +48,9 @@ def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
     runs = []
     for dataset in datasets:
         for method in methods:
+            own = overrides_for_run(passthrough, method, dataset, [*methods, *datasets])
             for seed in seeds:
-                run_overrides = [*passthrough, f"method={method}", f"dataset={dataset}", f"seed={seed}"]
+                run_overrides = [*own, f"method={method}", f"dataset={dataset}", f"seed={seed}"]
                 runs.append((run_overrides, resolve_config(run_overrides)))
     return runs
 

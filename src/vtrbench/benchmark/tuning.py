@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from vtrbench.benchmark.config import ConfigError, config_file, parse_overrides, resolve_config, run_dir
+from vtrbench.benchmark.config import (
+    ConfigError,
+    config_file,
+    overrides_for_run,
+    parse_overrides,
+    resolve_config,
+    run_dir,
+)
 from vtrbench.benchmark.results import RunConflictError, finished_result, git_commit, read_result, write_json
 from vtrbench.benchmark.validation import is_better, metric_value
 
@@ -155,10 +162,11 @@ def plan_searches(overrides: list[str]) -> list[Search]:
     searches = []
     for dataset in datasets:
         for method in methods:
-            search_overrides = [f"method={method}", f"dataset={dataset}", *passthrough]
+            own = overrides_for_run(passthrough, method, dataset, [*methods, *datasets])
+            search_overrides = [f"method={method}", f"dataset={dataset}", *own]
             config = resolve_config(search_overrides)
             searched = {dim.key for dim in config.tune.space}
-            fixed = searched & {o.split("=", 1)[0] for o in passthrough}
+            fixed = searched & {o.split("=", 1)[0] for o in own}
             if fixed:
                 raise ConfigError(f"{', '.join(sorted(fixed))}: searched by {method}'s tune.space; do not set it "
                                   f"on the command line of a search")
