@@ -8,6 +8,7 @@ that name the key and the source that set it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,18 +155,18 @@ def check_path_names(config: DictConfig) -> None:
 VALUE_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("seed", lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32 - 1"),
     ("train.epochs", lambda v: v >= 1, "an integer >= 1"),
-    ("train.lr", lambda v: v > 0, "a number > 0"),
-    ("train.backbone_lr_scale", lambda v: v >= 0, "a number >= 0"),
-    ("train.weight_decay", lambda v: v >= 0, "a number >= 0"),
+    ("train.lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    ("train.backbone_lr_scale", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    ("train.weight_decay", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
     ("train.warmup", lambda v: 0 <= v <= 1, "a fraction of the steps from 0 to 1"),
-    ("train.grad_clip", lambda v: v > 0, "a number > 0"),
+    ("train.grad_clip", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     ("train.max_steps", lambda v: v is None or v >= 1, "null or an integer >= 1"),
     ("data.num_frames", lambda v: v >= 1, "an integer >= 1"),
     ("data.max_words", lambda v: v >= 2, "an integer >= 2"),
     ("data.batch_size", lambda v: v >= 2, "an integer >= 2 (a contrastive batch needs two pairs)"),
     ("data.eval_batch_size", lambda v: v >= 1, "an integer >= 1"),
     ("data.num_workers", lambda v: v >= 0, "an integer >= 0"),
-    ("data.frame_cache_fps", lambda v: v > 0, "a number > 0"),
+    ("data.frame_cache_fps", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
 )
 
 

@@ -52,7 +52,23 @@ def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
             for seed in seeds:
                 run_overrides = [*own, f"method={method}", f"dataset={dataset}", f"seed={seed}"]
                 runs.append((run_overrides, resolve_config(run_overrides)))
+    check_disjoint_splits([config for _, config in runs])
     return runs
+
+
+def check_disjoint_splits(configs: list[DictConfig]) -> None:
+    """Before anything runs: every dataset root given must have splits that share no clip (each run checks
+    again; the offline data is disjoint by construction and is not generated here)."""
+    from vtrbench.benchmark.config import dataset_options
+    from vtrbench.registry import DATASETS
+
+    checked = set()
+    for config in configs:
+        options = dataset_options(config)
+        key = (config.dataset, repr(options))
+        if options.root is not None and key not in checked:
+            checked.add(key)
+            DATASETS.get(config.dataset)(options).check_disjoint_splits()
 
 
 def matrix_list(cli: DictConfig, key: str, kind: type) -> list | None:

@@ -35,6 +35,10 @@ CHECKPOINT_FORMAT = "vtrbench-resume-1"
 CONFIG_FILE = "config.yaml"
 VAL_IDS_FILE = "val_ids.txt"  # the ids of the val split a run held out of training, one per line
 SCHEMA_VERSION = 1
+# Statuses of a run that ran to its end: its metrics are kept and reused for the same config, and a failure
+# never overwrites them. A `degenerate` result (collapsed scores, see metrics.py) is never ranked nor chosen.
+# A run that did not end is `failed`, or `diverged` (a non-finite loss or score); both run again next time.
+COMPLETE_STATUSES = ("finished", "degenerate")
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -80,7 +84,7 @@ def read_result(run_dir: Path) -> dict | None:
 
 def is_finished(run_dir: Path) -> bool:
     result = read_result(run_dir)
-    return result is not None and result.get("status") == "finished"
+    return result is not None and result.get("status") in COMPLETE_STATUSES
 
 
 class RunConflictError(ValueError):
@@ -91,7 +95,7 @@ def finished_result(run_dir: Path, config: DictConfig) -> dict | None:
     """The finished result in `run_dir` when it was made with `config` (output-only keys aside), None when
     there is no finished result; a finished result of any other config is never reused nor replaced."""
     result = read_result(run_dir)
-    if result is None or result.get("status") != "finished":
+    if result is None or result.get("status") not in COMPLETE_STATUSES:
         return None
     differences = config_differences(result.get("config") or {}, config)
     if differences:

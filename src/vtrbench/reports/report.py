@@ -105,10 +105,10 @@ def write_report(
         Section(
             "About this report",
             [
-                f"{len(results)} result files under {runs_dir}: {finished_count} finished, {len(failed)} failed "
-                f"(failed runs are listed at the end and never averaged). Confidence intervals and paired tests: "
-                f"percentile bootstrap over queries with B = {resamples} resamples, RNG seed {DEFAULT_RNG_SEED}. "
-                f"Paired reference method: {reference_method}. "
+                f"{len(results)} result files under {runs_dir}: {finished_count} finished, {len(failed)} failed, "
+                f"diverged or degenerate (listed at the end, never averaged nor ranked). Confidence intervals and "
+                f"paired tests: percentile bootstrap over queries with B = {resamples} resamples, RNG seed "
+                f"{DEFAULT_RNG_SEED}. Paired reference method: {reference_method}. "
                 + (
                     "Published rows are copied from papers (their own backbones, training and parameter "
                     "denominators), shown in separate blocks and never ranked."
@@ -151,7 +151,7 @@ def write_report(
 
     sections.append(tuning_section(runs_dir, out_dir, paths, results))
     sections.append(curves_section(results, out_dir, paths))
-    sections.append(Section("Failed runs", [failed_table(failed) if not failed.empty else "None."]))
+    sections.append(Section("Runs not ranked", [failed_table(failed) if not failed.empty else "None."]))
 
     paths["csv:paired"] = out_dir / "paired.csv"
     comparisons.to_csv(paths["csv:paired"], index=False)
