@@ -222,7 +222,7 @@ class AnnotationFormat:
         if shared:
             first, second, common = shared[0]
             shown = ", ".join(common[:5]) + (", ..." if len(common) > 5 else "")
-            more = "; also " + "; ".join(f"{a} and {b} share {len(c):,}" for a, b, c in shared[1:]) if shared[1:] else ""
+            more = "".join(f"; also {a} and {b} share {len(c):,}" for a, b, c in shared[1:])
             raise SharedClipsError(f"{self.root}: the {first} and {second} splits share {len(common):,} clip(s) "
                                    f"({shown}){more}: a run would train or tune on clips it is scored on; fix the "
                                    f"split files (`vtrbench data check` lists them)")
