@@ -182,13 +182,17 @@ class Run:
     # ---- data -------------------------------------------------------------------------------------------
     def split(self, name: str) -> CheckedSplit:
         checked = check_split(self.dataset.load(name), self.frame_cache(name))
-        if checked.skipped and dist.is_main():
-            shown = ", ".join(list(checked.skipped)[:5])
-            print(f"[{name}] skipping {len(checked.skipped)} clip(s) ({shown}...)", file=sys.stderr)
         if not checked.clips:
             why = (" (val is measured for the learning curve, best_val selection and tuning trials; "
                    "train.val_curve=false runs without it)") if name == "val" else ""
-            raise ValueError(f"{self.config.dataset} {name} split: no usable clip under {self.dataset.root}{why}")
+            example = next(iter(checked.skipped.items()), None)
+            skipped = f": all {len(checked.skipped)} clip(s) set aside, e.g. {example[0]}: {example[1]}" \
+                if example else ": the split file lists no clip"
+            raise ValueError(f"{self.config.dataset} {name} split: no usable clip under {self.dataset.root}"
+                             f"{skipped}{why}")
+        if checked.skipped and dist.is_main():
+            shown = ", ".join(list(checked.skipped)[:5])
+            print(f"[{name}] skipping {len(checked.skipped)} clip(s) ({shown}...)", file=sys.stderr)
         return checked
 
     def loader(self, dataset: torch.utils.data.Dataset, batch_size: int, shuffle: bool, epoch: int = 0):
