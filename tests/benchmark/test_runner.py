@@ -143,6 +143,23 @@ def test_wandb_offline_receives_config_steps_and_result(tiny_msrvtt, tmp_path, m
     assert run_files and run_files[0].stat().st_size > 0
 
 
+def test_wandb_online_without_a_key_falls_back_to_offline_with_one_warning(tiny_msrvtt, tmp_path, monkeypatch,
+                                                                          capsys):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    (tmp_path / "netrc").write_text("machine example.org login user password secret\n")  # no wandb entry
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    from vtrbench.benchmark.tracking import Tracker
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", **{"output.wandb": "true"}))
+    tracker = Tracker(config, tmp_path / "wb")
+    assert tracker.run is not None and tracker.run.settings.mode == "offline"
+    tracker.finish()
+    Tracker(config, tmp_path / "wb2").finish()
+    assert capsys.readouterr().err.count("WANDB_MODE=online but no API key") == 1
+
+
 def test_wandb_is_off_by_default(tiny_msrvtt, tmp_path):
     from vtrbench.benchmark.tracking import Tracker
 
