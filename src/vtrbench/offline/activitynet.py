@@ -25,6 +25,7 @@ from vtrbench.offline.writer import (
     derived_seed,
     finish_dataset,
     is_complete,
+    locked_generation,
     start_dataset,
     write_json_atomic,
     write_videos,
@@ -42,6 +43,7 @@ EVENTS_PER_VIDEO = (2, 3)  # fewest and most
 EVENT_FRAMES = (12, 16)
 
 
+@locked_generation
 def generate_activitynet(
     root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True
 ) -> Path:
@@ -89,7 +91,7 @@ def generate_activitynet(
             }
         write_json_atomic(root / FILES[split], annotations)
     write_videos(jobs, "generating the offline ActivityNet", progress)
-    return finish_dataset(root, settings)
+    return finish_dataset(root, settings, jobs)
 
 
 @DATA_ROOTS.register("activitynet")

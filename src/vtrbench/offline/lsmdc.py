@@ -22,6 +22,7 @@ from vtrbench.offline.writer import (
     derived_seed,
     finish_dataset,
     is_complete,
+    locked_generation,
     start_dataset,
     write_text_atomic,
     write_videos,
@@ -48,6 +49,7 @@ def lsmdc_timestamp(milliseconds: int) -> str:
     return f"{hours:02d}.{minutes:02d}.{seconds:02d}.{millis:03d}"
 
 
+@locked_generation
 def generate_lsmdc(root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True) -> Path:
     """Write a synthetic LSMDC to `root` (unless it holds this one already) and return `root`."""
     root, sizes = Path(root), dict(sizes or SIZES)
@@ -74,7 +76,7 @@ def generate_lsmdc(root: Path, seed: int = 0, sizes: dict[str, int] | None = Non
             lines.append(f"{clip_id}\t{times}\t{times}\t{distinct_captions(spec, caption_rng, 1)[0]}\n")
         write_text_atomic(root / FILES[split], "".join(lines))
     write_videos(jobs, "generating the offline LSMDC", progress)
-    return finish_dataset(root, settings)
+    return finish_dataset(root, settings, jobs)
 
 
 @DATA_ROOTS.register("lsmdc")

@@ -21,6 +21,7 @@ from vtrbench.offline.writer import (
     derived_seed,
     finish_dataset,
     is_complete,
+    locked_generation,
     start_dataset,
     write_json_atomic,
     write_text_atomic,
@@ -35,6 +36,7 @@ SIZES = {"train": 500, "val": 250, "test": 1000}
 OFFICIAL_SPLIT = {"train": "train", "val": "validate", "test": "test"}
 
 
+@locked_generation
 def generate_msrvtt(root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True) -> Path:
     """Write a synthetic MSR-VTT to `root` (unless it holds this one already) and return `root`."""
     root, sizes = Path(root), dict(sizes or SIZES)
@@ -85,7 +87,7 @@ def generate_msrvtt(root: Path, seed: int = 0, sizes: dict[str, int] | None = No
     write_text_atomic(root / "MSRVTT_val.full.csv", id_csv("val"))
     write_text_atomic(root / "MSRVTT_JSFUSION_test.csv",
                       "key,vid_key,video_id,sentence\n" + "".join(f"{row}\n" for row in test_rows))
-    return finish_dataset(root, settings)
+    return finish_dataset(root, settings, jobs)
 
 
 @DATA_ROOTS.register("msrvtt")

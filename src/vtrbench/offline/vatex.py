@@ -21,6 +21,7 @@ from vtrbench.offline.writer import (
     derived_seed,
     finish_dataset,
     is_complete,
+    locked_generation,
     start_dataset,
     write_json_atomic,
     write_text_atomic,
@@ -38,6 +39,7 @@ SIZES = {"train": 250, "val": 100, "test": 200}
 CHINESE_PLACEHOLDER = "合成视频，没有中文描述"
 
 
+@locked_generation
 def generate_vatex(root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True) -> Path:
     """Write a synthetic VATEX to `root` (unless it holds this one already) and return `root`."""
     root, sizes = Path(root), dict(sizes or SIZES)
@@ -69,7 +71,7 @@ def generate_vatex(root: Path, seed: int = 0, sizes: dict[str, int] | None = Non
     write_json_atomic(root / "vatex_data.json", entries)
     for split, ids in ids_of.items():
         write_text_atomic(root / f"{split}_list.txt", "".join(f"{clip_id}\n" for clip_id in ids))
-    return finish_dataset(root, settings)
+    return finish_dataset(root, settings, jobs)
 
 
 @DATA_ROOTS.register("vatex")

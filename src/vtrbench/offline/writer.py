@@ -1,22 +1,26 @@
 """Writing a generated dataset to disk: mp4 files rendered and encoded on every CPU core, annotation files
-written atomically, and a marker written last that records the settings. A dataset folder is therefore
-either complete and current, or regenerated: a changed setting, renderer or interrupted run never leaves
-stale or half-written data that looks finished."""
+written atomically, and a marker written last that records the settings and every file, once every video is
+checked in place. A dataset folder is therefore either complete and current, or regenerated: a changed
+setting, renderer, interrupted run or missing file never leaves stale or half-written data that looks
+finished. Generation holds a lock beside the folder, so that two processes never write one dataset at once."""
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from vtrbench.cache import exclusive_lock
 from vtrbench.offline.world import CLIPS_VERSION, ClipSpec, render_clip
 from vtrbench.progress import bar, phase
 
@@ -99,12 +103,34 @@ def dataset_settings(format_name: str, seed: int, sizes: dict[str, int], **extra
             "size": VIDEO_SIZE, "fps": VIDEO_FPS, **extra}
 
 
+def locked_generation(generate: Callable[..., Path]) -> Callable[..., Path]:
+    """`generate(root, ...)` under a lock beside `root`, so that two first-use processes (a leaderboard and a
+    `data check`) never write one dataset at once: the second waits, then finds it complete."""
+
+    @functools.wraps(generate)
+    def locked(root: Path, *args: Any, **kwargs: Any) -> Path:
+        root = Path(root)
+        with exclusive_lock(root.parent / f".{root.name}.lock"):
+            return generate(root, *args, **kwargs)
+
+    return locked
+
+
+def dataset_files(root: Path) -> list[str]:
+    """Every file of a generated dataset, relative to its root (hidden names aside: the marker, temporaries)."""
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*")
+                  if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts))
+
+
 def is_complete(root: Path, settings: dict) -> bool:
-    marker = root / MARKER_NAME
+    """The marker says these settings and every file it lists is in place (else: regenerate)."""
     try:
-        return json.loads(marker.read_text()) == settings
+        marker = json.loads((root / MARKER_NAME).read_text())
     except (OSError, json.JSONDecodeError):
         return False
+    files = marker.pop("files", None) if isinstance(marker, dict) else None
+    return marker == settings and isinstance(files, list) and bool(files) \
+        and all((root / name).is_file() for name in files)
 
 
 def start_dataset(root: Path, settings: dict) -> Path:
@@ -118,8 +144,13 @@ def start_dataset(root: Path, settings: dict) -> Path:
     return video_dir
 
 
-def finish_dataset(root: Path, settings: dict) -> Path:
-    write_json_atomic(root / MARKER_NAME, settings)
+def finish_dataset(root: Path, settings: dict, jobs: Sequence[VideoJob]) -> Path:
+    """Mark `root` complete, after checking that every video is in place; the marker lists every file."""
+    missing = [str(job.path) for job in jobs if not job.path.is_file() or not job.path.stat().st_size]
+    if missing:
+        raise RuntimeError(f"{root}: {len(missing):,} of {len(jobs):,} generated videos are missing or empty "
+                           f"(e.g. {missing[0]}); the dataset is not marked complete and is regenerated next time")
+    write_json_atomic(root / MARKER_NAME, {**settings, "files": dataset_files(root)})
     return root
 
 
