@@ -189,3 +189,16 @@ def test_loss_and_evaluation_hand_the_frame_masks_to_a_text_conditioned_similari
         labels = torch.arange(len(text))
         symmetric = (F.cross_entropy(expected, labels) + F.cross_entropy(expected.T, labels)) / 2
         torch.testing.assert_close(contrastive_loss(method, text, padded, mask), symmetric)
+
+
+def test_a_result_records_what_reproducing_it_needs(tiny_msrvtt, tmp_path):
+    import open_clip
+    import torch
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot", device="cpu"))
+    record = execute(config)["reproducibility"]
+    assert record == {
+        "processes": 1, "batch_per_process": 8, "global_batch": 8, "gpu_model": None, "gpu_count": 0,
+        "precision": "fp32", "torch": torch.__version__, "cuda": None, "open_clip": open_clip.__version__,
+        "post_processing": "none (raw similarity: no QB-Norm, no DSL, no re-ranking)",
+    }

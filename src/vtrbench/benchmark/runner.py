@@ -141,6 +141,39 @@ def autocast_for(device: torch.device, enabled: bool):
     return torch.autocast("cuda", dtype=dtype), scaler
 
 
+def precision_name(device: torch.device, amp: bool) -> str:
+    """What `autocast_for` computes in: the forward pass's dtype (the loss is always fp32)."""
+    if device.type != "cuda" or not amp:
+        return "fp32"
+    return "bf16 autocast" if torch.cuda.is_bf16_supported(including_emulation=False) else \
+        "fp16 autocast with a loss scaler"
+
+
+# No run applies any: scores are the raw similarities (papers that report QB-Norm or DSL numbers re-rank them
+# at test time, which changes R@1 by several points).
+POST_PROCESSING = "none (raw similarity: no QB-Norm, no DSL, no re-ranking)"
+
+
+def reproducibility_record(run: Run) -> dict[str, Any]:
+    """What most often keeps a number from being reproduced (CLIP4Clip-style code: GPU count and batch size),
+    for result.json: processes, batch per process and global batch, GPUs, precision, library versions."""
+    import open_clip
+
+    config, cuda = run.config, run.device.type == "cuda"
+    return {
+        "processes": dist.world_size(),
+        "batch_per_process": config.data.batch_size // dist.world_size(),
+        "global_batch": config.data.batch_size,
+        "gpu_model": torch.cuda.get_device_name(run.device) if cuda else None,
+        "gpu_count": dist.world_size() if cuda else 0,
+        "precision": precision_name(run.device, config.train.amp),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if cuda else None,
+        "open_clip": open_clip.__version__,
+        "post_processing": POST_PROCESSING,
+    }
+
+
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler, params, grad_clip: float) -> None:
     """Backward, gradient clipping and the update, through the fp16 loss scaler when there is one."""
     optimizer.zero_grad(set_to_none=True)
@@ -565,6 +598,7 @@ def execute_locked(config: DictConfig, out_dir: Path) -> dict:
         **meter.record(run.device),  # peak_memory_mb: the run's own; memory: how it was measured
         "device": str(run.device),
         "world_size": dist.world_size(),
+        "reproducibility": reproducibility_record(run),
         "skipped": {"train": train_split.skipped, eval_split.name: eval_split.skipped,
                     **({"val": val_split.skipped} if val_split is not None else {}),
                     "train_decode_failures": stats["failed_decodes"],

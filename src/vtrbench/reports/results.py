@@ -52,6 +52,10 @@ RUN_IDENTITY = ("dataset", "split", "backbone", "method", "variant", "seed")
 # tied with many candidates; its metrics are kept in the file but never averaged).
 STATUSES = ("finished", "failed", "diverged", "degenerate")
 VAL_SPLIT = "val"  # the split tuning trials are scored on
+# result.json's `reproducibility` record (processes, batches, GPUs, precision, versions, post-processing): one
+# `repro_<key>` column each, "unrecorded" for files written before it existed.
+REPRODUCIBILITY_KEYS = ("processes", "batch_per_process", "global_batch", "gpu_model", "gpu_count", "precision",
+                        "torch", "cuda", "open_clip", "post_processing")
 
 
 class ResultFileError(ValueError):
@@ -139,6 +143,10 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
         activation=record.get("activation", ""),  # the backbone's MLP activation; absent in older files
         path=str(path),
     )
+    record_of = record.get("reproducibility")
+    for key in REPRODUCIBILITY_KEYS:
+        value = record_of.get(key, "unrecorded") if isinstance(record_of, dict) else "unrecorded"
+        row[f"repro_{key}"] = "none" if value is None else str(value)
     if status != "finished":
         # A failed, diverged or degenerate run is listed with its reason; no metric is averaged from it.
         row["error"] = str(row["error"] or "no error message recorded")
