@@ -24,7 +24,13 @@ WEIGHTS_FILE = "tuned.safetensors"  # the tuned parameters only
 VAL_IDS_FILE = "val_ids.txt"  # the ids of the val split a run held out of training, one per line
 TUNING_FILE = "tuning.json"  # beside a search's trials: `<method dir>/tuning/seed<n>/tuning.json`
 
-STATUSES = ("finished", "failed")
+# A run that ran to its end is `finished`, or `degenerate` (its scores collapsed into ties: see
+# benchmark/metrics.py); a run that did not end is `failed`, or `diverged` (a non-finite loss or score).
+STATUSES = ("finished", "failed", "diverged", "degenerate")
+# Statuses of a run that ran to its end: its metrics are kept and reused for the same config, and a failure
+# never overwrites them. A `degenerate` result is never ranked nor chosen. `failed` and `diverged` runs run
+# again next time.
+COMPLETE_STATUSES = ("finished", "degenerate")
 DIRECTIONS = ("t2v", "v2t")  # text->video, video->text
 RANK_METRICS = ("R1", "R5", "R10", "MdR", "MnR")
 # What identifies a run: two result files with the same identity are the same run.
@@ -56,10 +62,12 @@ class Record:
 @dataclass(kw_only=True)
 class RunResult(Record):
     """One run's `result.json`. Every run has the identity fields, its status and its resolved config; a
-    finished run has its metrics and what it cost, a failed one its error."""
+    finished (or degenerate) run has its metrics, its ties and what it cost, a failed (or diverged) one its
+    error."""
 
     schema: int = SCHEMA_VERSION
     status: str  # one of STATUSES
+    reason: str | None = optional()  # why a `degenerate` run is not ranked, one line
     method: str
     variant: str | None
     dataset: str
@@ -72,12 +80,18 @@ class RunResult(Record):
     metrics: dict[str, Any] | None = optional()  # {t2v: {R1, R5, R10, MdR, MnR}, v2t: {...}, rsum}
     ranks: dict[str, list[int]] | None = optional()  # per-query ranks of each direction
     num_queries: dict[str, int] | None = optional()
+    # {t2v: {tied_queries, collapsed_queries, queries}, v2t: {...}, degenerate}: ties count in the query's
+    # favour (CLIP4Clip), so collapsed scores are flagged (the rule is in benchmark/metrics.py)
+    ties: dict[str, Any] | None = optional()
     params: dict[str, Any] | None = optional()  # tuned, backbone, tuned_pct, checkpoint_bytes
     timing: dict[str, Any] | None = optional()  # train_s, eval_s, val_curve_s, clips_per_s, steps, epochs
     peak_memory_mb: float | None = optional()  # the run's own peak, in the measure `memory` names
     memory: dict[str, Any] | None = optional()
     device: str | None = optional()
     world_size: int | None = optional()
+    # processes, batch per process and global batch, GPU model and count, precision, torch/CUDA/open_clip
+    # versions, and the post-processing applied (none)
+    reproducibility: dict[str, Any] | None = optional()
     skipped: dict[str, Any] | None = optional()  # clip id -> reason, per split; training decode failures
     val: dict[str, Any] | None = optional()  # the val split: source, clips, ids_file
     val_curve: list[dict[str, Any]] | None = optional()  # {epoch, step, metrics} before and after each epoch

@@ -27,10 +27,41 @@ def test_wrong_type_names_the_key():
         resolve_config(["train.epochs=many"])
 
 
-def test_other_methods_sections_are_ignored_for_this_run():
-    # one leaderboard command line can carry options of several methods
-    cfg = resolve_config(["method=zero_shot", "full_finetune.nonexistent=1"])
-    assert "full_finetune" not in cfg
+@pytest.mark.parametrize("option", ["vop.variant=P", "lora.rank=abc", "vatex.root=/data/vatex"])
+def test_an_option_of_a_method_or_dataset_outside_the_run_is_an_error(option):
+    with pytest.raises(ConfigError, match=f"{option.split('=')[0]}: an option of .* not in this run"):
+        resolve_config(["method=dgl", "dataset=msrvtt", option])
+
+
+def test_a_matrix_gives_each_run_its_own_sections_and_checks_the_others():
+    from vtrbench.benchmark.leaderboard import plan
+
+    runs = plan(["methods=[dgl,lora]", "datasets=[msrvtt]", "lora.rank=4"])
+    assert [config.lora.rank for _, config in runs if config.method == "lora"] == [4]
+    assert "lora" not in runs[0][1] and not any("lora.rank" in o for o in runs[0][0])
+    with pytest.raises(ConfigError, match="lora.rank.*could not be converted to Integer"):
+        plan(["methods=[dgl,lora]", "datasets=[msrvtt]", "lora.rank=abc"])
+    with pytest.raises(ConfigError, match="vop.variant: an option of vop, which is not among"):
+        plan(["methods=[dgl]", "datasets=[msrvtt]", "vop.variant=P"])
+
+
+@pytest.mark.parametrize("override", ["msrvtt.root=", "msrvtt.root= "])
+def test_an_empty_root_is_an_error_not_the_offline_data(override):
+    with pytest.raises(ConfigError, match="an empty root"):
+        resolve_config([override])
+    assert resolve_config(["msrvtt.root=null"]).msrvtt.root is None  # null asks for the offline data
+
+
+def test_an_empty_root_in_a_yaml_layer_is_an_error():
+    from omegaconf import OmegaConf
+
+    with pytest.raises(ConfigError, match="msrvtt.root='': an empty root"):
+        resolve_config(OmegaConf.create({"msrvtt": {"root": ""}}))
+
+
+def test_an_override_that_is_not_yaml_is_one_clear_error():
+    with pytest.raises(ConfigError, match=r"override 'methods=\[dgl': not valid YAML"):
+        resolve_config(["methods=[dgl"])
 
 
 def test_unknown_method_is_a_clear_error():

@@ -44,7 +44,7 @@ def test_derived_and_hub_names_stay_valid():
     [
         ("train.epochs=0", "train.epochs=0: expected an integer >= 1"),
         ("train.epochs=-1", "train.epochs=-1: expected an integer >= 1"),
-        ("train.lr=0", "train.lr=0.0: expected a number > 0"),
+        ("train.lr=0", "train.lr=0.0: expected a finite number > 0"),
         ("data.batch_size=0", "data.batch_size=0: expected an integer >= 2"),
         ("data.batch_size=1", "data.batch_size=1: expected an integer >= 2"),
         ("data.eval_batch_size=0", "data.eval_batch_size=0"),

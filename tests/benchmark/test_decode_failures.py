@@ -79,3 +79,10 @@ def test_training_names_the_clips_that_fail_to_decode(tiny_msrvtt, tmp_path):
     tuned = execute(resolve_config(tiny_run_overrides(root, tmp_path / "runs", **{"train.epochs": 1})))
     assert tuned["skipped"]["train_decode_failures"] >= 1
     assert list(tuned["skipped"]["train_undecodable"]) == [broken]
+
+
+def test_the_run_summary_counts_the_skipped_clips(broken_root, tmp_path, capsys):
+    root, _ = broken_root
+    assert main(["run", *tiny_run_overrides(root, tmp_path / "runs", method="zero_shot")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["skipped"]["test"] == 1 and summary["skipped"]["train"] == 0

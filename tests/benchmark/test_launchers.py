@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import submitit  # in the test extra: CI installs it, so these tests run there rather than being skipped
 
 from tests.benchmark.conftest import tiny_run_overrides
 from vtrbench.benchmark.config import ConfigError, resolve_config, run_dir
@@ -20,7 +21,13 @@ from vtrbench.benchmark.launchers import (
 from vtrbench.benchmark.leaderboard import run_leaderboard
 from vtrbench.schema import RESULT_FILE
 
-submitit = pytest.importorskip("submitit")
+
+def test_the_test_extra_installs_submitit():
+    """CI installs `.[test]`; without submitit there, the SLURM-path tests below would never run in CI."""
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert any(dep.startswith("submitit") for dep in pyproject["project"]["optional-dependencies"]["test"])
 
 
 def test_launch_options_are_split_from_the_run_overrides():

@@ -48,3 +48,20 @@ def test_interrupted_leaderboard_resumes_and_keeps_finished_results(tiny_msrvtt,
     result = json.loads((finetune_dir / "result.json").read_text())
     assert result["status"] == "finished" and result["timing"]["epochs"] == 3
     assert (tmp_path / "reports" / "report.md").is_file()
+
+
+def test_a_run_folder_that_cannot_be_written_fails_alone(tiny_msrvtt, tmp_path, capsys):
+    from vtrbench.benchmark.cli import main
+
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    blocked = runs / "msrvtt" / "vtrbench-tiny" / "zero_shot"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the run's folder should be")  # as root, chmod would not stop a write
+    overrides = [o for o in tiny_run_overrides(tiny_msrvtt, runs, method="zero_shot") if not o.startswith("method=")]
+    assert main(["leaderboard", "--quiet", "methods=[zero_shot,linear_probe]", "datasets=[msrvtt]",
+                 "train.epochs=1", f"output.reports_dir={reports}", *overrides]) == 1
+    out = capsys.readouterr().out
+    assert "zero_shot seed0: FAILED: NotADirectoryError: [Errno 20] Not a directory" in out
+    assert "(and its failure could not be recorded" in out
+    assert "linear_probe seed0: T2V R@1" in out and "1 failed" in out
+    assert (reports / "report.md").is_file()

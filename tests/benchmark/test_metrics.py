@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vtrbench.benchmark.metrics import retrieval_metrics, retrieval_ranks
+from vtrbench.benchmark.metrics import metrics_and_ties, retrieval_metrics, retrieval_ranks
 
 
 def test_square_case_by_hand():
@@ -65,7 +65,9 @@ def test_cli_metrics_prints_the_documented_json(tmp_path, capsys):
     np.save(tmp_path / "sim.npy", sim)
     assert main(["metrics", str(tmp_path / "sim.npy")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"t2v", "v2t", "rsum"}
+    assert set(out) == {"t2v", "v2t", "rsum", "ties"}
+    assert out["ties"] == {"t2v": {"tied_queries": 0, "collapsed_queries": 0, "queries": 4},
+                           "v2t": {"tied_queries": 0, "collapsed_queries": 0, "queries": 4}, "degenerate": False}
     assert set(out["t2v"]) == {"R1", "R5", "R10", "MdR", "MnR"}
     assert out["t2v"]["R1"] == 100.0
     np.save(tmp_path / "cv.npy", np.array([0, 0, 1, 1]))
@@ -73,3 +75,47 @@ def test_cli_metrics_prints_the_documented_json(tmp_path, capsys):
     assert main(["metrics", str(tmp_path / "sim2.npy"), "--caption-video", str(tmp_path / "cv.npy")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["t2v"]["R1"] == 75.0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_scores_are_refused(bad):
+    sim = np.eye(3)
+    sim[1, 2] = bad
+    with pytest.raises(ValueError, match="1 non-finite score.*first at caption 1, video 2"):
+        retrieval_ranks(sim)
+    with pytest.raises(ValueError, match="non-finite"):
+        retrieval_ranks(np.full((3, 3), np.nan))
+
+
+def test_collapsed_scores_are_degenerate_and_ties_are_counted():
+    # all equal: every target tied with every candidate; R@1 would read 100 under the query-favourable rule
+    metrics, _, ties = metrics_and_ties(np.zeros((20, 20)))
+    assert metrics["t2v"]["R1"] == 100.0 and ties["degenerate"]
+    assert ties["t2v"] == {"tied_queries": 20, "collapsed_queries": 20, "queries": 20}
+    # one tie per query with 1 of 19 other candidates: tied, below the 10% share, not degenerate
+    sim = np.eye(20)
+    sim[np.arange(20), (np.arange(20) + 1) % 20] = 1.0
+    _, _, ties = metrics_and_ties(sim)
+    assert ties["t2v"]["tied_queries"] == 20 and ties["t2v"]["collapsed_queries"] == 0 and not ties["degenerate"]
+    # two ties of 19 (>= 10%) on 11 of 20 queries: more than half collapsed
+    sim = np.eye(20)
+    for row in range(11):
+        sim[row, [(row + 1) % 20, (row + 2) % 20]] = 1.0
+    _, _, ties = metrics_and_ties(sim)
+    assert ties["t2v"]["collapsed_queries"] == 11 and ties["degenerate"]
+
+
+def test_cli_metrics_refuses_non_finite_input_and_flags_a_degenerate_matrix(tmp_path, capsys):
+    from vtrbench.benchmark.cli import main
+
+    np.save(tmp_path / "nan.npy", np.full((4, 4), np.nan))
+    assert main(["metrics", str(tmp_path / "nan.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'nan.npy'}: the similarity matrix holds 16 non-finite" in err
+    inf_column = np.eye(4)
+    inf_column[:, 2] = np.inf
+    np.save(tmp_path / "inf.npy", inf_column)
+    assert main(["metrics", str(tmp_path / "inf.npy")]) == 2
+    np.save(tmp_path / "zero.npy", np.zeros((4, 4)))
+    assert main(["metrics", str(tmp_path / "zero.npy")]) == 1
+    assert "degenerate: t2v: 4 of 4 queries" in capsys.readouterr().err

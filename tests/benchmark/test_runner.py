@@ -144,6 +144,23 @@ def test_wandb_offline_receives_config_steps_and_result(tiny_msrvtt, tmp_path, m
     assert run_files and run_files[0].stat().st_size > 0
 
 
+def test_wandb_online_without_a_key_falls_back_to_offline_with_one_warning(tiny_msrvtt, tmp_path, monkeypatch,
+                                                                          capsys):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    (tmp_path / "netrc").write_text("machine example.org login user password secret\n")  # no wandb entry
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    from vtrbench.benchmark.tracking import Tracker
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", **{"output.wandb": "true"}))
+    tracker = Tracker(config, tmp_path / "wb")
+    assert tracker.run is not None and tracker.run.settings.mode == "offline"
+    tracker.finish()
+    Tracker(config, tmp_path / "wb2").finish()
+    assert capsys.readouterr().err.count("WANDB_MODE=online but no API key") == 1
+
+
 def test_wandb_is_off_by_default(tiny_msrvtt, tmp_path):
     from vtrbench.benchmark.tracking import Tracker
 
@@ -173,3 +190,16 @@ def test_loss_and_evaluation_hand_the_frame_masks_to_a_text_conditioned_similari
         labels = torch.arange(len(text))
         symmetric = (F.cross_entropy(expected, labels) + F.cross_entropy(expected.T, labels)) / 2
         torch.testing.assert_close(contrastive_loss(method, text, padded, mask), symmetric)
+
+
+def test_a_result_records_what_reproducing_it_needs(tiny_msrvtt, tmp_path):
+    import open_clip
+    import torch
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot", device="cpu"))
+    record = execute(config)["reproducibility"]
+    assert record == {
+        "processes": 1, "batch_per_process": 8, "global_batch": 8, "gpu_model": None, "gpu_count": 0,
+        "precision": "fp32", "torch": torch.__version__, "cuda": None, "open_clip": open_clip.__version__,
+        "post_processing": "none (raw similarity: no QB-Norm, no DSL, no re-ranking)",
+    }

@@ -156,3 +156,9 @@ def test_one_search_holds_one_budget(capsys):
         check_equal_budgets([search("dgl"), search("lora", "msrvtt", "tune.metric=t2v.R1")])
     check_equal_budgets([search("dgl"), search("lora", "msrvtt", "train.epochs=4")])
     assert "NOTE: on msrvtt the methods train for different epochs (dgl 2, lora 4)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("empty", ["methods=[]", "datasets=[]"])
+def test_an_empty_matrix_list_is_an_error_not_everything(empty):
+    with pytest.raises(ConfigError, match="expected a non-empty list"):
+        plan_searches([empty])

@@ -40,3 +40,36 @@ def test_a_result_file_that_is_not_utf8(tmp_path, capsys):
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 2
     err = one_error_line(capsys)
     assert f"{bad}: not UTF-8 text" in err
+
+
+def test_open_clip_weights_that_cannot_be_downloaded(tiny_msrvtt, tmp_path, capsys, monkeypatch):
+    import open_clip
+
+    def offline(*args, **kwargs):  # what open_clip raises without internet (after huggingface_hub's retries)
+        raise RuntimeError("Failed to download weights for tag 'openai': Failed to download file "
+                           "(open_clip_pytorch_model.bin) for timm/vit_base_patch32_clip_224.openai.")
+
+    monkeypatch.setattr(open_clip, "create_model", offline)
+    overrides = tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot")
+    assert main(["run", *overrides, "backbone.name=ViT-B-32", "backbone.pretrained=openai"]) == 2
+    err = one_error_line(capsys)
+    assert "backbone.pretrained=openai: the weights of open_clip's ViT-B-32 tag 'openai' could not be downloaded" in err
+    assert "pass its path, e.g. backbone.pretrained=/weights/" in err
+
+
+@pytest.mark.parametrize("damage", ["empty test csv", "header only", "no test video"])
+def test_a_test_split_with_no_usable_clip(tiny_msrvtt, tmp_path, capsys, damage):
+    import csv
+    import shutil
+
+    root = shutil.copytree(tiny_msrvtt, tmp_path / "msrvtt")
+    test_csv = root / "MSRVTT_JSFUSION_test.csv"
+    if damage == "no test video":
+        with test_csv.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                (root / "videos" / f"{row['video_id']}.mp4").unlink()
+    else:
+        test_csv.write_text("" if damage == "empty test csv" else "key,vid_key,video_id,sentence\n")
+    assert main(["run", *tiny_run_overrides(root, tmp_path / "runs", method="zero_shot")]) == 2
+    err = one_error_line(capsys)
+    assert str(test_csv) in err or f"msrvtt test split: no usable clip under {root}" in err, err

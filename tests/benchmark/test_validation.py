@@ -29,7 +29,7 @@ def test_a_run_holds_val_out_saves_its_ids_and_records_the_curve(tiny_msrvtt, tm
     steps_per_epoch = result["timing"]["steps"] // 2
     assert [(p["epoch"], p["step"]) for p in curve] == [(0, 0), (1, steps_per_epoch), (2, 2 * steps_per_epoch)]
     for point in curve:
-        assert set(point["metrics"]) == {"t2v", "v2t", "rsum"} and "R1" in point["metrics"]["t2v"]
+        assert set(point["metrics"]) == {"t2v", "v2t", "rsum", "ties"} and "R1" in point["metrics"]["t2v"]
     assert curve[0]["metrics"] != curve[-1]["metrics"]  # measured, not copied
     assert json.loads((run_dir(config) / RESULT_FILE).read_text())["val_curve"] == curve
 

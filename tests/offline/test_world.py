@@ -140,3 +140,50 @@ def test_other_settings_regenerate(tmp_path: Path) -> None:
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 8
     marker = json.loads((tmp_path / writer.MARKER_NAME).read_text())
     assert marker["sizes"]["train"] == 3
+
+
+SMALL = {"train": 2, "val": 1, "test": 2}
+
+
+def test_a_dataset_with_a_missing_file_is_regenerated(tmp_path: Path) -> None:
+    root = generate_msrvtt(tmp_path / "msrvtt", seed=0, sizes=SMALL, progress=False)
+    marker = json.loads((root / writer.MARKER_NAME).read_text())
+    assert "videos/video4.mp4" in marker["files"] and "MSRVTT_data.json" in marker["files"]
+    (root / "videos" / "video4.mp4").unlink()  # e.g. removed by another process's half-done generation
+    assert not writer.is_complete(root, {k: v for k, v in marker.items() if k != "files"})
+    generate_msrvtt(root, seed=0, sizes=SMALL, progress=False)
+    assert (root / "videos" / "video4.mp4").is_file()
+
+
+def test_a_marker_without_its_file_list_is_not_complete(tmp_path: Path) -> None:
+    root = generate_msrvtt(tmp_path / "msrvtt", seed=0, sizes=SMALL, progress=False)
+    marker = json.loads((root / writer.MARKER_NAME).read_text())
+    settings = {k: v for k, v in marker.items() if k != "files"}
+    (root / writer.MARKER_NAME).write_text(json.dumps(settings))  # as older versions wrote it, even when broken
+    assert not writer.is_complete(root, settings)
+
+
+def test_a_dataset_is_marked_complete_only_with_every_video(tmp_path: Path) -> None:
+    job = writer.VideoJob(tmp_path / "videos" / "gone.mp4", ())
+    with pytest.raises(RuntimeError, match=r"1 of 1 generated videos are missing or empty \(e.g. .*gone.mp4\)"):
+        writer.finish_dataset(tmp_path, {"format": "x"}, [job])
+    assert not (tmp_path / writer.MARKER_NAME).exists()
+
+
+def test_two_processes_never_generate_one_dataset_at_once(tmp_path: Path) -> None:
+    """While another process generates (holds the lock), a second caller waits, then finds the data done."""
+    import fcntl
+    import threading
+
+    root = tmp_path / "msrvtt"
+    calls = []
+    with open(tmp_path / ".msrvtt.lock", "a") as held:  # the lock the other process would hold
+        fcntl.flock(held, fcntl.LOCK_EX)
+        second = threading.Thread(target=lambda: calls.append(
+            generate_msrvtt(root, seed=0, sizes=SMALL, progress=False)))
+        second.start()
+        second.join(timeout=1.0)
+        assert second.is_alive() and not root.exists()  # waiting, having written nothing
+        fcntl.flock(held, fcntl.LOCK_UN)
+    second.join()
+    assert calls == [root] and (root / writer.MARKER_NAME).is_file()

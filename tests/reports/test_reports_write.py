@@ -100,7 +100,7 @@ def test_mean_and_std_over_seeds_in_csv(report):
 
 def test_failed_runs_are_listed_and_never_averaged(report):
     markdown = report["markdown"].read_text()
-    failed_section = markdown.split("## Failed runs", 1)[1]
+    failed_section = markdown.split("## Runs not ranked", 1)[1]
     assert "lora" in failed_section and "CUDA out of memory" in failed_section
     assert all("lora" not in row for row in _measured_lines(markdown, "msrvtt"))
     table = pd.read_csv(report["csv:msrvtt"])
@@ -203,3 +203,22 @@ def test_packaged_published_rows_keep_their_source():
     assert published["method"].iloc[0] == "zero_shot"
     dgl = published[(published["method"] == "dgl") & (published["variant"] == "linear")].iloc[0]
     assert format_params(dgl["tuned"], dgl["tuned_pct"]) == "0.83M (0.67%)"
+
+
+def test_the_report_shows_where_runs_of_a_table_differ_in_how_they_ran(write_run, tmp_path):
+    from tests.reports.conftest import result_record, write_record
+
+    shared = {"processes": 1, "batch_per_process": 32, "global_batch": 32, "gpu_model": "NVIDIA H100",
+              "gpu_count": 1, "precision": "bf16 autocast", "torch": "2.4.0", "cuda": "12.1", "open_clip": "2.24.0",
+              "post_processing": "none"}
+    runs = tmp_path / "runs"
+    write_record(runs, {**result_record("zero_shot", [1, 2, 3, 20]), "reproducibility": shared})
+    write_record(runs, {**result_record("dgl", [1, 1, 3, 20]), "reproducibility": {
+        **shared, "processes": 8, "batch_per_process": 16, "global_batch": 128, "gpu_count": 8}})
+    write_run("lora", [1, 2, 2, 20])  # written before the record existed
+    markdown = write_report(tmp_path / "runs", tmp_path / "report", resamples=10)["markdown"].read_text()
+    section = markdown.split("## Reproducibility", 1)[1].split("\n## ", 1)[0]
+    assert "processes DIFFERS (8: dgl seed0; unrecorded: lora seed0; 1: zero_shot seed0)" in section
+    assert "global_batch DIFFERS (128: dgl seed0; unrecorded: lora seed0; 32: zero_shot seed0)" in section
+    assert "post_processing DIFFERS (none: dgl seed0, zero_shot seed0; unrecorded: lora seed0)" in section
+    assert "shared:" not in section  # nothing is shared with a run that recorded nothing

@@ -87,3 +87,25 @@ def test_importing_reports_does_not_import_training_code():
         [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=environment
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("seed", None, "'seed' must be an integer, got None"),
+    ("seed", "abc", "'seed' must be an integer, got 'abc'"),
+    ("variant", ["a"], r"'variant' must be a string \(or null\), got \['a'\]"),
+    ("method", 3, "'method' must be a non-empty string, got 3"),
+    ("val_curve", "rising", "'val_curve' must be a list of points, got str"),
+    ("val_curve", [{"epoch": 0, "step": 0, "metrics": {"t2v": {}}}], r"'val_curve\[0\]': missing key 'metrics.t2v.R1'"),
+    ("status", "done", "'status' must be one of finished, failed, diverged, degenerate, got 'done'"),
+])
+def test_a_field_of_the_wrong_type_names_the_file_and_the_field(write_run, tmp_path, capsys, field, value, expected):
+    path = write_run("dgl", [1, 2])
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, field: value}))
+    with pytest.raises(ResultFileError, match=expected):
+        load_results(tmp_path / "runs")
+    from vtrbench.benchmark.cli import main
+
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "Traceback" not in err

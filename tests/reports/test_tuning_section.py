@@ -109,3 +109,41 @@ def test_without_records_the_section_says_where_settings_come_from(tmp_path, mak
     markdown = paths["markdown"].read_text()
     assert "No tuning record under" in markdown and "configs/presets/offline.yaml" in markdown
     assert "No result file holds a learning curve" in markdown and "csv:curves" not in paths
+
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    (b"\xff\xfe not text", "not UTF-8 text"),
+    (b"[1, 2]", "expected a JSON object at the top level"),
+    (b'{"method": "dgl"', "not valid JSON"),
+])
+def test_a_tuning_record_that_cannot_be_read_names_the_file(tmp_path, make_ranks, capsys, damage, expected):
+    from vtrbench.benchmark.cli import main
+
+    runs = tmp_path / "runs"
+    write_record(runs, result_record("dgl", make_ranks(100, 30)))
+    path = runs / "msrvtt/vtrbench-tiny/dgl/tuning/seed0/tuning.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(damage)
+    assert main(["report", str(runs), "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: {expected}" in err
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda r: r["trials"][0].pop("settings"), r"'trials\[0\]' must be an object with 'trial' and 'settings'"),
+    (lambda r: r.update(trials_budget="3"), "'trials_budget' must be int, got '3'"),
+    (lambda r: r["trials"][1].update(score=None), r"'trials\[1\].score' must be a number, got None"),
+    (lambda r: r["chosen"].pop("settings"), "'chosen' must hold 'trial' and 'settings'"),
+])
+def test_a_tuning_record_with_a_bad_field_names_the_file_and_the_field(tmp_path, make_ranks, change, expected):
+    from vtrbench.reports.result_table import ResultFileError
+
+    runs = tmp_path / "runs"
+    write_record(runs, result_record("dgl", make_ranks(100, 30)))
+    record = tuning_record("dgl", [1.0, 2.0, 3.0], 3)
+    change(record)
+    path = runs / "msrvtt/vtrbench-tiny/dgl/tuning/seed0/tuning.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    with pytest.raises(ResultFileError, match=f"{path}: {expected}"):
+        write_report(runs, tmp_path / "report", resamples=10)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vtrbench.benchmark.config import HARNESS_KEYS, ConfigError, resolve_config
 from vtrbench.benchmark.locks import RunLockedError
+from vtrbench.benchmark.metrics import DivergedError
 from vtrbench.registry import DATASETS, METHODS, UnknownNameError
 
 
@@ -46,9 +47,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         dist.shutdown()
     if prints:
-        print(json.dumps({"run": str(run_dir(config)), "params": result["params"], "metrics": result["metrics"]},
-                         indent=2))
+        print(json.dumps({"run": str(run_dir(config)), "status": result["status"], "params": result["params"],
+                          "metrics": result["metrics"], "skipped": skipped_counts(result)}, indent=2))
     return 0
+
+
+def skipped_counts(result: dict) -> dict[str, int]:
+    """How many clips each split set aside (ids and reasons are in result.json's `skipped`)."""
+    return {split: value if isinstance(value, int) else len(value)
+            for split, value in (result.get("skipped") or {}).items()}
 
 
 def cmd_params(args: argparse.Namespace) -> int:
@@ -73,11 +80,18 @@ def cmd_params(args: argparse.Namespace) -> int:
 def cmd_metrics(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from vtrbench.benchmark.metrics import retrieval_metrics
+    from vtrbench.benchmark.metrics import degenerate_reason, metrics_and_ties
 
     similarity = np.load(args.similarity, allow_pickle=False)  # an object array would be a pickle
     caption_video = np.load(args.caption_video, allow_pickle=False) if args.caption_video else None
-    print(json.dumps(retrieval_metrics(similarity, caption_video), indent=2))
+    try:
+        metrics, _, ties = metrics_and_ties(similarity, caption_video)
+    except ValueError as err:  # non-finite scores or shapes: name the file
+        raise ValueError(f"{args.similarity}: {err}") from err
+    print(json.dumps({**metrics, "ties": ties}, indent=2))
+    if ties["degenerate"]:
+        print(f"vtrbench metrics: degenerate: {degenerate_reason(ties)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -185,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         return args.func(args)
-    except (ConfigError, UnknownNameError, OSError, ValueError, RunLockedError) as err:  # one line, no trace
+    except (ConfigError, UnknownNameError, OSError, ValueError, RunLockedError, DivergedError) as err:  # one line
         message = " ".join(str(err).split("\n"))
         print(f"vtrbench {args.command}: error: {message}", file=sys.stderr)
         return 2

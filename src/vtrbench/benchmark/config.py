@@ -8,6 +8,7 @@ that name the key and the source that set it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -154,18 +156,18 @@ def check_path_names(config: DictConfig) -> None:
 VALUE_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("seed", lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32 - 1"),
     ("train.epochs", lambda v: v >= 1, "an integer >= 1"),
-    ("train.lr", lambda v: v > 0, "a number > 0"),
-    ("train.backbone_lr_scale", lambda v: v >= 0, "a number >= 0"),
-    ("train.weight_decay", lambda v: v >= 0, "a number >= 0"),
+    ("train.lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    ("train.backbone_lr_scale", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    ("train.weight_decay", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
     ("train.warmup", lambda v: 0 <= v <= 1, "a fraction of the steps from 0 to 1"),
-    ("train.grad_clip", lambda v: v > 0, "a number > 0"),
+    ("train.grad_clip", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     ("train.max_steps", lambda v: v is None or v >= 1, "null or an integer >= 1"),
     ("data.num_frames", lambda v: v >= 1, "an integer >= 1"),
     ("data.max_words", lambda v: v >= 2, "an integer >= 2"),
     ("data.batch_size", lambda v: v >= 2, "an integer >= 2 (a contrastive batch needs two pairs)"),
     ("data.eval_batch_size", lambda v: v >= 1, "an integer >= 1"),
     ("data.num_workers", lambda v: v >= 0, "an integer >= 0"),
-    ("data.frame_cache_fps", lambda v: v > 0, "a number > 0"),
+    ("data.frame_cache_fps", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
 )
 
 
@@ -202,10 +204,24 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"command-line override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        if key.rsplit(".", 1)[-1] == "root" and not value.strip():
+            # `msrvtt.root=$UNSET` must not quietly become the offline data, which only null asks for
+            raise ConfigError(f"command-line override {item!r}: an empty root (an unset shell variable?); give the "
+                              f"dataset's folder, or {key}=null for the offline data")
     try:
         return OmegaConf.from_dotlist(list(overrides))
     except OmegaConfBaseException as err:
         raise ConfigError(f"command line: {first_line(err)}") from err
+    except yaml.YAMLError:
+        for item in overrides:  # name the override that is not YAML
+            try:
+                OmegaConf.from_dotlist([item])
+            except yaml.YAMLError as err:
+                problem = getattr(err, "problem", None) or first_line(err)
+                raise ConfigError(f"command-line override {item!r}: not valid YAML ({problem}; a list is written "
+                                  f"[a,b])") from err
+        raise
 
 
 def run_schema(method: str, dataset: str) -> DictConfig:
@@ -245,7 +261,7 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
         (str(config_file("datasets", f"{dataset}.yaml")), _load_yaml(config_file("datasets", f"{dataset}.yaml"))),
         (str(config_file("methods", f"{method}.yaml")), method_yaml),
         *([(f"preset {preset!r}", preset_layer(preset, method, dataset))] if preset else []),
-        ("command line", _only_sections_of(cli, method, dataset)),
+        ("command line", own_sections(cli, method, dataset)),
     ]
     for source, layer in layers:
         try:
@@ -261,6 +277,10 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
         raise ConfigError(f"tune.metric={config.tune.metric!r}: expected one of {', '.join(METRIC_NAMES)}")
     check_path_names(config)
     check_values(config)
+    root = OmegaConf.select(config, f"{dataset}.root")
+    if isinstance(root, str) and not root.strip():
+        raise ConfigError(f"{dataset}.root={root!r}: an empty root; give the dataset's folder, or null for the "
+                          f"offline data")
     return config
 
 
@@ -295,6 +315,40 @@ def preset_layer(name: str, method: str, dataset: str) -> DictConfig:
         if rule.get("method", method) == method and rule.get("dataset", dataset) == dataset:
             layer = OmegaConf.merge(layer, rule.get("set", {}))
     return _only_sections_of(layer, method, dataset)
+
+
+def other_sections(method: str, dataset: str) -> set[str]:
+    """The registered methods and datasets other than this run's: names of sections that are not its own."""
+    return (set(METHODS.names()) | set(DATASETS.names())) - {method, dataset} - HARNESS_KEYS
+
+
+def own_sections(cli: DictConfig, method: str, dataset: str) -> DictConfig:
+    """A run's command line: an option of another method or dataset would be dropped unseen (`vop.variant=P`
+    on a dgl run), so it is an error naming the key. A matrix (leaderboard, tune) leaves out of each run's
+    command line the sections of the matrix's other methods and datasets (`overrides_for_run`)."""
+    for key in cli:
+        if key in other_sections(method, dataset):
+            inner = next(iter(cli[key]), "") if isinstance(cli[key], DictConfig) else ""
+            raise ConfigError(f"{key}{'.' + str(inner) if inner else ''}: an option of {key}, which is not in this "
+                              f"run (method={method}, dataset={dataset})")
+    return cli
+
+
+def overrides_for_run(overrides: list[str], method: str, dataset: str, matrix: list[str]) -> list[str]:
+    """The overrides of a matrix command that belong to the run of (method, dataset): the sections of the
+    matrix's other methods and datasets are left out (each is checked by the runs it belongs to); a section of
+    a method or dataset outside the matrix is an error naming the key."""
+    kept = []
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        top = key.split(".", 1)[0]
+        if top in other_sections(method, dataset):
+            if top not in matrix:
+                raise ConfigError(f"{key}: an option of {top}, which is not among this command's methods and "
+                                  f"datasets ({', '.join(matrix)})")
+            continue
+        kept.append(item)
+    return kept
 
 
 def _only_sections_of(cli: DictConfig, method: str, dataset: str) -> DictConfig:

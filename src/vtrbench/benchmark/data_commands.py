@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vtrbench.benchmark.config import dataset_options, resolve_config
-from vtrbench.datasets.base import SPLITS, AnnotationError, AnnotationFormat, Clip
+from vtrbench.datasets.base import SPLITS, AnnotationError, AnnotationFormat, Clip, shared_clip_ids
 from vtrbench.datasets.frame_cache import DEFAULT_FPS, CacheSettings, frame_cache_dir, prepare_frame_cache
 from vtrbench.datasets.video import VideoReadError, decoder_log_path, log_decoder_messages, read_frames
 from vtrbench.registry import DATASETS
@@ -94,14 +94,7 @@ def print_report(report: SplitReport, num_frames: int, show: int) -> None:
 def shared_ids(reports: list[SplitReport]) -> list[tuple[str, str, list[str]]]:
     """(split, split, ids in both) for every pair of readable splits that share clips: a val or test clip
     that is also trained on, or a val clip that is tested on, would make the numbers meaningless."""
-    readable = [r for r in reports if r.error is None]
-    pairs = []
-    for i, first in enumerate(readable):
-        for second in readable[i + 1:]:
-            common = sorted({c.video_id for c in first.clips} & {c.video_id for c in second.clips})
-            if common:
-                pairs.append((first.name, second.name, common))
-    return pairs
+    return shared_clip_ids({r.name: {c.video_id for c in r.clips} for r in reports if r.error is None})
 
 
 def data_check(dataset_name: str, overrides: list[str], show: int = 10) -> int:

@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from vtrbench.benchmark.config import ConfigError, first_line, parse_overrides, resolve_config, run_dir
 from vtrbench.benchmark.locks import RunLockedError
 from vtrbench.benchmark.results import read_result
+from vtrbench.schema import COMPLETE_STATUSES
 
 LOCAL, SUBMITIT_LOCAL, SLURM = "local", "submitit-local", "slurm"
 LAUNCHERS = (LOCAL, SUBMITIT_LOCAL, SLURM)
@@ -94,7 +95,8 @@ def launch(runs: list[PendingRun], options: LaunchOptions, quiet: bool = False) 
 def summary_line(result: dict) -> str:
     t2v = result["metrics"]["t2v"]
     skipped = len(result.get("skipped", {}).get("test") or ())
-    return (f"T2V R@1 {t2v['R1']:.1f}, tuned {result['params']['tuned']:,}, "
+    degenerate = f"DEGENERATE, not ranked: {result.get('reason', '')}; " if result["status"] == "degenerate" else ""
+    return (f"{degenerate}T2V R@1 {t2v['R1']:.1f}, tuned {result['params']['tuned']:,}, "
             f"train {result['timing']['train_s']:.0f} s"
             + (f", on a smaller test set: {skipped} test clip(s) skipped" if skipped else ""))
 
@@ -115,7 +117,8 @@ def run_in_process(runs: list[PendingRun], quiet: bool) -> int:
             continue
         except Exception as err:  # one failing run must not stop the others
             failed += 1
-            print(f"{run.label}: FAILED: {record_failure(run.config, err).get('error')}", flush=True)
+            failure = record_failure(run.config, err)
+            print(f"{run.label}: {failure['status'].upper()}: {failure['error']}", flush=True)
             continue
         run.finished_elsewhere = not ran
         print(f"{run.label}: {'finished by another process meanwhile: ' if not ran else ''}{summary_line(result)}",
@@ -211,12 +214,12 @@ def run_as_submitit_jobs(runs: list[PendingRun], options: LaunchOptions, quiet: 
         # The run's own result.json tells how it ended; submitit's result pickle is never read (job.result()
         # would unpickle it), so this process unpickles nothing.
         result = read_result(run_dir(run.config))
-        if result is not None and result.get("status") == "finished":
+        if result is not None and result.get("status") in COMPLETE_STATUSES:
             print(f"{run.label}: {summary_line(result)}", flush=True)
             continue
         failed += 1
         log = job.paths.stderr
-        if result is not None and result.get("status") == "failed":  # the job's own account
+        if result is not None and result.get("status") in ("failed", "diverged"):  # the job's own account
             reason = result["error"]
         else:  # killed (time limit, memory) before it could write one
             reason = f"job {job.job_id} ended ({job.state}) without a result"

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from vtrbench.benchmark.config import ConfigError, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
 from vtrbench.benchmark.locks import describe, locked_by_another
-from vtrbench.benchmark.matrix import expand, prepare_offline_assets
+from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
 from vtrbench.benchmark.results import RunConflictError, finished_result, read_result, write_json
 from vtrbench.benchmark.tuning import Search, check_equal_budgets, plan_searches, run_search, settings_overrides
 from vtrbench.schema import RESULT_FILE, method_label
@@ -36,9 +36,11 @@ def plan(overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
     runs = []
     for dataset in matrix.datasets:
         for method in matrix.methods:
+            own = matrix.overrides_for(method, dataset)
             for seed in matrix.seeds:
-                run_overrides = [*matrix.passthrough, f"method={method}", f"dataset={dataset}", f"seed={seed}"]
+                run_overrides = [*own, f"method={method}", f"dataset={dataset}", f"seed={seed}"]
                 runs.append((run_overrides, resolve_config(run_overrides)))
+    check_disjoint_splits([config for _, config in runs])
     return runs
 
 

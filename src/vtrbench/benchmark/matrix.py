@@ -4,7 +4,8 @@ leaderboard` and `vtrbench tune`, and the offline assets their runs use, built o
 Both commands expand their matrix here, with the same checks: `methods=[..]`, `datasets=[..]` and `seeds=[..]`
 must be non-empty lists of names (integers for seeds) without repeats. Without them a command takes
 `method=`/`dataset=`/`seed=`, else the preset's lists, else every registered method, `DEFAULT_DATASETS` and
-seed 0.
+seed 0. An option of a method or dataset outside the matrix is an error (`Matrix.overrides_for`), and the
+dataset roots given must have splits that share no clip (`check_disjoint_splits`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig
 
-from vtrbench.benchmark.config import ConfigError, dataset_options, load_preset, parse_overrides
+from vtrbench.benchmark.config import ConfigError, dataset_options, load_preset, overrides_for_run, parse_overrides
 from vtrbench.datasets.base import SPLITS
 from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir, prepare_frame_cache
 from vtrbench.methods.backbone import load_backbone
@@ -32,6 +33,11 @@ class Matrix:
     datasets: list[str]
     seeds: list[int]
     passthrough: list[str]  # the command's overrides for every run: what is left once the matrix is taken out
+
+    def overrides_for(self, method: str, dataset: str) -> list[str]:
+        """The passthrough overrides that belong to the run of (method, dataset): other methods' and datasets'
+        sections are left out; an option of a method or dataset outside the matrix is an error."""
+        return overrides_for_run(self.passthrough, method, dataset, [*self.methods, *self.datasets])
 
 
 def expand(overrides: list[str], keep: tuple[str, ...] = ()) -> Matrix:
@@ -67,6 +73,18 @@ def matrix_list(cli: DictConfig, key: str, kind: type) -> list | None:
     if repeated:
         raise ConfigError(f"{key}: {', '.join(repeated)} repeated (each run would be planned twice)")
     return items
+
+
+def check_disjoint_splits(configs: list[DictConfig]) -> None:
+    """Before anything runs: every dataset root given must have splits that share no clip (each run checks
+    again; the offline data is disjoint by construction and is not generated here)."""
+    checked = set()
+    for config in configs:
+        options = dataset_options(config)
+        key = (config.dataset, repr(options))
+        if options.root is not None and key not in checked:
+            checked.add(key)
+            DATASETS.get(config.dataset)(options).check_disjoint_splits()
 
 
 def prepare_offline_assets(configs: list[DictConfig], quiet: bool = False) -> None:

@@ -11,12 +11,61 @@ from __future__ import annotations
 import numpy as np
 
 RECALL_KS = (1, 5, 10)
+# Ties go to the query (CLIP4Clip's convention), so a model whose scores collapsed (all equal) would score
+# R@1 100. The rule that flags such a result: a query is *collapsed* when its target's score is tied with at
+# least COLLAPSED_TIE_SHARE of the other candidates (and with one at least); a result is *degenerate* when more
+# than DEGENERATE_QUERY_SHARE of the queries of either direction are collapsed. A degenerate result is never
+# ranked; every result records its tied and collapsed queries per direction.
+COLLAPSED_TIE_SHARE = 0.1
+DEGENERATE_QUERY_SHARE = 0.5
+
+
+class DivergedError(RuntimeError):
+    """A non-finite loss or score: the run ends with status `diverged`, is never ranked nor chosen by a search."""
+
+
+class NonFiniteScoresError(ValueError):
+    """A similarity matrix with NaN or inf: NaN compares false, so every rank would be 1."""
+
+
+def check_finite(similarity: np.ndarray, what: str = "the similarity matrix") -> None:
+    bad = ~np.isfinite(similarity)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise NonFiniteScoresError(f"{what} holds {int(bad.sum()):,} non-finite score(s) of {bad.size:,} (NaN or "
+                                   f"inf; first at caption {row}, video {column}): no rank can be read from it")
 
 
 def ranks_of_ground_truth(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """[Q, N] scores and the ground-truth column of each row -> the rank of the truth in each row."""
     truth_scores = scores[np.arange(scores.shape[0]), truth]
     return 1 + (scores > truth_scores[:, None]).sum(axis=1)
+
+
+def ties_of_ground_truth(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """[Q, N] scores -> how many other candidates score exactly what the truth scores, in each row."""
+    truth_scores = scores[np.arange(scores.shape[0]), truth]
+    return (scores == truth_scores[:, None]).sum(axis=1) - 1
+
+
+def tie_summary(ties: dict[str, np.ndarray], candidates: int) -> dict:
+    """`{t2v: {tied_queries, collapsed_queries, queries}, v2t: {...}, degenerate}` by the rule above."""
+    out: dict = {}
+    for direction, counts in ties.items():
+        collapsed = counts >= max(1.0, COLLAPSED_TIE_SHARE * (candidates - 1))
+        out[direction] = {"tied_queries": int((counts > 0).sum()), "collapsed_queries": int(collapsed.sum()),
+                          "queries": int(counts.size)}
+    out["degenerate"] = any(d["collapsed_queries"] > DEGENERATE_QUERY_SHARE * d["queries"] for d in out.values())
+    return out
+
+
+def degenerate_reason(ties: dict) -> str:
+    """Why a tie summary is degenerate, in words."""
+    return "; ".join(
+        f"{direction}: {ties[direction]['collapsed_queries']:,} of {ties[direction]['queries']:,} queries have their "
+        f"target tied with at least {COLLAPSED_TIE_SHARE:.0%} of the candidates"
+        for direction in ("t2v", "v2t") if direction in ties
+    ) + f" (degenerate above {DEGENERATE_QUERY_SHARE:.0%}: collapsed scores, not ranked)"
 
 
 def summarize_ranks(ranks: np.ndarray) -> dict[str, float]:
@@ -32,9 +81,16 @@ def retrieval_ranks(similarity: np.ndarray, caption_video: np.ndarray | None = N
     similarity: [captions, videos]. caption_video: the video column of each caption; None means the square
     case (caption i belongs to video i).
     """
+    return retrieval_ranks_and_ties(similarity, caption_video)[0]
+
+
+def retrieval_ranks_and_ties(similarity: np.ndarray, caption_video: np.ndarray | None = None
+                             ) -> tuple[dict[str, np.ndarray], dict]:
+    """Per-query ranks of both directions and their `tie_summary`; non-finite scores are refused."""
     sim = np.asarray(similarity, dtype=np.float64)
     if sim.ndim != 2:
         raise ValueError(f"similarity must be a 2-D [captions, videos] matrix, got shape {sim.shape}")
+    check_finite(sim)
     num_captions, num_videos = sim.shape
     if caption_video is None:
         if num_captions != num_videos:
@@ -56,12 +112,21 @@ def retrieval_ranks(similarity: np.ndarray, caption_video: np.ndarray | None = N
     group_scores = np.full((num_videos, num_videos), -np.inf)
     np.maximum.at(group_scores, caption_video, sim)
     v2t = ranks_of_ground_truth(group_scores.T, np.arange(num_videos))
-    return {"t2v": t2v, "v2t": v2t}
+    ties = {"t2v": ties_of_ground_truth(sim, caption_video), "v2t": ties_of_ground_truth(group_scores.T,
+                                                                                          np.arange(num_videos))}
+    return {"t2v": t2v, "v2t": v2t}, tie_summary(ties, num_videos)
 
 
 def retrieval_metrics(similarity: np.ndarray, caption_video: np.ndarray | None = None) -> dict:
     """`{"t2v": {R1, R5, R10, MdR, MnR}, "v2t": {...}, "rsum"}` for a [captions, videos] matrix."""
     return metrics_from_ranks(retrieval_ranks(similarity, caption_video))
+
+
+def metrics_and_ties(similarity: np.ndarray, caption_video: np.ndarray | None = None) -> tuple[dict, dict, dict]:
+    """(metrics, per-query ranks, tie summary) of a [captions, videos] matrix: what a run and
+    `vtrbench metrics` report."""
+    ranks, ties = retrieval_ranks_and_ties(similarity, caption_video)
+    return metrics_from_ranks(ranks), ranks, ties
 
 
 def metrics_from_ranks(ranks: dict[str, np.ndarray]) -> dict:

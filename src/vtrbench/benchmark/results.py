@@ -24,7 +24,7 @@ from torch import nn
 from vtrbench.benchmark.config import config_differences
 from vtrbench.benchmark.counting import tuned_parameters
 from vtrbench.files import atomic_write
-from vtrbench.schema import RESULT_FILE
+from vtrbench.schema import COMPLETE_STATUSES, RESULT_FILE
 
 CHECKPOINT_FILE = "last_epoch.safetensors"
 LEGACY_CHECKPOINT_FILE = "last_epoch.pt"  # a pickle (vtrbench before 0.2, or planted): never loaded
@@ -49,7 +49,7 @@ def read_result(run_dir: Path) -> dict | None:
 
 def is_finished(run_dir: Path) -> bool:
     result = read_result(run_dir)
-    return result is not None and result.get("status") == "finished"
+    return result is not None and result.get("status") in COMPLETE_STATUSES
 
 
 class RunConflictError(ValueError):
@@ -60,7 +60,7 @@ def finished_result(run_dir: Path, config: DictConfig) -> dict | None:
     """The finished result in `run_dir` when it was made with `config` (output-only keys aside), None when
     there is no finished result; a finished result of any other config is never reused nor replaced."""
     result = read_result(run_dir)
-    if result is None or result.get("status") != "finished":
+    if result is None or result.get("status") not in COMPLETE_STATUSES:
         return None
     differences = config_differences(result.get("config") or {}, config)
     if differences:

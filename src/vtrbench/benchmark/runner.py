@@ -41,7 +41,7 @@ from vtrbench.benchmark.data import (
 )
 from vtrbench.benchmark.locks import locked_by_another, run_lock
 from vtrbench.benchmark.memory import MemoryMeter
-from vtrbench.benchmark.metrics import metrics_from_ranks, retrieval_ranks
+from vtrbench.benchmark.metrics import DivergedError, NonFiniteScoresError, degenerate_reason, metrics_and_ties
 from vtrbench.benchmark.results import (
     CHECKPOINT_FILE,
     LEGACY_CHECKPOINT_FILE,
@@ -137,6 +137,39 @@ def autocast_for(device: torch.device, enabled: bool):
     return torch.autocast("cuda", dtype=dtype), scaler
 
 
+def precision_name(device: torch.device, amp: bool) -> str:
+    """What `autocast_for` computes in: the forward pass's dtype (the loss is always fp32)."""
+    if device.type != "cuda" or not amp:
+        return "fp32"
+    return "bf16 autocast" if torch.cuda.is_bf16_supported(including_emulation=False) else \
+        "fp16 autocast with a loss scaler"
+
+
+# No run applies any: scores are the raw similarities (papers that report QB-Norm or DSL numbers re-rank them
+# at test time, which changes R@1 by several points).
+POST_PROCESSING = "none (raw similarity: no QB-Norm, no DSL, no re-ranking)"
+
+
+def reproducibility_record(run: Run) -> dict[str, Any]:
+    """What most often keeps a number from being reproduced (CLIP4Clip-style code: GPU count and batch size),
+    for result.json: processes, batch per process and global batch, GPUs, precision, library versions."""
+    import open_clip
+
+    config, cuda = run.config, run.device.type == "cuda"
+    return {
+        "processes": dist.world_size(),
+        "batch_per_process": config.data.batch_size // dist.world_size(),
+        "global_batch": config.data.batch_size,
+        "gpu_model": torch.cuda.get_device_name(run.device) if cuda else None,
+        "gpu_count": dist.world_size() if cuda else 0,
+        "precision": precision_name(run.device, config.train.amp),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if cuda else None,
+        "open_clip": open_clip.__version__,
+        "post_processing": POST_PROCESSING,
+    }
+
+
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler, params, grad_clip: float) -> None:
     """Backward, gradient clipping and the update, through the fp16 loss scaler when there is one."""
     optimizer.zero_grad(set_to_none=True)
@@ -178,13 +211,17 @@ class Run:
     # ---- data -------------------------------------------------------------------------------------------
     def split(self, name: str) -> CheckedSplit:
         checked = check_split(self.dataset.load(name), self.frame_cache(name))
-        if checked.skipped and dist.is_main():
-            shown = ", ".join(list(checked.skipped)[:5])
-            print(f"[{name}] skipping {len(checked.skipped)} clip(s) ({shown}...)", file=sys.stderr)
         if not checked.clips:
             why = (" (val is measured for the learning curve, best_val selection and tuning trials; "
                    "train.val_curve=false runs without it)") if name == "val" else ""
-            raise RuntimeError(f"{self.config.dataset} {name} split: no usable clip under {self.dataset.root}{why}")
+            example = next(iter(checked.skipped.items()), None)
+            skipped = f": all {len(checked.skipped)} clip(s) set aside, e.g. {example[0]}: {example[1]}" \
+                if example else ": the split file lists no clip"
+            raise ValueError(f"{self.config.dataset} {name} split: no usable clip under {self.dataset.root}"
+                             f"{skipped}{why}")
+        if checked.skipped and dist.is_main():
+            shown = ", ".join(list(checked.skipped)[:5])
+            print(f"[{name}] skipping {len(checked.skipped)} clip(s) ({shown}...)", file=sys.stderr)
         return checked
 
     def loader(self, dataset: torch.utils.data.Dataset, batch_size: int, shuffle: bool, epoch: int = 0):
@@ -267,6 +304,9 @@ class Run:
                     continue
                 with amp:
                     loss = self.step_loss(model, batch)
+                if not torch.isfinite(loss):  # every rank computes the same global loss: all of them stop
+                    raise DivergedError(f"the training loss is {loss.item()} at step {stats['steps'] + 1} (epoch "
+                                        f"{epoch + 1}): training diverged (train.lr={config.train.lr})")
                 optimizer_step(loss, optimizer, scaler, tuned_parameters(method).values(), config.train.grad_clip)
                 scheduler.step()
                 stats["steps"] += 1
@@ -424,8 +464,11 @@ class Run:
             for chunk in tokens.split(self.config.data.eval_batch_size)
         ])
         similarity = score_matrix(method, text, video, mask, self.device).numpy()
-        ranks = retrieval_ranks(similarity, test.caption_video)
-        return metrics_from_ranks(ranks), ranks
+        try:
+            metrics, ranks, ties = metrics_and_ties(similarity, test.caption_video)
+        except NonFiniteScoresError as err:
+            raise DivergedError(f"{test.name} split: {err}: the model diverged") from err
+        return {**metrics, "ties": ties}, ranks  # ties: tied and collapsed queries, and whether degenerate
 
 
 # What one chunk of captions may cost in score_matrix: 2**26 scores, 256 MB in fp32 per [chunk, B, T] tensor.
@@ -503,6 +546,7 @@ def execute_locked(config: DictConfig, out_dir: Path) -> dict:
     if dist.is_main():
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(OmegaConf.to_yaml(config)))
+    run.dataset.check_disjoint_splits()  # before any training: never train or tune on test clips
     meter.watch(run.device)
     decoder_log = out_dir / "decode.log"
     log_decoder_messages(decoder_log)
@@ -520,8 +564,10 @@ def execute_locked(config: DictConfig, out_dir: Path) -> dict:
     metrics, ranks = run.evaluate(eval_split)
     eval_s = time.perf_counter() - started
     val_ids = held_out_ids(run, val_split)
+    ties = metrics.pop("ties")
     result = RunResult(
-        status="finished",
+        status="degenerate" if ties["degenerate"] else "finished",  # degenerate: never ranked nor chosen
+        reason=degenerate_reason(ties) if ties["degenerate"] else None,
         method=config.method,
         variant=config.variant,
         dataset=config.dataset,
@@ -534,6 +580,7 @@ def execute_locked(config: DictConfig, out_dir: Path) -> dict:
         metrics=metrics,
         ranks={k: v.tolist() for k, v in ranks.items()},
         num_queries={"t2v": len(ranks["t2v"]), "v2t": len(ranks["v2t"])},
+        ties=ties,  # ties count in the query's favour (CLIP4Clip); how many queries had one
         params=dict(run.params),
         timing={
             "train_s": round(stats["train_s"], 3),
@@ -546,6 +593,7 @@ def execute_locked(config: DictConfig, out_dir: Path) -> dict:
         **meter.record(run.device),  # peak_memory_mb: the run's own; memory: how it was measured
         device=str(run.device),
         world_size=dist.world_size(),
+        reproducibility=reproducibility_record(run),
         skipped={"train": train_split.skipped, eval_split.name: eval_split.skipped,
                  **({"val": val_split.skipped} if val_split is not None else {}),
                  "train_decode_failures": stats["failed_decodes"],
@@ -576,6 +624,9 @@ def select_model(run: Run, stats: dict) -> dict:
     if run.config.train.select != "best_val":
         return {"rule": "last_epoch", "epoch": stats["epochs"], "step": stats["steps"]}
     best = stats["best_val"]
+    if best is None:  # every val point was degenerate: no epoch to choose
+        raise DivergedError(f"train.select=best_val: every val point of {run.config.method} is degenerate "
+                            f"(collapsed scores); no epoch can be chosen")
     if run.params["tuned"]:
         load_tuned_weights(run.method, run.out_dir / BEST_VAL_WEIGHTS_FILE)
     return {"rule": "best_val", "metric": best["metric"], "epoch": best["epoch"], "step": best["step"],
@@ -598,16 +649,21 @@ def check_trained(run: Run, stats: dict) -> None:
 
 
 def record_failure(config: DictConfig, error: BaseException) -> dict:
-    """A failed run leaves a result file saying so, never over a finished one (of any config)."""
+    """A failed run leaves a result file saying so (status `diverged` for a non-finite loss or score, else
+    `failed`), never over a finished one (of any config). A folder that cannot be written is said, not raised."""
     out_dir = run_dir(config)
     result = RunResult(
-        status="failed", method=config.method, variant=config.variant,
+        status="diverged" if isinstance(error, DivergedError) else "failed",
+        method=config.method, variant=config.variant,
         dataset=config.dataset, split="val" if config.tune.trial else "test",
         backbone=config.backbone.name, pretrained=config.backbone.pretrained,
         seed=config.seed, error=f"{type(error).__name__}: {error}",
         traceback="".join(traceback.format_exception(error)),
         config=OmegaConf.to_container(config, resolve=True),
     ).to_json()
-    if not is_finished(out_dir) and locked_by_another(out_dir) is None:  # never over another process's run
-        write_json(out_dir / RESULT_FILE, result)
+    try:
+        if not is_finished(out_dir) and locked_by_another(out_dir) is None:  # never over another process's run
+            write_json(out_dir / RESULT_FILE, result)
+    except (OSError, ValueError) as err:  # an unwritable folder, or an unreadable result there
+        result["error"] += f" (and its failure could not be recorded: {err})"
     return result

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vtrbench.benchmark.config import ConfigError, config_file, resolve_config, run_dir
 from vtrbench.benchmark.counting import count_parameters
-from vtrbench.benchmark.matrix import expand, prepare_offline_assets
+from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
 from vtrbench.benchmark.results import RunConflictError, finished_result, git_commit, read_result, write_json
 from vtrbench.benchmark.runner import build_method, execute, record_failure
 from vtrbench.benchmark.validation import is_better, metric_value
@@ -35,8 +35,8 @@ SIGNIFICANT_DIGITS = 3  # grid points are rounded so that the chosen value reads
 
 def log_grid(low: float, high: float, points: int) -> list[float]:
     """`points` values evenly spaced in log between low and high (both included), to 3 significant digits."""
-    if not 0 < low < high:
-        raise ConfigError(f"log_range [{low}, {high}]: expected 0 < low < high")
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
+        raise ConfigError(f"log_range [{low}, {high}]: expected finite numbers with 0 < low < high")
     return [float(f"{value:.{SIGNIFICANT_DIGITS}g}") for value in np.logspace(math.log10(low), math.log10(high),
                                                                              points)]
 
@@ -71,7 +71,10 @@ def search_grid(config: DictConfig) -> list[dict[str, Any]]:
         raise ConfigError(
             f"{source}: tune.space yields {points * explicit if ranged else explicit} trial(s) but the budget "
             f"tune.trials is {trials}: every method gets the same number of trials")
-    axes = [(d.key, log_grid(*d.log_range, points) if d.log_range is not None else list(d.choices)) for d in dims]
+    try:
+        axes = [(d.key, log_grid(*d.log_range, points) if d.log_range is not None else list(d.choices)) for d in dims]
+    except ConfigError as err:
+        raise ConfigError(f"{source}: tune.space: {err}") from err
     grid: list[dict[str, Any]] = [{}]
     for key, values in axes:
         grid = [{**settings, key: value} for settings in grid for value in values]
@@ -151,10 +154,11 @@ def plan_searches(overrides: list[str]) -> list[Search]:
     searches = []
     for dataset in matrix.datasets:
         for method in matrix.methods:
-            search_overrides = [f"method={method}", f"dataset={dataset}", *matrix.passthrough]
+            own = matrix.overrides_for(method, dataset)
+            search_overrides = [f"method={method}", f"dataset={dataset}", *own]
             config = resolve_config(search_overrides)
             searched = {dim.key for dim in config.tune.space}
-            fixed = searched & {o.split("=", 1)[0] for o in matrix.passthrough}
+            fixed = searched & {o.split("=", 1)[0] for o in own}
             if fixed:
                 raise ConfigError(f"{', '.join(sorted(fixed))}: searched by {method}'s tune.space; do not set it "
                                   f"on the command line of a search")
@@ -164,8 +168,15 @@ def plan_searches(overrides: list[str]) -> list[Search]:
             elif not search.grid:
                 raise ConfigError(f"{space_source(config)}: {method} trains parameters but declares no tune.space: "
                                   f"give it one of tune.trials={config.tune.trials} trials")
+            for settings in search.grid:  # every trial's values checked before the first trial trains
+                try:
+                    search.trial_config(settings)
+                except ConfigError as err:
+                    raise ConfigError(f"{space_source(config)} (or tune.space on the command line): trial "
+                                      f"{' '.join(settings_overrides(settings))}: {err}") from err
             searches.append(search)
     check_equal_budgets(searches)
+    check_disjoint_splits([search.config for search in searches])
     return searches
 
 
@@ -209,22 +220,24 @@ def run_search(search: Search, quiet: bool = False) -> dict | None:
             result = execute(trial_config)
         except RunConflictError:
             raise
-        except Exception as err:  # a failing trial is recorded and never chosen; the others go on
+        except Exception as err:  # a failing (or diverged) trial is recorded and never chosen; the others go on
             failed = record_failure(trial_config, err)
-            print(f"  trial {index}/{budget} {shown}: FAILED: {failed['error']}", flush=True)
-            trials.append({"trial": index, "settings": settings, "status": "failed", "error": failed["error"],
-                           "run": str(run_dir(trial_config))})
+            print(f"  trial {index}/{budget} {shown}: {failed['status'].upper()}: {failed['error']}", flush=True)
+            trials.append({"trial": index, "settings": settings, "status": failed["status"],
+                           "error": failed["error"], "run": str(run_dir(trial_config))})
             continue
         score = metric_value(result["metrics"], metric)
         took = "finished earlier, reused" if reused else f"{time.perf_counter() - started:.0f} s"
+        degenerate = f" DEGENERATE, never chosen: {result['reason']};" if result["status"] == "degenerate" else ""
         print(f"  trial {index}/{budget} {shown}: val {metric} {score:.1f} "
-              f"(T2V R@1 {result['metrics']['t2v']['R1']:.1f}; {took})", flush=True)
-        trials.append({"trial": index, "settings": settings, "status": "finished", "score": score,
+              f"({degenerate} T2V R@1 {result['metrics']['t2v']['R1']:.1f}; {took})", flush=True)
+        trials.append({"trial": index, "settings": settings, "status": result["status"], "score": score,
                        "metrics": result["metrics"], "val_curve": result.get("val_curve", []),
                        "steps": result["timing"]["steps"], "run": str(run_dir(trial_config))})
     finished = [t for t in trials if t["status"] == "finished"]
     if not finished:
-        raise RuntimeError(f"{search.label}: every trial failed; see the run folders under {search.record_path.parent}")
+        raise ValueError(f"{search.label}: no trial finished with usable scores (failed, diverged or degenerate); "
+                         f"see the run folders under {search.record_path.parent}")
     best = None
     for trial in finished:  # the first best in grid order
         if best is None or is_better(metric, trial["score"], best["score"]):
@@ -267,7 +280,7 @@ def preset_rule(record: dict) -> dict:
     """The preset rule that sets the chosen values, with its provenance as its source."""
     scores = "; ".join(
         f"{' '.join(settings_overrides(t['settings']))} -> "
-        + (f"{t['score']:.1f}" if t["status"] == "finished" else "failed")
+        + (f"{t['score']:.1f}" if t["status"] == "finished" else t["status"])
         for t in record["trials"]
     )
     source = (f"{record['command']} (seed {record['seed']}): chosen on the val split ({record['val']['source']}, "

@@ -52,7 +52,9 @@ class ValidationCurve:
         stats.setdefault("val_curve", []).append(point)
         score = metric_value(metrics, self.metric)
         best = stats.get("best_val")
-        if is_better(self.metric, score, best["score"] if best else None):
+        # a degenerate point (collapsed scores, see metrics.py) is never the best
+        if not metrics.get("ties", {}).get("degenerate") and is_better(self.metric, score,
+                                                                      best["score"] if best else None):
             stats["best_val"] = {"epoch": epoch, "step": stats["steps"], "metric": self.metric, "score": score}
             if self.keep_best and dist.is_main():
                 save_tuned_weights(self.run.method, self.best_weights)

@@ -127,6 +127,18 @@ def normalise_whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
+def shared_clip_ids(ids: dict[str, set[str]]) -> list[tuple[str, str, list[str]]]:
+    """(split, split, ids in both) for every pair of splits that share clips: a val or test clip that is also
+    trained on, or a val clip that is tested on, would make the numbers meaningless."""
+    names = list(ids)
+    return [(first, second, sorted(ids[first] & ids[second]))
+            for i, first in enumerate(names) for second in names[i + 1:] if ids[first] & ids[second]]
+
+
+class SharedClipsError(ValueError):
+    """Two splits share clips; the message names the root, the splits and the clips."""
+
+
 @dataclass
 class Clip:
     video_id: str
@@ -199,6 +211,21 @@ class AnnotationFormat:
         held_out = holdout_ids([video_id for video_id, _, _ in train], self.config.val_fraction,
                                self.config.val_seed)
         return [clip for clip in train if clip[0] in held_out]
+
+    def check_disjoint_splits(self) -> None:
+        """Refuse splits that share clips (ids only: no video is read). Train excludes val by construction;
+        a val or train file that holds test clips would train or tune on the test split without a word."""
+        val = {video_id for video_id, _, _ in self.read_val()}
+        ids = {"train": {video_id for video_id, _, _ in self.read("train")} - val, "val": val,
+               "test": {video_id for video_id, _, _ in self.read("test")}}
+        shared = shared_clip_ids(ids)
+        if shared:
+            first, second, common = shared[0]
+            shown = ", ".join(common[:5]) + (", ..." if len(common) > 5 else "")
+            more = "".join(f"; also {a} and {b} share {len(c):,}" for a, b, c in shared[1:])
+            raise SharedClipsError(f"{self.root}: the {first} and {second} splits share {len(common):,} clip(s) "
+                                   f"({shown}){more}: a run would train or tune on clips it is scored on; fix the "
+                                   f"split files (`vtrbench data check` lists them)")
 
     def load(self, split: str) -> Split:
         if split not in SPLITS:

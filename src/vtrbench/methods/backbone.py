@@ -143,8 +143,18 @@ def _open_clip_model(name: str, pretrained: str, quick_gelu: bool | None) -> nn.
             f"(tags: {', '.join(sorted(known_tags)) or 'none'})"
         )
     # open_clip only warns when a tag's flag and the architecture disagree; force_quick_gelu applies it
-    return open_clip.create_model(name, pretrained=pretrained, require_pretrained=True,
-                                  force_quick_gelu=bool(quick_gelu))
+    try:
+        return open_clip.create_model(name, pretrained=pretrained, require_pretrained=True,
+                                      force_quick_gelu=bool(quick_gelu))
+    except Exception as err:
+        if looks_like_path:
+            raise  # load_backbone names the file
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise ValueError(
+            f"backbone.pretrained={pretrained}: the weights of open_clip's {name} tag {pretrained!r} could not be "
+            f"downloaded ({reason}); without internet, copy the checkpoint file here and pass its path, e.g. "
+            f"backbone.pretrained=/weights/{name}-{pretrained}.bin (preset=paper sets backbone.quick_gelu=true "
+            f"for OpenAI's weights)") from err
 
 
 def backbone_names() -> list[str]:

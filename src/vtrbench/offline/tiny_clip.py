@@ -11,7 +11,6 @@ seed, batch, learning rate, renderer version), so a changed recipe retrains inst
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -20,7 +19,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vtrbench.cache import cache_dir
+from vtrbench.cache import cache_dir, exclusive_lock
 from vtrbench.methods.backbone import OFFLINE_PRETRAINED, RANDOM_PRETRAINED, untrained_model
 from vtrbench.offline import world
 from vtrbench.progress import phase
@@ -99,7 +97,7 @@ def build_offline_clip(steps: int, seed: int, cache_dir: Path, progress: bool = 
     if checkpoint.is_file():
         return checkpoint
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(target.with_name(target.name + ".lock")):
+    with exclusive_lock(target.with_name(target.name + ".lock")):
         if checkpoint.is_file():  # another process finished while we waited
             return checkpoint
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
@@ -111,21 +109,6 @@ def build_offline_clip(steps: int, seed: int, cache_dir: Path, progress: bool = 
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return checkpoint
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # no advisory locks (Windows): the atomic rename alone keeps the cache consistent
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _normalise(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

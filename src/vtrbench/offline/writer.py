@@ -1,7 +1,9 @@
 """Writing a generated dataset to disk, what every format shares (`generate_dataset`): mp4 files rendered and
 encoded on every CPU core, annotation files written atomically, and a marker written last that records the
-settings. A dataset folder is therefore either complete and current, or regenerated: a changed setting,
-renderer or interrupted run never leaves stale or half-written data that looks finished."""
+settings and every file, once every video is checked in place. A dataset folder is therefore either complete
+and current, or regenerated: a changed setting, renderer, interrupted run or missing file never leaves stale
+or half-written data that looks finished. Generation holds a lock beside the folder, so that two processes
+never write one dataset at once."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vtrbench.cache import exclusive_lock
 from vtrbench.files import atomic_write, atomic_write_text
 from vtrbench.offline.world import CLIPS_VERSION, ClipSpec, render_clip, sample_clips
 from vtrbench.progress import bar, phase
@@ -90,12 +93,21 @@ def dataset_settings(format_name: str, seed: int, sizes: dict[str, int], **extra
             "size": VIDEO_SIZE, "fps": VIDEO_FPS, **extra}
 
 
+def dataset_files(root: Path) -> list[str]:
+    """Every file of a generated dataset, relative to its root (hidden names aside: the marker, temporaries)."""
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*")
+                  if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts))
+
+
 def is_complete(root: Path, settings: dict) -> bool:
-    marker = root / MARKER_NAME
+    """The marker says these settings and every file it lists is in place (else: regenerate)."""
     try:
-        return json.loads(marker.read_text()) == settings
+        marker = json.loads((root / MARKER_NAME).read_text())
     except (OSError, json.JSONDecodeError):
         return False
+    files = marker.pop("files", None) if isinstance(marker, dict) else None
+    return marker == settings and isinstance(files, list) and bool(files) \
+        and all((root / name).is_file() for name in files)
 
 
 def start_dataset(root: Path, settings: dict) -> Path:
@@ -109,8 +121,13 @@ def start_dataset(root: Path, settings: dict) -> Path:
     return video_dir
 
 
-def finish_dataset(root: Path, settings: dict) -> Path:
-    write_json(root / MARKER_NAME, settings)
+def finish_dataset(root: Path, settings: dict, jobs: Sequence[VideoJob]) -> Path:
+    """Mark `root` complete, after checking that every video is in place; the marker lists every file."""
+    missing = [str(job.path) for job in jobs if not job.path.is_file() or not job.path.stat().st_size]
+    if missing:
+        raise RuntimeError(f"{root}: {len(missing):,} of {len(jobs):,} generated videos are missing or empty "
+                           f"(e.g. {missing[0]}); the dataset is not marked complete and is regenerated next time")
+    write_json(root / MARKER_NAME, {**settings, "files": dataset_files(root)})
     return root
 
 
@@ -118,16 +135,21 @@ def generate_dataset(format_name: str, title: str, root: Path, seed: int, sizes:
                      write_annotations: Callable[[Path, Path, int, dict[str, int]], list[VideoJob]],
                      progress: bool = True, **extra: object) -> Path:
     """What generating any format takes: unless `root` holds this very dataset already (its marker has these
-    settings), empty it, let the format write its annotation files (`write_annotations(root, video_dir, seed,
-    sizes)`, which returns the videos to render), render the videos, then write the marker last."""
+    settings and lists files that are all in place), empty it, let the format write its annotation files
+    (`write_annotations(root, video_dir, seed, sizes)`, which returns the videos to render), render the
+    videos, check them, then write the marker last.
+
+    All of it holds a lock beside `root` (`.<name>.lock`), so that two first-use processes (a leaderboard and a
+    `data check`) never write one dataset at once: the second waits, then finds it complete."""
     root = Path(root)
     settings = dataset_settings(format_name, seed, sizes, **extra)
-    if is_complete(root, settings):
-        return root
-    video_dir = start_dataset(root, settings)
-    jobs = write_annotations(root, video_dir, seed, sizes)
-    write_videos(jobs, f"generating the offline {title}", progress)
-    return finish_dataset(root, settings)
+    with exclusive_lock(root.parent / f".{root.name}.lock"):
+        if is_complete(root, settings):
+            return root
+        video_dir = start_dataset(root, settings)
+        jobs = write_annotations(root, video_dir, seed, sizes)
+        write_videos(jobs, f"generating the offline {title}", progress)
+        return finish_dataset(root, settings, jobs)
 
 
 def split_clips(format_name: str, seed: int, sizes: dict[str, int]) -> list[tuple[str, ClipSpec]]:

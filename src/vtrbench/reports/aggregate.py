@@ -241,8 +241,8 @@ def paired_comparisons(
 
 
 def failed_runs(results: pd.DataFrame) -> pd.DataFrame:
-    """The failed runs (listed in the report, never averaged)."""
-    failed = results[results["status"] == "failed"]
-    return failed[["dataset", "split", "backbone", "method", "variant", "seed", "error", "path"]].reset_index(
+    """The runs that are not ranked: failed, diverged or degenerate (listed in the report, never averaged)."""
+    failed = results[results["status"] != "finished"]
+    return failed[["dataset", "split", "backbone", "method", "variant", "seed", "status", "error", "path"]].reset_index(
         drop=True
     )

@@ -28,7 +28,7 @@ from vtrbench.reports.render import (
     render_latex,
     render_markdown,
 )
-from vtrbench.reports.result_table import load_results
+from vtrbench.reports.result_table import REPRODUCIBILITY_KEYS, load_results
 from vtrbench.reports.tables import (
     confidence_table,
     dataset_table,
@@ -106,10 +106,10 @@ def write_report(
         Section(
             "About this report",
             [
-                f"{len(results)} result files under {runs_dir}: {finished_count} finished, {len(failed)} failed "
-                f"(failed runs are listed at the end and never averaged). Confidence intervals and paired tests: "
-                f"percentile bootstrap over queries with B = {resamples} resamples, RNG seed {DEFAULT_RNG_SEED}. "
-                f"Paired reference method: {reference_method}. "
+                f"{len(results)} result files under {runs_dir}: {finished_count} finished, {len(failed)} failed, "
+                f"diverged or degenerate (listed at the end, never averaged nor ranked). Confidence intervals and "
+                f"paired tests: percentile bootstrap over queries with B = {resamples} resamples, RNG seed "
+                f"{DEFAULT_RNG_SEED}. Paired reference method: {reference_method}. "
                 + (
                     "Published rows are copied from papers (their own backbones, training and parameter "
                     "denominators), shown in separate blocks and never ranked."
@@ -150,9 +150,10 @@ def write_report(
             columns=TABLE_CSV_COLUMNS
         ).to_csv(paths[f"csv:{table}"], index=False)
 
+    sections.append(reproducibility_section(results))
     sections.append(tuning_section(runs_dir, out_dir, paths, results))
     sections.append(curves_section(results, out_dir, paths))
-    sections.append(Section("Failed runs", [failed_table(failed) if not failed.empty else "None."]))
+    sections.append(Section("Runs not ranked", [failed_table(failed) if not failed.empty else "None."]))
 
     paths["csv:paired"] = out_dir / "paired.csv"
     comparisons.to_csv(paths["csv:paired"], index=False)
@@ -166,6 +167,30 @@ def write_report(
     paths["html"] = out_dir / "report.html"
     paths["html"].write_text(render_html(REPORT_TITLE, sections), encoding="utf-8")
     return paths
+
+
+def reproducibility_section(results: pd.DataFrame) -> Section:
+    """Per table, what its finished runs share (processes, batch, GPUs, precision, versions, post-processing)
+    and where they differ, run by run: the usual reasons a number does not reproduce."""
+    finished = results[results["status"] == "finished"]
+    items: list = ["Recorded by every run (`reproducibility` in result.json). A difference in processes, batch "
+                   "or precision changes what was trained, not only how fast."]
+    for table in dict.fromkeys(finished["table"]):
+        rows = finished[finished["table"] == table]
+        shared, differing = [], []
+        for key in REPRODUCIBILITY_KEYS:
+            values = rows[f"repro_{key}"]
+            if values.nunique() == 1:
+                shared.append(f"{key} {values.iloc[0]}")
+                continue
+            groups = [f"{value}: " + ", ".join(
+                f"{r.method}{'.' + r.variant if r.variant else ''} seed{r.seed}" for r in rows[values == value]
+                .itertuples(index=False)) for value in dict.fromkeys(values)]
+            differing.append(f"{key} DIFFERS ({'; '.join(groups)})")
+        parts = (["; ".join(differing)] if differing else []) + \
+            ([("shared: " if differing else "every run shares ") + ", ".join(shared)] if shared else [])
+        items.append(f"{table}: " + ". ".join(parts) + ".")
+    return Section("Reproducibility", items)
 
 
 def tuning_section(runs_dir: Path, out_dir: Path, paths: dict[str, Path], results: pd.DataFrame) -> Section:

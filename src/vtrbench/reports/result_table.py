@@ -45,6 +45,10 @@ FINISHED_COLUMNS = (
     "val_curve",
 )
 VAL_SPLIT = "val"  # the split tuning trials are scored on
+# result.json's `reproducibility` record (processes, batches, GPUs, precision, versions, post-processing): one
+# `repro_<key>` column each, "unrecorded" for files written before it existed.
+REPRODUCIBILITY_KEYS = ("processes", "batch_per_process", "global_batch", "gpu_model", "gpu_count", "precision",
+                        "torch", "cuda", "open_clip", "post_processing")
 
 
 class ResultFileError(ValueError):
@@ -115,19 +119,29 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
         raise ResultFileError(f"{path}: schema {schema!r} is not supported (expected {SCHEMA_VERSION})")
     status = _require(record, "status", path)
     if status not in STATUSES:
-        raise ResultFileError(f"{path}: status must be one of {', '.join(map(repr, STATUSES))}, got {status!r}")
+        raise ResultFileError(f"{path}: 'status' must be one of {', '.join(STATUSES)}, got {status!r}")
     row: dict[str, Any] = {key: _require(record, key, path) for key in IDENTITY_KEYS}
+    for key in ("method", "dataset", "split", "backbone"):
+        if not isinstance(row[key], str) or not row[key]:
+            raise ResultFileError(f"{path}: '{key}' must be a non-empty string, got {row[key]!r}")
+    if row["variant"] is not None and not isinstance(row["variant"], str):
+        raise ResultFileError(f"{path}: 'variant' must be a string (or null), got {row['variant']!r}")
+    if isinstance(row["seed"], bool) or not isinstance(row["seed"], int):
+        raise ResultFileError(f"{path}: 'seed' must be an integer, got {row['seed']!r}")
     row["variant"] = row["variant"] or ""
-    row["seed"] = int(row["seed"])
     row.update(
         status=status,
-        error=record.get("error", "") if status == "failed" else "",
+        error=str(record.get("error") or record.get("reason") or "") if status != "finished" else "",
         pretrained=record.get("pretrained", ""),
         activation=record.get("activation", ""),  # the backbone's MLP activation; absent in older files
         path=str(path),
     )
-    if status == "failed":
-        # A failed run keeps whatever it wrote for listing, but no metric may be averaged from it.
+    record_of = record.get("reproducibility")
+    for key in REPRODUCIBILITY_KEYS:
+        value = record_of.get(key, "unrecorded") if isinstance(record_of, dict) else "unrecorded"
+        row[f"repro_{key}"] = "none" if value is None else str(value)
+    if status != "finished":
+        # A failed, diverged or degenerate run is listed with its reason; no metric is averaged from it.
         row["error"] = str(row["error"] or "no error message recorded")
         return row
 
@@ -148,11 +162,24 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
     row["skipped_train"] = _count(record, "skipped.train")
     row["skipped_test"] = _count(record, "skipped.test")
     row["model_selection"], row["selected_epoch"] = _model_selection(record.get("model_selection"))
-    curve = record.get("val_curve")
-    row["val_curve"] = curve if isinstance(curve, list) and curve else None
+    row["val_curve"] = _val_curve(record.get("val_curve"), path)
     row["git_commit"] = record.get("git_commit", "")
     row["vtrbench_version"] = _optional(record, "versions.vtrbench") or ""
     return row
+
+
+def _val_curve(curve: Any, path: Path) -> list | None:
+    """The learning curve: null or a list of {epoch, step, metrics: {t2v: {R1}, v2t: {R1}, rsum}} points."""
+    if curve is None or curve == []:
+        return None
+    if not isinstance(curve, list):
+        raise ResultFileError(f"{path}: 'val_curve' must be a list of points, got {type(curve).__name__}")
+    for index, point in enumerate(curve):
+        for key in ("epoch", "step", "metrics.t2v.R1", "metrics.v2t.R1", "metrics.rsum"):
+            if not isinstance(point, dict):
+                raise ResultFileError(f"{path}: 'val_curve[{index}]' must be an object, got {point!r}")
+            _number(point, key, Path(f"{path}: 'val_curve[{index}]'"))
+    return curve
 
 
 def load_result_file(path: Path) -> dict[str, Any]:

@@ -341,12 +341,12 @@ def summary_table(summary: pd.DataFrame, published: pd.DataFrame, tables: list[s
 
 def failed_table(failed: pd.DataFrame) -> DisplayTable:
     rows = [
-        [r.dataset, r.split, r.backbone, r.method, r.variant, str(r.seed), r.error, r.path]
+        [r.dataset, r.split, r.backbone, r.method, r.variant, str(r.seed), r.status, r.error, r.path]
         for r in failed.itertuples(index=False)
     ]
     return DisplayTable(
-        title="Failed runs (listed, never averaged)",
-        columns=["Dataset", "Split", "Backbone", "Method", "Variant", "Seed", "Error", "File"],
+        title="Failed, diverged and degenerate runs (listed, never averaged nor ranked)",
+        columns=["Dataset", "Split", "Backbone", "Method", "Variant", "Seed", "Status", "Reason", "File"],
         blocks=[("", rows)],
         name="failed",
     )

@@ -29,12 +29,36 @@ def load_tuning_records(runs_dir: str | Path) -> list[dict[str, Any]]:
             record = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ResultFileError(f"{path}: not valid JSON ({error})") from error
-        for key in ("method", "dataset", "backbone", "metric", "trials_budget", "space", "trials", "chosen"):
-            if key not in record:
-                raise ResultFileError(f"{path}: missing key '{key}' (not a vtrbench tuning record)")
+        except UnicodeDecodeError as error:
+            raise ResultFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
+        check_tuning_record(record, path)
         records.append({**record, "path": str(path)})
     return sorted(records, key=lambda r: (r["dataset"], r["backbone"], r["method"], r.get("variant", ""),
                                           r.get("seed", 0)))
+
+
+def check_tuning_record(record: Any, path: Path) -> None:
+    """The fields the report reads, with their types; a ResultFileError naming the file and the field."""
+    if not isinstance(record, dict):
+        raise ResultFileError(f"{path}: expected a JSON object at the top level (not a vtrbench tuning record)")
+    types = {"method": str, "dataset": str, "backbone": str, "metric": str, "trials_budget": int, "space": list,
+             "trials": list, "chosen": dict}
+    for key, kind in types.items():
+        if key not in record:
+            raise ResultFileError(f"{path}: missing key '{key}' (not a vtrbench tuning record)")
+        if not isinstance(record[key], kind) or isinstance(record[key], bool):
+            raise ResultFileError(f"{path}: '{key}' must be {kind.__name__}, got {record[key]!r}")
+    for index, trial in enumerate(record["trials"]):
+        where = f"{path}: 'trials[{index}]"
+        if not isinstance(trial, dict) or not isinstance(trial.get("settings"), dict) or "trial" not in trial:
+            raise ResultFileError(f"{where}' must be an object with 'trial' and 'settings' (an object), got {trial!r}")
+        if trial.get("status", "failed") == "finished" and not isinstance(trial.get("score"), (int, float)):
+            raise ResultFileError(f"{where}.score' must be a number, got {trial.get('score')!r}")
+    if not isinstance(record["chosen"].get("settings"), dict) or "trial" not in record["chosen"]:
+        raise ResultFileError(f"{path}: 'chosen' must hold 'trial' and 'settings' (an object)")
+    for index, dim in enumerate(record["space"]):
+        if not isinstance(dim, dict) or "key" not in dim:
+            raise ResultFileError(f"{path}: 'space[{index}]' must be an object with a 'key', got {dim!r}")
 
 
 def _value(value: Any) -> str:
@@ -70,7 +94,8 @@ def tuning_tables(records: list[dict[str, Any]]) -> list[DisplayTable]:
             keys = len(record["space"])
             cells = []
             for trial in record["trials"]:
-                score = f"{trial['score']:.1f}" if trial.get("status") == "finished" else "failed"
+                status = trial.get("status", "failed")  # degenerate, diverged or failed: never chosen
+                score = f"{trial['score']:.1f}" if status == "finished" else status
                 mark = " *" if trial["trial"] == record["chosen"]["trial"] else ""
                 cells.append(f"{_settings(trial['settings'], keys)}: {score}{mark}")
             cells += [MISSING] * (most - len(cells))
