@@ -107,7 +107,7 @@ def write_report(
             [
                 f"{len(results)} result files under {runs_dir}: {finished_count} finished, {len(failed)} failed "
                 f"(failed runs are listed at the end and never averaged). Confidence intervals and paired tests: "
-                f"percentile bootstrap over queries with B = {resamples} resamples, RNG seed {DEFAULT_RNG_SEED}. "
+                f"percentile bootstrap over seeds and queries with B = {resamples} resamples, RNG seed {DEFAULT_RNG_SEED}. "
                 f"Paired reference method: {reference_method}. "
                 + (
                     "Published rows are copied from papers (their own backbones, training and parameter "
