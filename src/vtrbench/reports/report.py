@@ -36,6 +36,7 @@ from vtrbench.reports.tables import (
     paired_table,
     summary_table,
 )
+from vtrbench.reports.trust import trust_frame, trust_table
 from vtrbench.reports.tuning import curve_frame, load_tuning_records, tuning_frame, tuning_tables
 
 REPORT_TITLE = "vtrbench: parameter-efficient text-video retrieval"
@@ -80,7 +81,7 @@ def write_report(
     ``reference_method`` (``method`` or ``method.variant``) is what every row is paired against;
     ``resamples`` is the bootstrap B; ``published`` adds the packaged published reference rows for the
     datasets present in the runs. Prints nothing. Returns the written paths by kind: ``markdown``,
-    ``latex``, ``html``, ``csv:<table>``, ``csv:summary``, ``csv:paired``, ``csv:runs``, ``png:<table>``,
+    ``latex``, ``html``, ``csv:<table>``, ``csv:summary``, ``csv:trust``, ``csv:paired``, ``csv:runs``, ``png:<table>``,
     ``svg:<table>``, and where there are any: ``csv:tuning`` (every trial of every search),
     ``csv:curves`` (every learning-curve point), ``png:curves <table>``, ``svg:curves <table>``.
     """
@@ -126,6 +127,12 @@ def write_report(
     )
     paths["csv:summary"] = out_dir / "summary.csv"
     summary.to_csv(paths["csv:summary"], index=False)
+    if not aggregated.empty:
+        published_all = load_published()
+        trust = trust_frame(aggregated, comparisons, published_all, resamples)
+        sections.append(Section("How far to trust the offline ranking", [trust_table(trust, published_all)]))
+        paths["csv:trust"] = out_dir / "trust.csv"
+        trust.to_csv(paths["csv:trust"], index=False)
 
     source_numbers: dict[str, int] = {}
     for table in tables:
