@@ -277,10 +277,11 @@ def paired_table(
         blocks=[("", rows)],
         notes=[
             (
-                f"Same dataset, backbone, seed and queries; B = {resamples} paired resamples of the queries. "
+                f"Same dataset, backbone, seed and queries; B = {resamples} paired resamples. "
                 "p = twice the fraction of resamples whose difference does not keep the observed sign "
-                "(two-sided); significant when p < 0.05. Several seeds: resampled differences averaged over "
-                "the common seeds."
+                "(two-sided); significant when p < 0.05. Several seeds: each resample draws the common seeds "
+                "with replacement and one set of queries for both methods, so the test holds training "
+                "variance as well as the test set's."
             )
         ],
         name=table,
