@@ -61,11 +61,11 @@ class LaunchOptions:
 
 
 def auto_workers() -> int:
-    """One run per two cores on a machine without a GPU (at least one, at most 8); one run with a GPU.
+    """One run per CPU core (at most 8) on a machine without a GPU; one run with a GPU.
 
-    On CPU a run's matrices are small: two runs side by side with one thread each beat one run with two
-    threads (docs/performance in the README: `python perf/workers.py` measures it), while more threads per
-    run than cores in all makes OpenMP threads spin against each other and every run crawls.
+    On CPU a run's matrices are small: runs side by side with one thread each beat one run with all the
+    threads (`python benchmarks/workers.py` measures it; the README gives the numbers), and more threads in
+    all than cores make OpenMP threads spin against each other so that every run crawls.
     """
     import torch
 
