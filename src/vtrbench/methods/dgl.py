@@ -210,17 +210,25 @@ def global_local_attention(
 
 
 def global_local_block(
-    block: nn.Module, global_tokens: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor
+    block: nn.Module, global_tokens: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor,
+    adapter: nn.Module | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One frozen ViT layer (ln_1, attention, residual, ln_2 + MLP, residual) in the global-local pattern."""
+    """One frozen ViT layer (ln_1, attention, residual, ln_2 + MLP, residual) in the global-local pattern.
+
+    `adapter` (STOP's), if given, is added to the MLP residual: x + mlp(ln_2(x)) + adapter(x), per token.
+    """
     attn = block.attn
     dropout = attn.dropout if block.training else 0.0
     global_out, frames_out = global_local_attention(attn, block.ln_1(global_tokens), block.ln_1(frames), mask,
                                                     dropout)
     global_tokens = global_tokens + block.ls_1(global_out)
     frames = frames + block.ls_1(frames_out)
-    global_tokens = global_tokens + block.ls_2(block.mlp(block.ln_2(global_tokens)))
-    frames = frames + block.ls_2(block.mlp(block.ln_2(frames)))
+    if adapter is None:
+        global_tokens = global_tokens + block.ls_2(block.mlp(block.ln_2(global_tokens)))
+        frames = frames + block.ls_2(block.mlp(block.ln_2(frames)))
+    else:
+        global_tokens = global_tokens + block.ls_2(block.mlp(block.ln_2(global_tokens))) + adapter(global_tokens)
+        frames = frames + block.ls_2(block.mlp(block.ln_2(frames))) + adapter(frames)
     return global_tokens, frames
 
 
@@ -269,7 +277,21 @@ class DGL(RetrievalMethod):
     def text_features(self, tokens: torch.Tensor, prompts: LayerPrompts | None = None) -> torch.Tensor:
         prompts = prompts if prompts is not None else self.latent()
         return prompted_text_features(self.clip, tokens, prompts.prefix, prompts.postfix,
-                                      postfix_before_eot=self.config.postfix == "before_eot")
+                                      postfix_before_eot=self.config.postfix == "before_eot",
+                                      block_fn=self.text_block)
+
+    def visual_inputs(self, frames: torch.Tensor, mask: torch.Tensor,
+                      local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the prompted layers start from: [B, T, 1 + P, Dv] frame tokens (CLS and patches after ln_pre)
+        and the [K_p, B, T, Nl, Dv] local prompts, from the latent's [K_p, T or 1, Nl, Dv] (expanded, a view).
+        A hook: STOP prompts the pixels first and adds prompts computed from the clip to the local ones."""
+        tokens = image_tokens(self.clip.visual, frames.flatten(0, 1)).unflatten(0, mask.shape)
+        return tokens, local.to(tokens.dtype).unsqueeze(1).expand(-1, *mask.shape, -1, -1)
+
+    def global_local_layer(self, layer: int, block: nn.Module, global_tokens: torch.Tensor, frames: torch.Tensor,
+                           mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer `layer` of the image tower in the global-local pattern (a hook: STOP adds adapters)."""
+        return global_local_block(block, global_tokens, frames, mask)
 
     # ---- video ------------------------------------------------------------------------------------------
     def video_features(self, frames: torch.Tensor, mask: torch.Tensor,
@@ -281,22 +303,21 @@ class DGL(RetrievalMethod):
         batch, num_frames = mask.shape
         local = (prompts if prompts is not None else self.latent()).local
         if local.shape[1] not in (1, num_frames):
+            name = type(self).__name__.lower()  # dgl, or a method built on it (stop)
             raise ValueError(
-                f"dgl latent=transformer has local prompts for dgl.num_frames={local.shape[1]} frames, but "
+                f"{name} latent=transformer has local prompts for {name}.num_frames={local.shape[1]} frames, but "
                 f"the clips have {num_frames} frame slots (data.num_frames); set both to the same value"
             )
         visual = self.clip.visual
-        x = image_tokens(visual, frames.flatten(0, 1)).unflatten(0, (batch, num_frames))  # [B, T, 1 + P, Dv]
-        local = local.to(x.dtype).expand(-1, num_frames, -1, -1)
+        x, local = self.visual_inputs(frames, mask, local)  # [B, T, 1 + P, Dv], [K_p, B, T, Nl, Dv]
         global_tokens = self.global_prompts.to(x.dtype).expand(batch, -1, -1)
-        num_local = local.shape[2]
+        num_local = local.shape[3]
         for layer, block in enumerate(visual.transformer.resblocks):
             if layer < self.prompt_layers:
                 # layer 0 inserts the local slots after each CLS; later prompted layers replace their contents
                 kept_from = 1 if layer == 0 else 1 + num_local
-                prompts_now = local[layer].expand(batch, -1, -1, -1)
-                x = torch.cat([x[:, :, :1], prompts_now, x[:, :, kept_from:]], dim=2)
-            global_tokens, x = global_local_block(block, global_tokens, x, mask)
+                x = torch.cat([x[:, :, :1], local[layer], x[:, :, kept_from:]], dim=2)
+            global_tokens, x = self.global_local_layer(layer, block, global_tokens, x, mask)
         return visual.ln_post(torch.cat([global_tokens, x[:, :, 0]], dim=1))
 
     def video_head(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ The video vector is CLIP4Clip's meanP over the frames' CLS embeddings (the base 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,7 @@ def prompted_text_features(
     prefix: torch.Tensor,
     postfix: torch.Tensor,
     postfix_before_eot: bool = False,
+    block_fn: Callable[[int, nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """[N, L] token ids -> [N, Dt]: the EOT token after ln_final of a text tower run with deep prompts.
 
@@ -60,6 +62,8 @@ def prompted_text_features(
     padded caption, or, with `postfix_before_eot`, between the caption's last word and its EOT token. Layer k
     < K_p sees layer k's prompts in those slots (fresh tokens, not the previous layer's outputs); layers from
     K_p on carry the previous outputs forward. Positional embeddings belong to the caption tokens only.
+    `block_fn(layer, block, x, attn_mask)` runs one layer (default: the frozen block itself); methods that
+    also change a layer's inside (STOP's adapters) pass their own.
     """
     num_tokens, length = tokens.shape
     num_prefix, num_postfix = prefix.shape[1], postfix.shape[1]
@@ -89,7 +93,7 @@ def prompted_text_features(
     for layer, block in enumerate(clip.transformer.resblocks):
         if 1 <= layer < prompt_layers:
             x = place(x, layer)
-        x = block(x, attn_mask=mask)
+        x = block(x, attn_mask=mask) if block_fn is None else block_fn(layer, block, x, mask)
     x = clip.ln_final(x)
     eot_slots = caption_slots.gather(1, eot[:, None]).squeeze(1)
     return x[torch.arange(num_tokens, device=device), eot_slots]
