@@ -59,7 +59,7 @@ def generate_lsmdc(root: Path, seed: int = 0, sizes: dict[str, int] | None = Non
     caption_rng = np.random.default_rng(derived_seed(seed, "lsmdc/captions"))
     jobs = []
     for split, size in sizes.items():
-        specs = sample_clips(size, derived_seed(seed, f"lsmdc/{split}"), grouped=split != "train")
+        specs = sample_clips(size, derived_seed(seed, f"lsmdc/{split}"))
         movies = MOVIES[split]
         clock = {movie: int(time_rng.integers(60_000, 600_000)) for movie in movies}
         lines = []

@@ -45,7 +45,7 @@ def generate_msrvtt(root: Path, seed: int = 0, sizes: dict[str, int] | None = No
     specs = [
         (split, spec)
         for split in ("train", "val", "test")
-        for spec in sample_clips(sizes[split], derived_seed(seed, f"msrvtt/{split}"), grouped=split != "train")
+        for spec in sample_clips(sizes[split], derived_seed(seed, f"msrvtt/{split}"))
     ]
     caption_rng = np.random.default_rng(derived_seed(seed, "msrvtt/captions"))
     videos, sentences, test_rows, jobs = [], [], [], []

@@ -48,7 +48,7 @@ def generate_vatex(root: Path, seed: int = 0, sizes: dict[str, int] | None = Non
     specs = [
         (split, spec)
         for split in ("train", "val", "test")
-        for spec in sample_clips(sizes[split], derived_seed(seed, f"vatex/{split}"), grouped=split != "train")
+        for spec in sample_clips(sizes[split], derived_seed(seed, f"vatex/{split}"))
     ]
     id_rng = np.random.default_rng(derived_seed(seed, "vatex/ids"))
     caption_rng = np.random.default_rng(derived_seed(seed, "vatex/captions"))
