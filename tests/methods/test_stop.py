@@ -47,7 +47,7 @@ def test_vit_b_32_breakdown_matches_the_official_count():
 @pytest.mark.parametrize("latent", ["linear", "transformer"])
 def test_count_is_dgl_plus_prompters_plus_adapters(latent, small_backbone):
     backbone = small_backbone(96, 64, 3, patch_size=8)  # grid 2: 4 patch tokens
-    config = STOPConfig(latent=latent, num_frames=3)
+    config = STOPConfig(latent=latent, num_frames=3, pixel_kernel=11)  # the official kernel, as the formula
     dgl = count_parameters(DGL(backbone, config), backbone.num_elements)["tuned"]
     stop = count_parameters(STOP(backbone, config), backbone.num_elements)["tuned"]
     assert stop == dgl + temporal_count(96, 4, 4) + adapters_count(96, 3) + adapters_count(64, 3)
@@ -169,3 +169,13 @@ def test_paper_preset_follows_the_official_scripts(dataset, lr, epochs, batch, f
     assert (cfg.train.weight_decay, cfg.train.warmup, cfg.train.grad_clip) == (0.2, 0.1, 1.0)
     options = method_options(cfg)
     assert (options.latent, options.num_frames) == (latent, frames)
+
+
+def test_pixel_kernel_follows_the_image_size():
+    from vtrbench.methods.stop import pixel_kernel
+
+    assert pixel_kernel(None, 224) == 11  # ViT-B/32 and ViT-B/16: the official kernel
+    assert pixel_kernel(None, 32) == 3 and pixel_kernel(None, 64) == 3 and pixel_kernel(None, 96) == 5
+    assert pixel_kernel(7, 32) == 7
+    with pytest.raises(ValueError, match="pixel_kernel=4"):
+        STOPConfig(pixel_kernel=4)

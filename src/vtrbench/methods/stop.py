@@ -100,6 +100,11 @@ class STOPConfig(DGLConfig):
     dropout_twice: bool = True  # official: the second dropout runs twice
     adapter_dim: int = 32  # bottleneck of the adapters in every block of both towers
     adapter_scale: float = 0.1
+    # Spatial kernel of the pixel convolutions (the intra-frame prompter and its saliency convolution): the
+    # official 11 covers 11/224 of a 224-pixel frame; null follows the image size, odd and at least 3, so 224
+    # gives the official 11 and the offline backbone's 32 pixels get 3 (an 11-pixel kernel there would span a
+    # third of the frame and cost 13 times as much). An integer sets it.
+    pixel_kernel: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,8 +114,21 @@ class STOPConfig(DGLConfig):
         ):
             if value not in allowed:
                 raise ValueError(f"stop.{name}={value!r}: expected one of {', '.join(allowed)}")
+        if self.pixel_kernel is not None and (self.pixel_kernel < 1 or self.pixel_kernel % 2 == 0):
+            raise ValueError(f"stop.pixel_kernel={self.pixel_kernel}: expected an odd size >= 1, or null")
         if self.top_cells < 0 or self.adapter_dim < 1 or not 0.0 <= self.dropout < 1.0:
             raise ValueError("stop: top_cells must be >= 0, adapter_dim >= 1 and dropout in [0, 1)")
+
+
+OFFICIAL_PIXEL_KERNEL, OFFICIAL_IMAGE_SIZE = 11, 224
+
+
+def pixel_kernel(setting: int | None, image_size: int) -> int:
+    """The pixel convolutions' spatial kernel: `setting`, or the official 11 scaled to the image size (odd)."""
+    if setting is not None:
+        return setting
+    scaled = round(OFFICIAL_PIXEL_KERNEL * image_size / OFFICIAL_IMAGE_SIZE)
+    return max(3, scaled if scaled % 2 else scaled + 1)
 
 
 def conv3d(channels_in: int, channels_out: int, kernel: tuple[int, int, int]) -> nn.Conv3d:
@@ -146,14 +164,15 @@ class IntraFramePrompter(nn.Module):
     def __init__(self, cfg: STOPConfig, grid: int, patch: int):
         super().__init__()
         self.grid, self.patch, self.cfg = grid, patch, cfg
-        kernel = (3, 11, 11)
+        side = pixel_kernel(cfg.pixel_kernel, grid * patch)
+        kernel = (3, side, side)
         self.convs = nn.Sequential(
             conv3d(3, 9, kernel), conv3d(9, 9, kernel), nn.PReLU(), conv3d(9, 9, kernel), nn.PReLU(),
             conv3d(9, 16, kernel),
         )
         self.mlp = nn.Sequential(nn.Linear(16, 16), nn.PReLU(), nn.Linear(16, 3))
         self.dropout = nn.Dropout(cfg.dropout)
-        self.saliency = conv3d(3, 1, (5, 11, 11))
+        self.saliency = conv3d(3, 1, (5, side, side))
 
     def cells(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, T, H, W] (padding zeroed) -> [B, T, grid^2] 0/1 mask of the top `top_cells` cells per frame.
