@@ -100,11 +100,12 @@ class STOPConfig(DGLConfig):
     dropout_twice: bool = True  # official: the second dropout runs twice
     adapter_dim: int = 32  # bottleneck of the adapters in every block of both towers
     adapter_scale: float = 0.1
-    # Spatial kernel of the pixel convolutions (the intra-frame prompter and its saliency convolution): the
-    # official 11 covers 11/224 of a 224-pixel frame; null follows the image size, odd and at least 3, so 224
-    # gives the official 11 and the offline backbone's 32 pixels get 3 (an 11-pixel kernel there would span a
-    # third of the frame and cost 13 times as much). An integer sets it.
-    pixel_kernel: int | None = None
+    # The convolutions' kernels. The official sizes are written for ViT-B/32 at 224 pixels: 11 pixels of 224
+    # (intra-frame), 15 of 49 patch tokens and 25 of 768 channels (inter-frame). "scaled": each scaled to this
+    # backbone's sizes, odd, at least 3, never above the official one, so every ViT-B at 224 pixels gets the
+    # official kernels and the offline backbone (32 pixels, 16 tokens, width 64) gets 3, (5, 3): there the
+    # official ones would span most of the frame and made a run take 40 times a DGL run. "official": as written.
+    kernels: str = "scaled"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -114,21 +115,23 @@ class STOPConfig(DGLConfig):
         ):
             if value not in allowed:
                 raise ValueError(f"stop.{name}={value!r}: expected one of {', '.join(allowed)}")
-        if self.pixel_kernel is not None and (self.pixel_kernel < 1 or self.pixel_kernel % 2 == 0):
-            raise ValueError(f"stop.pixel_kernel={self.pixel_kernel}: expected an odd size >= 1, or null")
+        if self.kernels not in KERNELS:
+            raise ValueError(f"stop.kernels={self.kernels!r}: expected one of {', '.join(KERNELS)}")
         if self.top_cells < 0 or self.adapter_dim < 1 or not 0.0 <= self.dropout < 1.0:
             raise ValueError("stop: top_cells must be >= 0, adapter_dim >= 1 and dropout in [0, 1)")
 
 
-OFFICIAL_PIXEL_KERNEL, OFFICIAL_IMAGE_SIZE = 11, 224
+KERNELS = ("scaled", "official")
+# The sizes the official kernels were written for (ViT-B/32, 224 pixels): image side, patch tokens, width.
+OFFICIAL_IMAGE, OFFICIAL_TOKENS, OFFICIAL_WIDTH = 224, 49, 768
 
 
-def pixel_kernel(setting: int | None, image_size: int) -> int:
-    """The pixel convolutions' spatial kernel: `setting`, or the official 11 scaled to the image size (odd)."""
-    if setting is not None:
-        return setting
-    scaled = round(OFFICIAL_PIXEL_KERNEL * image_size / OFFICIAL_IMAGE_SIZE)
-    return max(3, scaled if scaled % 2 else scaled + 1)
+def kernel_size(official: int, size: int, official_size: int, kernels: str) -> int:
+    """One kernel side: the official one, or (`scaled`) scaled to `size`, odd, at least 3, at most official."""
+    if kernels == "official":
+        return official
+    scaled = round(official * size / official_size)
+    return min(official, max(3, scaled if scaled % 2 else scaled + 1))
 
 
 def conv3d(channels_in: int, channels_out: int, kernel: tuple[int, int, int]) -> nn.Conv3d:
@@ -164,7 +167,7 @@ class IntraFramePrompter(nn.Module):
     def __init__(self, cfg: STOPConfig, grid: int, patch: int):
         super().__init__()
         self.grid, self.patch, self.cfg = grid, patch, cfg
-        side = pixel_kernel(cfg.pixel_kernel, grid * patch)
+        side = kernel_size(11, grid * patch, OFFICIAL_IMAGE, cfg.kernels)
         kernel = (3, side, side)
         self.convs = nn.Sequential(
             conv3d(3, 9, kernel), conv3d(9, 9, kernel), nn.PReLU(), conv3d(9, 9, kernel), nn.PReLU(),
@@ -221,10 +224,14 @@ class InterFramePrompter(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.attention = nn.MultiheadAttention(width, max(1, width // 64), batch_first=True)
-        kernel = (3, 15, 25)
+        tokens = kernel_size(15, num_patches, OFFICIAL_TOKENS, cfg.kernels)
+        channels = kernel_size(25, width, OFFICIAL_WIDTH, cfg.kernels)
+        kernel = (3, tokens, channels)
         self.convs = nn.Sequential(conv3d(1, 9, kernel), nn.PReLU(), conv3d(9, 1, kernel))
         self.mlp = nn.Sequential(nn.Linear(num_patches, 16), nn.PReLU(), nn.Linear(16, cfg.num_local))
-        self.saliency = conv3d(1, 1, (5, 11, 11))
+        saliency = (kernel_size(11, num_patches, OFFICIAL_TOKENS, cfg.kernels),
+                    kernel_size(11, width, OFFICIAL_WIDTH, cfg.kernels))
+        self.saliency = conv3d(1, 1, (5, *saliency))
 
     def frame_weights(self, x: torch.Tensor, cells: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B, 1, T, P, Dv] attention output -> [B, T] min-max normalised saliency (0 on padded frames)."""
