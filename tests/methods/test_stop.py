@@ -47,7 +47,7 @@ def test_vit_b_32_breakdown_matches_the_official_count():
 @pytest.mark.parametrize("latent", ["linear", "transformer"])
 def test_count_is_dgl_plus_prompters_plus_adapters(latent, small_backbone):
     backbone = small_backbone(96, 64, 3, patch_size=8)  # grid 2: 4 patch tokens
-    config = STOPConfig(latent=latent, num_frames=3)
+    config = STOPConfig(latent=latent, num_frames=3, kernels="official")  # as the formula
     dgl = count_parameters(DGL(backbone, config), backbone.num_elements)["tuned"]
     stop = count_parameters(STOP(backbone, config), backbone.num_elements)["tuned"]
     assert stop == dgl + temporal_count(96, 4, 4) + adapters_count(96, 3) + adapters_count(64, 3)
@@ -169,3 +169,16 @@ def test_paper_preset_follows_the_official_scripts(dataset, lr, epochs, batch, f
     assert (cfg.train.weight_decay, cfg.train.warmup, cfg.train.grad_clip) == (0.2, 0.1, 1.0)
     options = method_options(cfg)
     assert (options.latent, options.num_frames) == (latent, frames)
+
+
+def test_kernels_scale_to_the_backbone_and_are_official_at_vit_b():
+    from vtrbench.methods.stop import kernel_size
+
+    for kernels in ("scaled", "official"):  # ViT-B/32 and ViT-B/16 at 224 pixels: the official kernels
+        assert kernel_size(11, 224, 224, kernels) == 11
+        assert kernel_size(15, 49, 49, kernels) == 15 and kernel_size(15, 196, 49, kernels) == 15
+        assert kernel_size(25, 768, 768, kernels) == 25
+    assert kernel_size(11, 32, 224, "scaled") == 3 and kernel_size(15, 16, 49, "scaled") == 5
+    assert kernel_size(25, 64, 768, "scaled") == 3 and kernel_size(11, 32, 224, "official") == 11
+    with pytest.raises(ValueError, match="stop.kernels='big'"):
+        STOPConfig(kernels="big")

@@ -34,7 +34,7 @@ def test_config_is_registered_and_builds() -> None:
     with torch.no_grad():
         image_features = model.encode_image(torch.zeros(2, 3, 32, 32))
         text_features = model.encode_text(tokens)
-    assert image_features.shape[1] == text_features.shape[1] == 128
+    assert image_features.shape[1] == text_features.shape[1] == 64
 
 
 def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -57,3 +57,28 @@ def test_small_noisy_difference_is_not_significant():
 def test_different_query_counts_are_refused(make_ranks):
     with pytest.raises(ValueError, match="different query counts"):
         paired_bootstrap([make_ranks(100, 50)], [make_ranks(99, 50)])
+
+
+def test_seed_to_seed_variance_widens_the_interval(make_ranks):
+    # Two seeds of one method on the same 2,000 queries: R@1 20% and 40%. Over queries alone the seed-mean
+    # (30%) would look known to about ±1.4 points; resampling seeds as well shows how far apart runs land.
+    seeds = [np.asarray(make_ranks(2000, 400)), np.asarray(make_ranks(2000, 800))]
+
+    [r1] = recall_intervals(seeds, ks=(1,), resamples=1000)
+    [single] = recall_intervals(seeds[:1], ks=(1,), resamples=1000)
+
+    assert r1.estimate == pytest.approx(30.0)
+    assert r1.low < 24 and r1.high > 36  # draws of (20%, 20%) and (40%, 40%) reach both ends
+    assert single.high - single.low < 5  # one seed: the interval over queries
+
+
+def test_a_gain_in_one_seed_and_a_loss_in_another_is_not_significant(make_ranks):
+    # Per seed the method is 10 points off the reference, in opposite directions; paired over queries
+    # alone each seed would be "significant". With seeds resampled the mean +0.25 is not.
+    reference = [np.asarray(make_ranks(2000, 600)), np.asarray(make_ranks(2000, 600))]
+    method = [np.asarray(make_ranks(2000, 810)), np.asarray(make_ranks(2000, 400))]
+
+    comparison = paired_bootstrap(method, reference, resamples=1000)
+
+    assert comparison.difference == pytest.approx(0.25)
+    assert not comparison.significant and comparison.low < -5 and comparison.high > 5

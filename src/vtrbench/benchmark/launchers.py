@@ -1,6 +1,6 @@
 """Where the runs of a leaderboard execute: in this process (the default), or one submitit job per run.
 
-    vtrbench leaderboard [launcher=local] ...                        one run after the other, here
+    vtrbench leaderboard [launcher=local] ...                        here: `workers` runs at a time
     vtrbench leaderboard launcher=slurm slurm.partition=gpu ...      one SLURM job per run (a job array)
     vtrbench leaderboard launcher=submitit-local ...                 one local subprocess per run (testing)
 
@@ -31,7 +31,7 @@ from vtrbench.schema import COMPLETE_STATUSES
 
 LOCAL, SUBMITIT_LOCAL, SLURM = "local", "submitit-local", "slurm"
 LAUNCHERS = (LOCAL, SUBMITIT_LOCAL, SLURM)
-LAUNCH_KEYS = ("launcher", "slurm")  # command-line keys of the launcher, never part of a run's config
+LAUNCH_KEYS = ("launcher", "slurm", "workers")  # command-line keys of the launcher, never part of a run's config
 
 
 @dataclass
@@ -55,7 +55,28 @@ class SlurmOptions:
 @dataclass
 class LaunchOptions:
     launcher: str = LOCAL
+    # launcher=local: how many runs at once, each in a process of its own with cores // workers threads;
+    # 0 = auto (`auto_workers`). 1 runs them one after the other in this process.
+    workers: int = 0
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
+
+
+def auto_workers() -> int:
+    """One run per CPU core (at most 8) on a machine without a GPU; one run with a GPU.
+
+    On CPU a run's matrices are small: runs side by side with one thread each beat one run with all the
+    threads (`python perf/workers.py` measures it; the README gives the numbers), and more threads in
+    all than cores make OpenMP threads spin against each other so that every run crawls.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return 1
+    return max(1, min(8, (os.cpu_count() or 1)))
+
+
+def threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
 def split_launch_options(overrides: list[str]) -> tuple[LaunchOptions, list[str]]:
@@ -69,6 +90,11 @@ def split_launch_options(overrides: list[str]) -> tuple[LaunchOptions, list[str]
     options: LaunchOptions = OmegaConf.to_object(merged)
     if options.launcher not in LAUNCHERS:
         raise ConfigError(f"launcher={options.launcher!r}: expected one of {', '.join(LAUNCHERS)}")
+    if options.workers < 0:
+        raise ConfigError(f"workers={options.workers}: expected 0 (auto) or a number of runs at once")
+    if options.workers > 1 and options.launcher != LOCAL:
+        raise ConfigError(f"workers={options.workers} is launcher=local's option; {options.launcher} runs a "
+                          f"job per run (slurm.array_parallelism sets how many at once)")
     if options.launcher == SUBMITIT_LOCAL and options.slurm.nodes != 1:
         raise ConfigError("launcher=submitit-local runs on this machine only: slurm.nodes must be 1")
     return options, [o for o in overrides if o not in own]
@@ -88,7 +114,10 @@ class PendingRun:
 def launch(runs: list[PendingRun], options: LaunchOptions, quiet: bool = False) -> int:
     """Execute `runs` with the chosen launcher, printing one line per run; returns how many failed."""
     if options.launcher == LOCAL:
-        return run_in_process(runs, quiet)
+        workers = min(options.workers or auto_workers(), len(runs))
+        if workers <= 1:
+            return run_in_process(runs, quiet)
+        return run_in_workers(runs, workers, quiet)
     return run_as_submitit_jobs(runs, options, quiet)
 
 
@@ -124,6 +153,65 @@ def run_in_process(runs: list[PendingRun], quiet: bool) -> int:
         print(f"{run.label}: {'finished by another process meanwhile: ' if not ran else ''}{summary_line(result)}",
               flush=True)
     return failed
+
+
+def _start_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_in_worker(overrides: list[str]) -> tuple[str, str]:
+    """One run in a worker process: ("finished" | "reused" | "elsewhere" | "failed", its summary line or
+    error). Only these two strings come back to the leaderboard; the run writes its own result files."""
+    from vtrbench.benchmark.runner import execute_or_reuse, record_failure
+
+    config = resolve_config(overrides)
+    try:
+        result, ran = execute_or_reuse(config)
+    except RunLockedError as err:
+        return "elsewhere", str(err)
+    except Exception as err:  # one failing run must not stop the others
+        return "failed", str(record_failure(config, err).get("error"))
+    return ("finished" if ran else "reused"), summary_line(result)
+
+
+def run_in_workers(runs: list[PendingRun], workers: int, quiet: bool) -> int:
+    """`workers` runs at a time, each in a worker process of its own with `threads_per_worker` threads.
+
+    Workers are started fresh (spawn, not fork: this process has used OpenMP already) and reused for many
+    runs, so torch is imported once per worker. A run prints its line when it ends."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = threads_per_worker(workers)
+    print(f"{len(runs)} run(s) on {workers} worker process(es), {threads} thread(s) each", flush=True)
+    failed = 0
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool:
+        futures = {pool.submit(_run_in_worker, [*run.overrides, *(["quiet=true"] if quiet else [])]): run
+                   for run in runs}
+        for future in as_completed(futures):
+            run = futures[future]
+            try:
+                status, line = future.result()
+            except Exception as err:  # the worker process itself died (killed, out of memory)
+                status, line = "failed", str(record_failure_of(run, err))
+            if status == "elsewhere":
+                run.elsewhere = True
+                print(f"{run.label}: not run here: {line}", flush=True)
+                continue
+            failed += status == "failed"
+            run.finished_elsewhere = status == "reused"
+            prefix = {"failed": "FAILED: ", "reused": "finished by another process meanwhile: "}.get(status, "")
+            print(f"{run.label}: {prefix}{line}", flush=True)
+    return failed
+
+
+def record_failure_of(run: PendingRun, error: BaseException) -> str:
+    from vtrbench.benchmark.runner import record_failure
+
+    return str(record_failure(run.config, error).get("error"))
 
 
 @dataclass

@@ -100,6 +100,12 @@ class STOPConfig(DGLConfig):
     dropout_twice: bool = True  # official: the second dropout runs twice
     adapter_dim: int = 32  # bottleneck of the adapters in every block of both towers
     adapter_scale: float = 0.1
+    # The convolutions' kernels. The official sizes are written for ViT-B/32 at 224 pixels: 11 pixels of 224
+    # (intra-frame), 15 of 49 patch tokens and 25 of 768 channels (inter-frame). "scaled": each scaled to this
+    # backbone's sizes, odd, at least 3, never above the official one, so every ViT-B at 224 pixels gets the
+    # official kernels and the offline backbone (32 pixels, 16 tokens, width 64) gets 3, (5, 3): there the
+    # official ones would span most of the frame and made a run take 40 times a DGL run. "official": as written.
+    kernels: str = "scaled"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,8 +115,23 @@ class STOPConfig(DGLConfig):
         ):
             if value not in allowed:
                 raise ValueError(f"stop.{name}={value!r}: expected one of {', '.join(allowed)}")
+        if self.kernels not in KERNELS:
+            raise ValueError(f"stop.kernels={self.kernels!r}: expected one of {', '.join(KERNELS)}")
         if self.top_cells < 0 or self.adapter_dim < 1 or not 0.0 <= self.dropout < 1.0:
             raise ValueError("stop: top_cells must be >= 0, adapter_dim >= 1 and dropout in [0, 1)")
+
+
+KERNELS = ("scaled", "official")
+# The sizes the official kernels were written for (ViT-B/32, 224 pixels): image side, patch tokens, width.
+OFFICIAL_IMAGE, OFFICIAL_TOKENS, OFFICIAL_WIDTH = 224, 49, 768
+
+
+def kernel_size(official: int, size: int, official_size: int, kernels: str) -> int:
+    """One kernel side: the official one, or (`scaled`) scaled to `size`, odd, at least 3, at most official."""
+    if kernels == "official":
+        return official
+    scaled = round(official * size / official_size)
+    return min(official, max(3, scaled if scaled % 2 else scaled + 1))
 
 
 def conv3d(channels_in: int, channels_out: int, kernel: tuple[int, int, int]) -> nn.Conv3d:
@@ -146,14 +167,15 @@ class IntraFramePrompter(nn.Module):
     def __init__(self, cfg: STOPConfig, grid: int, patch: int):
         super().__init__()
         self.grid, self.patch, self.cfg = grid, patch, cfg
-        kernel = (3, 11, 11)
+        side = kernel_size(11, grid * patch, OFFICIAL_IMAGE, cfg.kernels)
+        kernel = (3, side, side)
         self.convs = nn.Sequential(
             conv3d(3, 9, kernel), conv3d(9, 9, kernel), nn.PReLU(), conv3d(9, 9, kernel), nn.PReLU(),
             conv3d(9, 16, kernel),
         )
         self.mlp = nn.Sequential(nn.Linear(16, 16), nn.PReLU(), nn.Linear(16, 3))
         self.dropout = nn.Dropout(cfg.dropout)
-        self.saliency = conv3d(3, 1, (5, 11, 11))
+        self.saliency = conv3d(3, 1, (5, side, side))
 
     def cells(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, T, H, W] (padding zeroed) -> [B, T, grid^2] 0/1 mask of the top `top_cells` cells per frame.
@@ -202,10 +224,14 @@ class InterFramePrompter(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.attention = nn.MultiheadAttention(width, max(1, width // 64), batch_first=True)
-        kernel = (3, 15, 25)
+        tokens = kernel_size(15, num_patches, OFFICIAL_TOKENS, cfg.kernels)
+        channels = kernel_size(25, width, OFFICIAL_WIDTH, cfg.kernels)
+        kernel = (3, tokens, channels)
         self.convs = nn.Sequential(conv3d(1, 9, kernel), nn.PReLU(), conv3d(9, 1, kernel))
         self.mlp = nn.Sequential(nn.Linear(num_patches, 16), nn.PReLU(), nn.Linear(16, cfg.num_local))
-        self.saliency = conv3d(1, 1, (5, 11, 11))
+        saliency = (kernel_size(11, num_patches, OFFICIAL_TOKENS, cfg.kernels),
+                    kernel_size(11, width, OFFICIAL_WIDTH, cfg.kernels))
+        self.saliency = conv3d(1, 1, (5, *saliency))
 
     def frame_weights(self, x: torch.Tensor, cells: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B, 1, T, P, Dv] attention output -> [B, T] min-max normalised saliency (0 on padded frames)."""

@@ -45,10 +45,10 @@ def write_activitynet(root: Path, video_dir: Path, seed: int, sizes: dict[str, i
     caption_rng = np.random.default_rng(derived_seed(seed, "activitynet/captions"))
     jobs = []
     for split, size in sizes.items():
-        # The k-th events of a split's videos are the k-th of its own sampler run, so the test's first events
-        # keep the grouped sampler's balance of appearance and event.
+        # The k-th events of a split's videos are the k-th of its own sampler run; a video is one scene: its
+        # later events keep the first one's subject, look and companion.
         by_position = [
-            sample_clips(size, derived_seed(seed, f"activitynet/{split}/{k}"), grouped=split != "train",
+            sample_clips(size, derived_seed(seed, f"activitynet/{split}/{k}"),
                          frames=EVENT_FRAMES)
             for k in range(EVENTS_PER_VIDEO[1])
         ]
@@ -57,8 +57,9 @@ def write_activitynet(root: Path, video_dir: Path, seed: int, sizes: dict[str, i
             first = by_position[0][index]
             n_events = int(id_rng.integers(EVENTS_PER_VIDEO[0], EVENTS_PER_VIDEO[1] + 1))
             events = [first] + [
-                replace(by_position[k][index], colour=first.colour, shape=first.shape, radius=first.radius,
-                        background=first.background)
+                replace(by_position[k][index], colour=first.colour, shape=first.shape, size=first.size,
+                        radius=first.radius, background=first.background, look_seed=first.look_seed,
+                        companion=first.companion)
                 for k in range(1, n_events)
             ]
             youtube_id = next(ids)

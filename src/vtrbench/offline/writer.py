@@ -153,10 +153,9 @@ def generate_dataset(format_name: str, title: str, root: Path, seed: int, sizes:
 
 
 def split_clips(format_name: str, seed: int, sizes: dict[str, int]) -> list[tuple[str, ClipSpec]]:
-    """Every split's clips, train first: its own derived seed per split, evaluation splits grouped."""
+    """Every split's clips, train first, each split from its own derived seed and sampled alike."""
     return [(split, spec) for split in SPLITS if split in sizes
-            for spec in sample_clips(sizes[split], derived_seed(seed, f"{format_name}/{split}"),
-                                     grouped=split != "train")]
+            for spec in sample_clips(sizes[split], derived_seed(seed, f"{format_name}/{split}"))]
 
 
 def derived_seed(seed: int, purpose: str) -> int:

@@ -1,13 +1,12 @@
-"""Bootstrap confidence over queries for recall, per run and paired between two runs.
+"""Bootstrap confidence over seeds and queries for recall, per method and paired between two methods.
 
-Resampling unit: the query. A resample draws ``n`` query indices with replacement (numpy, one
-``[resamples, n]`` index matrix per chunk, never a Python loop over queries or resamples) and recomputes
-R@K on them. The generator is seeded, so a report is reproducible to the digit.
-
-Several seeds of one method evaluate the same queries in the same order, so every seed is resampled with
-the *same* index matrix (same RNG seed, same query count) and the per-resample values are averaged over
-seeds: the interval is then the query-sampling uncertainty of the seed-mean that the table prints, while
-the seed-to-seed spread is reported separately as the ± standard deviation.
+Two sources of variance decide whether a number would come out again: which queries the test set holds,
+and the training run itself (seed, machine, library versions). The bootstrap resamples both, as the
+literature on benchmark variance does (a two-level, "hierarchical" bootstrap): a resample draws S seeds
+with replacement from the S runs, and ``n`` query indices with replacement (one index set shared by the
+drawn seeds, since every seed evaluates the same queries in the same order), and recomputes the seed-mean
+R@K on them. With one seed this is the plain bootstrap over queries. Numpy index matrices per chunk, never a
+Python loop over queries or resamples; the generator is seeded, so a report is reproducible to the digit.
 """
 
 from __future__ import annotations
@@ -26,14 +25,21 @@ _MAX_CHUNK_ELEMENTS = 4_000_000
 
 
 def _resampled_means(values: np.ndarray, resamples: int, rng_seed: int) -> np.ndarray:
-    """Mean of ``values`` [n, m] over ``resamples`` bootstrap draws of its rows: [resamples, m]."""
+    """Seed-mean of the query-mean of ``values`` [S seeds, n queries, m] over ``resamples`` two-level bootstrap
+    draws (seeds, then queries; see the module docstring): an array [resamples, m]."""
     rng = np.random.default_rng(rng_seed)
-    query_count = values.shape[0]
-    chunk = max(1, _MAX_CHUNK_ELEMENTS // query_count)
+    seed_count, query_count = values.shape[0], values.shape[1]
+    chunk = max(1, _MAX_CHUNK_ELEMENTS // (query_count * seed_count))
     means = []
     for start in range(0, resamples, chunk):
-        indices = rng.integers(0, query_count, size=(min(chunk, resamples - start), query_count))
-        means.append(values[indices].mean(axis=1))
+        size = min(chunk, resamples - start)
+        indices = rng.integers(0, query_count, size=(size, query_count))
+        per_seed = values[:, indices].mean(axis=2)  # [S, size, m]: every seed on the same drawn queries
+        if seed_count == 1:
+            means.append(per_seed[0])
+            continue
+        seeds = rng.integers(0, seed_count, size=(size, seed_count))  # S seeds drawn with replacement
+        means.append(per_seed[seeds, np.arange(size)[:, None]].mean(axis=1))
     return np.concatenate(means)
 
 
@@ -52,7 +58,7 @@ def bootstrap_recalls(
     """Bootstrap distribution of R@K (percent) over queries: an array [resamples, len(ks)]."""
     ranks = np.asarray(ranks)
     hits = ranks[:, None] <= np.asarray(ks)[None, :]
-    return 100.0 * _resampled_means(hits.astype(np.float64), resamples, rng_seed)
+    return 100.0 * _resampled_means(hits[None].astype(np.float64), resamples, rng_seed)
 
 
 @dataclass(frozen=True)
@@ -71,10 +77,14 @@ def recall_intervals(
     resamples: int = DEFAULT_RESAMPLES,
     rng_seed: int = DEFAULT_RNG_SEED,
 ) -> list[RecallInterval]:
-    """95% CIs of the seed-mean R@K; one seed is the per-run interval (see the module docstring)."""
+    """95% CIs of the seed-mean R@K over seeds and queries (see the module docstring); one seed: the
+    interval over queries."""
     if not ranks_per_seed:
         raise ValueError("recall_intervals needs the ranks of at least one run")
-    draws = np.mean([bootstrap_recalls(ranks, ks, resamples, rng_seed) for ranks in ranks_per_seed], axis=0)
+    if len({np.asarray(r).shape for r in ranks_per_seed}) > 1:
+        raise ValueError("recall_intervals: the seeds of one method must rank the same queries")
+    hits = np.stack([np.asarray(r)[:, None] <= np.asarray(ks)[None, :] for r in ranks_per_seed])
+    draws = 100.0 * _resampled_means(hits.astype(np.float64), resamples, rng_seed)
     estimates = np.mean([[100.0 * np.mean(np.asarray(r) <= k) for k in ks] for r in ranks_per_seed], axis=0)
     return [
         RecallInterval(k, float(estimates[i]), *_percentile_interval(draws[:, i])) for i, k in enumerate(ks)
@@ -104,7 +114,8 @@ def paired_bootstrap(
     resamples: int = DEFAULT_RESAMPLES,
     rng_seed: int = DEFAULT_RNG_SEED,
 ) -> PairedComparison:
-    """Paired bootstrap of the R@K difference; seeds are matched by position (same seed in both lists).
+    """Paired bootstrap of the R@K difference over seeds and queries; seeds are matched by position (same
+    seed in both lists), and a resample draws seed pairs and queries (see the module docstring).
 
     Each resample draws the same queries for both runs, so per-query agreement cancels out. The two-sided
     p-value is twice the fraction of resamples whose difference does not keep the observed sign (a zero
@@ -123,9 +134,9 @@ def paired_bootstrap(
             )
         hits_difference = (method_ranks <= k).astype(np.float64) - (reference_ranks <= k)
         per_query_differences.append(100.0 * hits_difference)
-    draws = np.mean(
-        [_resampled_means(d[:, None], resamples, rng_seed)[:, 0] for d in per_query_differences], axis=0
-    )
+    if len({d.shape for d in per_query_differences}) > 1:
+        raise ValueError("paired_bootstrap: every seed pair must rank the same queries")
+    draws = _resampled_means(np.stack(per_query_differences)[:, :, None], resamples, rng_seed)[:, 0]
     difference = float(np.mean([d.mean() for d in per_query_differences]))
     if difference == 0:
         p_value = 1.0

@@ -197,7 +197,7 @@ def plot_r1_against_params(
 
     caption = (
         f"{table}: Text→Video R@1 against tuned parameters (log x). Zero tuned parameters (zero_shot) is "
-        f"drawn at {_count_label(floor)}, labelled 0. Error bars: 95% bootstrap CI over queries. Dashed: "
+        f"drawn at {_count_label(floor)}, labelled 0. Error bars: 95% bootstrap CI over seeds and queries. Dashed: "
         "Pareto front (best R@1 with at most that many tuned parameters)."
     )
     if not drawn_published.empty:

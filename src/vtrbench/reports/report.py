@@ -36,6 +36,7 @@ from vtrbench.reports.tables import (
     paired_table,
     summary_table,
 )
+from vtrbench.reports.trust import trust_frame, trust_table
 from vtrbench.reports.tuning_section import curve_frame, load_tuning_records, tuning_frame, tuning_tables
 from vtrbench.schema import method_label
 
@@ -81,7 +82,7 @@ def write_report(
     ``reference_method`` (``method`` or ``method.variant``) is what every row is paired against;
     ``resamples`` is the bootstrap B; ``published`` adds the packaged published reference rows for the
     datasets present in the runs. Prints nothing. Returns the written paths by kind: ``markdown``,
-    ``latex``, ``html``, ``csv:<table>``, ``csv:summary``, ``csv:paired``, ``csv:runs``, ``png:<table>``,
+    ``latex``, ``html``, ``csv:<table>``, ``csv:summary``, ``csv:trust``, ``csv:paired``, ``csv:runs``, ``png:<table>``,
     ``svg:<table>``, and where there are any: ``csv:tuning`` (every trial of every search),
     ``csv:curves`` (every learning-curve point), ``png:curves <table>``, ``svg:curves <table>``.
     """
@@ -108,8 +109,8 @@ def write_report(
             [
                 f"{len(results)} result files under {runs_dir}: {finished_count} finished, {len(failed)} failed, "
                 f"diverged or degenerate (listed at the end, never averaged nor ranked). Confidence intervals and "
-                f"paired tests: percentile bootstrap over queries with B = {resamples} resamples, RNG seed "
-                f"{DEFAULT_RNG_SEED}. Paired reference method: {reference_method}. "
+                f"paired tests: percentile bootstrap over seeds and queries with B = {resamples} resamples, RNG "
+                f"seed {DEFAULT_RNG_SEED}. Paired reference method: {reference_method}. "
                 + (
                     "Published rows are copied from papers (their own backbones, training and parameter "
                     "denominators), shown in separate blocks and never ranked."
@@ -127,6 +128,12 @@ def write_report(
     )
     paths["csv:summary"] = out_dir / "summary.csv"
     summary.to_csv(paths["csv:summary"], index=False)
+    if not aggregated.empty:
+        published_all = load_published()
+        trust = trust_frame(aggregated, comparisons, published_all, resamples)
+        sections.append(Section("How far to trust the offline ranking", [trust_table(trust, published_all)]))
+        paths["csv:trust"] = out_dir / "trust.csv"
+        trust.to_csv(paths["csv:trust"], index=False)
 
     source_numbers: dict[str, int] = {}
     for table in tables:

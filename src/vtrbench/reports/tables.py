@@ -212,7 +212,7 @@ def dataset_table(
 
 
 def confidence_table(table: str, measured: pd.DataFrame, resamples: int) -> DisplayTable:
-    """T2V R@1/5/10 with their 95% bootstrap intervals over queries."""
+    """T2V R@1/5/10 with their 95% bootstrap intervals over seeds and queries."""
     rows = []
     for _, row in measured.iterrows():
         cells = [
@@ -230,10 +230,10 @@ def confidence_table(table: str, measured: pd.DataFrame, resamples: int) -> Disp
         blocks=[("", rows)],
         notes=[
             (
-                f"Percentile bootstrap over queries, B = {resamples} resamples, seeded (deterministic). With "
-                "several seeds every seed is resampled with the same queries and the resampled recalls are "
-                "averaged, so the interval is that of the seed-mean; seed-to-seed spread is the ± in the main "
-                "table."
+                f"Percentile bootstrap over seeds and queries, B = {resamples} resamples, seeded "
+                "(deterministic): a resample draws the seeds with replacement and one set of queries for them, "
+                "so the interval of the seed-mean holds training variance as well as the test set's; with one "
+                "seed it is over queries alone. Seed-to-seed spread is also the ± in the main table."
             )
         ],
         name=table,
@@ -277,10 +277,11 @@ def paired_table(
         blocks=[("", rows)],
         notes=[
             (
-                f"Same dataset, backbone, seed and queries; B = {resamples} paired resamples of the queries. "
+                f"Same dataset, backbone, seed and queries; B = {resamples} paired resamples. "
                 "p = twice the fraction of resamples whose difference does not keep the observed sign "
-                "(two-sided); significant when p < 0.05. Several seeds: resampled differences averaged over "
-                "the common seeds."
+                "(two-sided); significant when p < 0.05. Several seeds: each resample draws the common seeds "
+                "with replacement and one set of queries for both methods, so the test holds training "
+                "variance as well as the test set's."
             )
         ],
         name=table,
