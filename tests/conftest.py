@@ -31,6 +31,15 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["VTRBENCH_CACHE"] = str(tmp_path_factory.mktemp("vtrbench-cache"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_run_at_a_time() -> None:
+    """Leaderboards in this process run their runs here, one at a time (auto workers would spawn processes
+    the tests' monkeypatches never reach); tests of `workers=N` name it, and subprocesses keep the default."""
+    from vtrbench.benchmark import launchers
+
+    launchers.auto_workers = lambda: 1
+
+
 @pytest.fixture
 def make_tiny_backbone() -> Callable[[int], Backbone]:
     """Factory: a fresh `vtrbench-tiny` with random weights that depend only on `seed` (methods mutate it)."""

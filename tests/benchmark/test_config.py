@@ -36,7 +36,7 @@ def test_an_option_of_a_method_or_dataset_outside_the_run_is_an_error(option):
 def test_a_matrix_gives_each_run_its_own_sections_and_checks_the_others():
     from vtrbench.benchmark.leaderboard import plan
 
-    runs = plan(["methods=[dgl,lora]", "datasets=[msrvtt]", "lora.rank=4"])
+    runs = plan(["methods=[dgl,lora]", "datasets=[msrvtt]", "seeds=[0]", "lora.rank=4"])
     assert [config.lora.rank for _, config in runs if config.method == "lora"] == [4]
     assert "lora" not in runs[0][1] and not any("lora.rank" in o for o in runs[0][0])
     with pytest.raises(ConfigError, match="lora.rank.*could not be converted to Integer"):

@@ -15,7 +15,7 @@ def leaderboard_command(root: Path, tmp: Path) -> list[str]:
     overrides = tiny_run_overrides(root, tmp / "runs", **{"train.epochs": 3})
     overrides = [o for o in overrides if not o.startswith(("method=", "quiet="))]
     return [sys.executable, "-m", "vtrbench", "leaderboard", "--quiet", "methods=[zero_shot,full_finetune]",
-            "datasets=[msrvtt]", f"output.reports_dir={tmp / 'reports'}", *overrides]
+            "datasets=[msrvtt]", "workers=1", f"output.reports_dir={tmp / 'reports'}", *overrides]
 
 
 def test_interrupted_leaderboard_resumes_and_keeps_finished_results(tiny_msrvtt, tmp_path):

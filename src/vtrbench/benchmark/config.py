@@ -243,6 +243,13 @@ def run_schema(method: str, dataset: str) -> DictConfig:
     return schema
 
 
+def preset_name(cli: DictConfig) -> str:
+    """The preset of a command: `preset=` on its command line (empty or null: none), else base.yaml's."""
+    if "preset" in cli:
+        return str(cli.preset or "")
+    return str(_load_yaml(config_file("base.yaml")).get("preset", "") or "")
+
+
 def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
     """The merged, checked configuration of one run."""
     cli = overrides if isinstance(overrides, DictConfig) else parse_overrides(overrides)
@@ -252,7 +259,7 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
     base = _load_yaml(base_path)
     method = str(cli.get("method", base.get("method", HarnessConfig.method)))
     dataset = str(cli.get("dataset", base.get("dataset", HarnessConfig.dataset)))
-    preset = str(cli.get("preset", base.get("preset", "")) or "")
+    preset = preset_name(cli)
     config = run_schema(method, dataset)
     method_yaml = _load_yaml(config_file("methods", f"{method}.yaml"))
     check_method_tune_section(method_yaml, config_file("methods", f"{method}.yaml"))
@@ -294,7 +301,8 @@ def check_method_tune_section(method_yaml: DictConfig, path: Path | None) -> Non
 
 
 def load_preset(name: str) -> DictConfig:
-    """A preset: `methods`, `datasets`, `defaults` for every run, and `rules` matched by method/dataset."""
+    """A preset: `methods`, `datasets`, `seeds` (a leaderboard's matrix when the command line names none),
+    `defaults` for every run, and `rules` matched by method/dataset."""
     path = config_file("presets", f"{name}.yaml")
     if path is None:
         folder = Path(str(resources.files("vtrbench").joinpath("configs", "presets")))

@@ -3,8 +3,9 @@ leaderboard` and `vtrbench tune`, and the offline assets their runs use, built o
 
 Both commands expand their matrix here, with the same checks: `methods=[..]`, `datasets=[..]` and `seeds=[..]`
 must be non-empty lists of names (integers for seeds) without repeats. Without them a command takes
-`method=`/`dataset=`/`seed=`, else the preset's lists, else every registered method, `DEFAULT_DATASETS` and
-seed 0. An option of a method or dataset outside the matrix is an error (`Matrix.overrides_for`), and the
+`method=`/`dataset=`/`seed=`, else the preset's lists (`methods`, `datasets`, `seeds`), else every registered
+method, `DEFAULT_DATASETS` and seed 0. A search (`vtrbench tune`) takes one seed: `seed=`, else the first of
+the preset's seeds, else 0. An option of a method or dataset outside the matrix is an error (`Matrix.overrides_for`), and the
 dataset roots given must have splits that share no clip (`check_disjoint_splits`).
 """
 
@@ -14,7 +15,14 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig
 
-from vtrbench.benchmark.config import ConfigError, dataset_options, load_preset, overrides_for_run, parse_overrides
+from vtrbench.benchmark.config import (
+    ConfigError,
+    dataset_options,
+    load_preset,
+    overrides_for_run,
+    parse_overrides,
+    preset_name,
+)
 from vtrbench.datasets.base import SPLITS
 from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir, prepare_frame_cache
 from vtrbench.methods.backbone import load_backbone
@@ -44,12 +52,15 @@ def expand(overrides: list[str], keep: tuple[str, ...] = ()) -> Matrix:
     """The matrix of a command's overrides; `keep` names run keys left in `passthrough` as given (a search
     passes its one `seed=` on to its trials)."""
     cli = parse_overrides(overrides)
-    preset = load_preset(cli.preset) if cli.get("preset") else {}
+    name = preset_name(cli)
+    preset = load_preset(name) if name else {}
     methods = matrix_list(cli, "methods", str) or single(cli, "method") \
         or list(preset.get("methods") or METHODS.names())
     datasets = matrix_list(cli, "datasets", str) or single(cli, "dataset") \
         or list(preset.get("datasets") or DEFAULT_DATASETS)
-    seeds = matrix_list(cli, "seeds", int) or [cli.get("seed", 0)]
+    preset_seeds = [int(seed) for seed in preset.get("seeds") or [0]]
+    seeds = matrix_list(cli, "seeds", int) or ([cli.seed] if "seed" in cli else None) \
+        or (preset_seeds[:1] if "seed" in keep else preset_seeds)
     dropped = set(MATRIX_KEYS + RUN_KEYS) - set(keep)
     return Matrix(methods, datasets, seeds, [o for o in overrides if o.split("=", 1)[0] not in dropped])
 
