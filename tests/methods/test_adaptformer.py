@@ -50,7 +50,7 @@ def test_the_adapter_runs_parallel_to_the_mlp_on_the_block_input(tiny_backbone):
     block, adapter = method.clip.visual.transformer.resblocks[1], method.visual_adapters[1]
     with torch.no_grad():
         adapter.up.weight.normal_()
-        x = torch.randn(2, 5, 128)
+        x = torch.randn(2, 5, block.ln_1.normalized_shape[0])  # the tower's width
         after_attention = x + block.attention(block.ln_1(x))
         branch = adapter.up(torch.relu(adapter.down(after_attention)))
         expected = after_attention + block.mlp(block.ln_2(after_attention)) + 0.1 * branch
@@ -62,7 +62,7 @@ def test_dropout_acts_in_training_only(tiny_backbone):
     adapter = method.text_adapters[0]
     with torch.no_grad():
         adapter.up.weight.normal_()
-        x = torch.randn(3, 4, 128)
+        x = torch.randn(3, 4, adapter.down.in_features)
         method.eval()
         assert torch.equal(adapter(x), adapter(x))
         method.train()

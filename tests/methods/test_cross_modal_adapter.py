@@ -73,7 +73,7 @@ def test_adapter_puts_the_shared_channels_last(tiny_backbone):
     torch.manual_seed(0)
     method = CrossModalAdapter(tiny_backbone, CrossModalAdapterConfig(bottleneck=4, shared_dim=16))
     own, shared = method.text_adapters[0].attn, method.shared_up[0].attn
-    h = torch.randn(3, 5, 128)
+    h = torch.randn(3, 5, own.down.in_features)  # the text tower's width
     z = F.linear(h, own.down.weight, own.down.bias)
     z = z * torch.sigmoid(1.702 * z)  # QuickGELU
     expected = h + torch.cat([F.linear(z, own.up.weight, own.up.bias), F.linear(z, shared.weight, shared.bias)], -1)

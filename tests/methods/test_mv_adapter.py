@@ -116,7 +116,8 @@ def test_cmt_rescales_the_down_projection_on_the_side_it_names(position, tiny_ba
     method = MVAdapter(tiny_backbone, MVAdapterConfig(cmt_position=position))
     adapter, factor = method.visual_adapters[-1], torch.randn(32)
     beta = adapter.cmt(factor)
-    assert beta.shape == ((128,) if position == "down_in" else (64,))  # tower width in, adapter width out
+    width = adapter.down.weight.shape[1]  # the tower's width in, the adapter's width out
+    assert beta.shape == ((width,) if position == "down_in" else (adapter.down.weight.shape[0],))
     expected = adapter.down.weight * (beta[None, :] if position == "down_in" else beta[:, None])
     torch.testing.assert_close(adapter.down_weight(factor), expected)
 

@@ -41,6 +41,6 @@ def test_installed_plugin_counts_its_parameters(plugin_env):
     out = run([sys.executable, "-m", "vtrbench", "params", "example_adapter", "hidden=16",
                "--backbone", "vtrbench-tiny"], plugin_env)
     counts = json.loads(out)
-    dim, hidden = 128, 16  # vtrbench-tiny's embed_dim; two adapters of down (dim x hidden) + up (hidden x dim)
+    dim, hidden = 64, 16  # vtrbench-tiny's embed_dim; two adapters of down (dim x hidden) + up (hidden x dim)
     assert counts["method"] == "example_adapter"
     assert counts["tuned"] == 2 * (dim * hidden + hidden + hidden * dim + dim)
