@@ -11,8 +11,11 @@ from pathlib import Path
 from tests.benchmark.conftest import tiny_run_overrides
 
 
+EPOCHS = 8  # enough that full_finetune is still training when the interrupt comes
+
+
 def leaderboard_command(root: Path, tmp: Path) -> list[str]:
-    overrides = tiny_run_overrides(root, tmp / "runs", **{"train.epochs": 3})
+    overrides = tiny_run_overrides(root, tmp / "runs", **{"train.epochs": EPOCHS})
     overrides = [o for o in overrides if not o.startswith(("method=", "quiet="))]
     return [sys.executable, "-m", "vtrbench", "leaderboard", "--quiet", "methods=[zero_shot,full_finetune]",
             "datasets=[msrvtt]", "workers=1", f"output.reports_dir={tmp / 'reports'}", *overrides]
@@ -33,8 +36,13 @@ def test_interrupted_leaderboard_resumes_and_keeps_finished_results(tiny_msrvtt,
         assert first.poll() is None, first.communicate()[0]
         assert time.time() < deadline, "the leaderboard did not get going"
         time.sleep(0.2)
-    first.send_signal(signal.SIGINT)
-    out, _ = first.communicate(timeout=60)
+    for _ in range(20):  # Ctrl-C again, as a user would, when a KeyboardInterrupt raised inside a destructor
+        first.send_signal(signal.SIGINT)  # (decord's VideoReader.__del__) was ignored by Python
+        try:
+            out, _ = first.communicate(timeout=3)
+            break
+        except subprocess.TimeoutExpired:
+            continue
     assert first.returncode != 0, out
     assert not (finetune_dir / "result.json").exists()
     finished_before = zero_shot.read_bytes()
@@ -46,7 +54,7 @@ def test_interrupted_leaderboard_resumes_and_keeps_finished_results(tiny_msrvtt,
     assert "zero_shot seed0: finished earlier with this config, skipped" in second.stdout
     assert zero_shot.read_bytes() == finished_before and zero_shot.stat().st_mtime_ns == mtime_before
     result = json.loads((finetune_dir / "result.json").read_text())
-    assert result["status"] == "finished" and result["timing"]["epochs"] == 3
+    assert result["status"] == "finished" and result["timing"]["epochs"] == EPOCHS
     assert (tmp_path / "reports" / "report.md").is_file()
 
 
