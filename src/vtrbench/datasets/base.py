@@ -172,6 +172,7 @@ class AnnotationFormat:
     def __init__(self, config: Any):
         self.config = config
         self._video_index: dict[str, Path] | None = None
+        self._offline_root: Path | None = None
 
     @property
     def root(self) -> Path:
@@ -180,10 +181,13 @@ class AnnotationFormat:
         return Path(self.config.root).expanduser()
 
     def offline_root(self, progress: bool = True) -> Path:
-        """Generate (or reuse) the offline default data in this format; returns its root."""
-        if self.offline_format is None or self.offline_format not in DATA_ROOTS:
-            raise ValueError(f"{type(self).__name__} has no offline default data; set its root=...")
-        return DATA_ROOTS.get(self.offline_format)(progress=progress)
+        """Generate (or reuse) the offline default data in this format; returns its root. Checked once per
+        dataset object: the check reads every file of the data, and `root` is asked for every clip."""
+        if self._offline_root is None:
+            if self.offline_format is None or self.offline_format not in DATA_ROOTS:
+                raise ValueError(f"{type(self).__name__} has no offline default data; set its root=...")
+            self._offline_root = Path(DATA_ROOTS.get(self.offline_format)(progress=progress))
+        return self._offline_root
 
     def read(self, split: str) -> list[tuple[str, list[str], dict]]:
         """(video id, captions, extra fields such as start/end) for every clip of the `split` file as it is
