@@ -54,6 +54,9 @@ class TrainConfig:
     lr: float = 1e-3
     backbone_lr_scale: float = 1.0  # CLIP4Clip's coef_lr: backbone parameters train at lr * this
     weight_decay: float = 0.2
+    # AdamW's beta2 and eps: PyTorch's by default; CLIP-style recipes (STOP's, BertAdam's) use 0.98 and 1e-6
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
     warmup: float = 0.1  # fraction of the steps
     grad_clip: float = 1.0
     amp: bool = True  # autocast on CUDA only; ignored on CPU
@@ -159,6 +162,8 @@ VALUE_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("train.lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     ("train.backbone_lr_scale", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
     ("train.weight_decay", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    ("train.adam_beta2", lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1"),
+    ("train.adam_eps", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     ("train.warmup", lambda v: 0 <= v <= 1, "a fraction of the steps from 0 to 1"),
     ("train.grad_clip", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     ("train.max_steps", lambda v: v is None or v >= 1, "null or an integer >= 1"),

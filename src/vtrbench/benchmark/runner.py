@@ -113,7 +113,8 @@ def cosine_with_warmup(step: int, total: int, warmup: int) -> float:
 
 
 def make_optimizer(method: RetrievalMethod, config: DictConfig) -> torch.optim.Optimizer:
-    """AdamW; backbone parameters at lr * backbone_lr_scale; no weight decay on gains and biases."""
+    """AdamW (betas (0.9, train.adam_beta2), eps train.adam_eps); backbone parameters at lr *
+    backbone_lr_scale; no weight decay on gains and biases."""
     backbone_ids = {id(p) for p in method.clip.parameters()}
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for param in tuned_parameters(method).values():
@@ -124,7 +125,9 @@ def make_optimizer(method: RetrievalMethod, config: DictConfig) -> torch.optim.O
             {"params": params, "lr": lr * (scale if in_backbone else 1.0),
              "weight_decay": config.train.weight_decay if decays else 0.0}
             for (in_backbone, decays), params in groups.items()
-        ]
+        ],
+        betas=(0.9, config.train.adam_beta2),
+        eps=config.train.adam_eps,
     )
 
 
