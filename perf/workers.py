@@ -47,9 +47,11 @@ def main() -> int:
         leaderboard(tmp / "warm", ["zero_shot"], args.dataset, 1)
         serial = leaderboard(tmp / "serial", args.methods, args.dataset, 1)
         parallel = leaderboard(tmp / "parallel", args.methods, args.dataset, args.workers)
-        same = metrics(tmp / "serial") == metrics(tmp / "parallel")
+        metrics_of_serial = metrics(tmp / "serial")
+        same = metrics_of_serial == metrics(tmp / "parallel")
     cores = os.cpu_count() or 1
-    print(f"{len(args.methods)} runs ({', '.join(args.methods)}) on offline {args.dataset}, {cores} cores")
+    runs = len(metrics_of_serial)
+    print(f"{runs} runs ({', '.join(args.methods)}, every seed of the preset) on offline {args.dataset}, {cores} cores")
     print(f"workers=1 (one run at a time, {cores} threads): {serial:.1f} s")
     print(f"workers={args.workers} ({max(1, cores // args.workers)} thread(s) each): {parallel:.1f} s")
     print(f"ratio serial / parallel: {serial / parallel:.2f}; identical results: {same}")
