@@ -10,7 +10,6 @@ from pathlib import Path
 
 from tests.benchmark.conftest import tiny_run_overrides
 
-
 EPOCHS = 8  # enough that full_finetune is still training when the interrupt comes
 
 

@@ -5,8 +5,9 @@ Both commands expand their matrix here, with the same checks: `methods=[..]`, `d
 must be non-empty lists of names (integers for seeds) without repeats. Without them a command takes
 `method=`/`dataset=`/`seed=`, else the preset's lists (`methods`, `datasets`, `seeds`), else every registered
 method, `DEFAULT_DATASETS` and seed 0. A search (`vtrbench tune`) takes one seed: `seed=`, else the first of
-the preset's seeds, else 0. An option of a method or dataset outside the matrix is an error (`Matrix.overrides_for`), and the
-dataset roots given must have splits that share no clip (`check_disjoint_splits`).
+the preset's seeds, else 0. An option of a method or dataset outside the matrix is an error
+(`Matrix.overrides_for`), and the dataset roots given must have splits that share no clip
+(`check_disjoint_splits`).
 """
 
 from __future__ import annotations
