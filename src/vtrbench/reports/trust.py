@@ -91,7 +91,7 @@ def trust_table(frame: pd.DataFrame, published: pd.DataFrame) -> DisplayTable:
                      f"{row['significant_above']} of {row['trained']}", rho,
                      str(len(row["matched_methods"].split())) if row["matched_methods"] else MISSING])
     return DisplayTable(
-        title="How far to trust the offline ranking",
+        title="Per dataset: zero-shot against full fine-tuning, and rank correlation with the published rows",
         columns=["Table", "Backbone", "Zero-shot R@1", "Full fine-tuning R@1", "Ratio",
                  "Significantly above zero-shot", "Spearman vs published [95% CI]", "Methods correlated"],
         blocks=[("", rows)],
