@@ -162,3 +162,18 @@ def test_a_method_yaml_may_not_set_the_tuning_budget(tmp_path):
     for key in ("trials", "metric"):
         with pytest.raises(ConfigError, match=rf"my_method.yaml: tune.{key}: the tuning budget is the same"):
             check_method_tune_section(OmegaConf.create({"tune": {key: 3 if key == "trials" else "rsum"}}), path)
+
+
+def test_a_setting_absent_from_a_saved_run_stands_for_its_default_and_only_for_it():
+    from omegaconf import OmegaConf
+
+    from vtrbench.benchmark.config import config_differences
+
+    requested = resolve_config(["method=bitfit", "dataset=msrvtt"])
+    saved = OmegaConf.to_container(requested, resolve=True)
+    del saved["train"]["adam_eps"]  # a run saved before the setting existed
+    assert config_differences(saved, requested) == []
+    changed = resolve_config(["method=bitfit", "dataset=msrvtt", "train.adam_eps=1e-6"])
+    assert config_differences(saved, changed) == ["train.adam_eps: 1e-08 -> 1e-06"]
+    saved["train"]["lr"] = 0.5
+    assert config_differences(saved, requested)[0].startswith("train.lr: 0.5 -> ")

@@ -418,9 +418,17 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(saved: dict, requested: DictConfig) -> list[str]:
     """`key: saved -> requested` for every setting (output-only keys aside) in which a saved run's resolved
-    config differs from the requested one; empty when the saved run stands for the requested one."""
+    config differs from the requested one; empty when the saved run stands for the requested one.
+
+    A setting absent from the saved config (added to the suite after that run) stands for its structured
+    default: a new setting's default computes what the code did before it existed, so a run saved before
+    `train.adam_eps` existed is the run requested with `train.adam_eps` at its default, and no other."""
     requested_flat = _flatten(OmegaConf.to_container(requested, resolve=True))
     saved_flat = _flatten(saved)
+    defaults = _flatten(OmegaConf.to_container(run_schema(str(requested.method), str(requested.dataset))))
+    for key, value in defaults.items():
+        if key not in saved_flat and key in requested_flat:
+            saved_flat[key] = value
 
     def counts(key: str) -> bool:
         return not any(key == k or key.startswith(f"{k}.") for k in OUTPUT_ONLY_KEYS)
