@@ -24,8 +24,9 @@ WEIGHTS_FILE = "tuned.safetensors"  # the tuned parameters only
 VAL_IDS_FILE = "val_ids.txt"  # the ids of the val split a run held out of training, one per line
 TUNING_FILE = "tuning.json"  # beside a search's trials: `<method dir>/tuning/seed<n>/tuning.json`
 
-# A run that ran to its end is `finished`, or `degenerate` (its scores collapsed into ties: see
-# benchmark/metrics.py); a run that did not end is `failed`, or `diverged` (a non-finite loss or score).
+# A run that ran to its end is `finished`, or `degenerate` (its scores collapsed into ties, or, on a pretrained
+# backbone, it ranks at chance: see benchmark/metrics.py); a run that did not end is `failed`, or `diverged`
+# (a non-finite loss or score).
 STATUSES = ("finished", "failed", "diverged", "degenerate")
 # Statuses of a run that ran to its end: its metrics are kept and reused for the same config, and a failure
 # never overwrites them. A `degenerate` result is never ranked nor chosen. `failed` and `diverged` runs run
@@ -80,8 +81,9 @@ class RunResult(Record):
     metrics: dict[str, Any] | None = optional()  # {t2v: {R1, R5, R10, MdR, MnR}, v2t: {...}, rsum}
     ranks: dict[str, list[int]] | None = optional()  # per-query ranks of each direction
     num_queries: dict[str, int] | None = optional()
-    # {t2v: {tied_queries, collapsed_queries, queries}, v2t: {...}, degenerate}: ties count in the query's
-    # favour (CLIP4Clip), so collapsed scores are flagged (the rule is in benchmark/metrics.py)
+    # {t2v: {tied_queries, collapsed_queries, queries}, v2t: {...}, degenerate, chance_z: {t2v, v2t}}: ties
+    # count in the query's favour (CLIP4Clip), so collapsed scores are flagged, and so is a ranking at chance
+    # (the rules are in benchmark/metrics.py)
     ties: dict[str, Any] | None = optional()
     params: dict[str, Any] | None = optional()  # tuned, backbone, tuned_pct, checkpoint_bytes
     timing: dict[str, Any] | None = optional()  # train_s, eval_s, val_curve_s, clips_per_s, steps, epochs

@@ -93,8 +93,32 @@ def test_collapsed_scores_are_degenerate_recorded_reused_and_never_ranked(tiny_m
 
 def test_a_finished_result_records_its_ties(tiny_msrvtt, tmp_path):
     result = runner.execute(resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot")))
-    assert result["status"] == "finished" and set(result["ties"]) == {"t2v", "v2t", "degenerate"}
+    assert result["status"] == "finished" and set(result["ties"]) == {"t2v", "v2t", "degenerate", "chance_z"}
     assert result["ties"]["t2v"]["queries"] == 8 and not result["ties"]["degenerate"]
+
+
+def test_a_model_that_ranks_at_chance_on_a_pretrained_backbone_is_degenerate(tiny_msrvtt, tmp_path, monkeypatch):
+    """Distinct scores that rank like a random ordering (a training that collapsed, or never left an
+    initialisation that ranks at random) are no result when the backbone knew something; on a random backbone
+    the same ranking is the true result."""
+    from safetensors.torch import save_file
+
+    from vtrbench.methods.backbone import untrained_model
+    from vtrbench.offline.tiny_clip import OFFLINE_MODEL_NAME, register_offline_config
+
+    register_offline_config()
+    checkpoint = tmp_path / "weights.safetensors"  # the backbone as a file: the runner cannot tell it knows nothing
+    save_file(untrained_model(OFFLINE_MODEL_NAME).state_dict(), str(checkpoint))
+    rng = torch.Generator().manual_seed(0)
+    monkeypatch.setattr(runner, "score_matrix", lambda method, text, video, *args, **kwargs: torch.rand(
+        text.shape[0], video.shape[0], generator=rng))
+    on_file = resolve_config([*tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot"),
+                              f"backbone.pretrained={checkpoint}"])
+    result = runner.execute(on_file)
+    assert result["status"] == "degenerate" and result["reason"].startswith("ranks at chance")
+    assert read(on_file)["status"] == "degenerate"
+    on_random = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "random_runs", method="zero_shot"))
+    assert runner.execute(on_random)["status"] == "finished"
 
 
 def test_a_search_never_chooses_a_degenerate_or_diverged_trial(tiny_msrvtt, tmp_path, monkeypatch, capsys):

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from vtrbench.benchmark.metrics import metrics_and_ties, retrieval_metrics, retrieval_ranks
+from vtrbench.benchmark.metrics import (
+    CHANCE_Z,
+    at_chance,
+    chance_z,
+    metrics_and_ties,
+    retrieval_metrics,
+    retrieval_ranks,
+    unusable_reason,
+)
 
 
 def test_square_case_by_hand():
@@ -67,7 +75,8 @@ def test_cli_metrics_prints_the_documented_json(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"t2v", "v2t", "rsum", "ties"}
     assert out["ties"] == {"t2v": {"tied_queries": 0, "collapsed_queries": 0, "queries": 4},
-                           "v2t": {"tied_queries": 0, "collapsed_queries": 0, "queries": 4}, "degenerate": False}
+                           "v2t": {"tied_queries": 0, "collapsed_queries": 0, "queries": 4}, "degenerate": False,
+                           "chance_z": {"t2v": 2.68, "v2t": 2.68}}  # (2.5 - 1) / sqrt(15 / 12 / 4)
     assert set(out["t2v"]) == {"R1", "R5", "R10", "MdR", "MnR"}
     assert out["t2v"]["R1"] == 100.0
     np.save(tmp_path / "cv.npy", np.array([0, 0, 1, 1]))
@@ -119,3 +128,27 @@ def test_cli_metrics_refuses_non_finite_input_and_flags_a_degenerate_matrix(tmp_
     np.save(tmp_path / "zero.npy", np.zeros((4, 4)))
     assert main(["metrics", str(tmp_path / "zero.npy")]) == 1
     assert "degenerate: t2v: 4 of 4 queries" in capsys.readouterr().err
+
+
+def test_chance_z_is_the_mean_rank_below_a_random_orderings_in_standard_errors():
+    assert chance_z(np.array([1, 1, 1, 1]), 4) == pytest.approx(1.5 / np.sqrt(15 / 12 / 4))
+    assert chance_z(np.array([4, 4, 4, 4]), 4) == pytest.approx(-1.5 / np.sqrt(15 / 12 / 4))
+    # a random ordering of 1,000 candidates for 1,000 queries sits within a few standard errors of zero
+    ranks = np.random.default_rng(0).integers(1, 1001, size=1000)
+    assert abs(chance_z(ranks, 1000)) < 3
+
+
+def test_a_ranking_at_chance_is_unusable_on_a_pretrained_backbone_only():
+    rng = np.random.default_rng(0)
+    _, _, random_ties = metrics_and_ties(rng.normal(size=(1000, 1000)))
+    assert not random_ties["degenerate"]  # distinct scores: the tie rule does not see it
+    assert at_chance(random_ties)
+    reason = unusable_reason(random_ties, backbone_pretrained=True)
+    assert reason.startswith("ranks at chance") and f"{CHANCE_Z}" in reason
+    assert unusable_reason(random_ties, backbone_pretrained=False) is None  # a random backbone's true result
+    # a weak but real model: the truth a little above the noise
+    _, _, weak_ties = metrics_and_ties(rng.normal(size=(1000, 1000)) + 0.3 * np.eye(1000))
+    assert not at_chance(weak_ties) and unusable_reason(weak_ties, backbone_pretrained=True) is None
+    # one direction above chance is enough to be a model
+    assert not at_chance({"degenerate": False, "chance_z": {"t2v": 0.1, "v2t": CHANCE_Z + 0.1}})
+    assert not at_chance({"degenerate": False})  # files written before the rule

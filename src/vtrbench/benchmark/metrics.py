@@ -18,6 +18,14 @@ RECALL_KS = (1, 5, 10)
 # ranked; every result records its tied and collapsed queries per direction.
 COLLAPSED_TIE_SHARE = 0.1
 DEGENERATE_QUERY_SHARE = 0.5
+# A ranking no better than a random ordering is the other way a result can be no result: a model whose training
+# collapsed (or never left an initialisation that ranks at random) still gives distinct scores. Under a random
+# ordering of N candidates a query's rank is uniform on 1..N, so the mean rank of Q queries is (N + 1) / 2 with
+# standard error sqrt((N^2 - 1) / (12 Q)). `chance_z` is how many standard errors a direction's mean rank lies
+# below that; a result is *at chance* when neither direction reaches CHANCE_Z (one-sided p = 0.0005). Only a
+# model built on a backbone that knows something is judged by it (`unusable_reason`): a randomly initialised
+# backbone ranks at chance by construction, and that is its true result.
+CHANCE_Z = 3.29
 
 
 class DivergedError(RuntimeError):
@@ -68,6 +76,35 @@ def degenerate_reason(ties: dict) -> str:
     ) + f" (degenerate above {DEGENERATE_QUERY_SHARE:.0%}: collapsed scores, not ranked)"
 
 
+def chance_z(ranks: np.ndarray, candidates: int) -> float:
+    """How many standard errors the mean rank lies below a random ordering's (N + 1) / 2 (see CHANCE_Z)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    if candidates < 2 or ranks.size == 0:
+        return 0.0
+    standard_error = np.sqrt((candidates ** 2 - 1) / 12.0 / ranks.size)
+    return float(((candidates + 1) / 2.0 - ranks.mean()) / standard_error)
+
+
+def at_chance(summary: dict) -> bool:
+    """Whether neither direction ranks better than a random ordering (a summary without `chance_z`, from a file
+    written before the rule, is not)."""
+    z = summary.get("chance_z")
+    return bool(z) and all(value < CHANCE_Z for value in z.values())
+
+
+def unusable_reason(summary: dict, backbone_pretrained: bool) -> str | None:
+    """Why a finished result must not be ranked, or None: collapsed scores (ties), or, on a pretrained
+    backbone, a ranking at chance. A run with a reason ends `degenerate`."""
+    if summary["degenerate"]:
+        return degenerate_reason(summary)
+    if backbone_pretrained and at_chance(summary):
+        z = ", ".join(f"{d} {v:+.1f}" for d, v in summary["chance_z"].items())
+        return (f"ranks at chance: the mean rank of neither direction lies {CHANCE_Z} standard errors below a "
+                f"random ordering's (z: {z}), so the model lost what its pretrained backbone knew (collapsed "
+                f"training, or an initialisation that never left random ranking); not ranked")
+    return None
+
+
 def summarize_ranks(ranks: np.ndarray) -> dict[str, float]:
     out = {f"R{k}": float(100.0 * np.mean(ranks <= k)) for k in RECALL_KS}
     out["MdR"] = float(np.median(ranks))
@@ -114,7 +151,9 @@ def retrieval_ranks_and_ties(similarity: np.ndarray, caption_video: np.ndarray |
     v2t = ranks_of_ground_truth(group_scores.T, np.arange(num_videos))
     ties = {"t2v": ties_of_ground_truth(sim, caption_video), "v2t": ties_of_ground_truth(group_scores.T,
                                                                                           np.arange(num_videos))}
-    return {"t2v": t2v, "v2t": v2t}, tie_summary(ties, num_videos)
+    summary = tie_summary(ties, num_videos)
+    summary["chance_z"] = {"t2v": round(chance_z(t2v, num_videos), 2), "v2t": round(chance_z(v2t, num_videos), 2)}
+    return {"t2v": t2v, "v2t": v2t}, summary
 
 
 def retrieval_metrics(similarity: np.ndarray, caption_video: np.ndarray | None = None) -> dict:

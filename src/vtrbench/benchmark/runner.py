@@ -41,7 +41,7 @@ from vtrbench.benchmark.data import (
 )
 from vtrbench.benchmark.locks import locked_by_another, run_lock
 from vtrbench.benchmark.memory import MemoryMeter
-from vtrbench.benchmark.metrics import DivergedError, NonFiniteScoresError, degenerate_reason, metrics_and_ties
+from vtrbench.benchmark.metrics import DivergedError, NonFiniteScoresError, metrics_and_ties, unusable_reason
 from vtrbench.benchmark.results import (
     CHECKPOINT_FILE,
     LEGACY_CHECKPOINT_FILE,
@@ -61,7 +61,7 @@ from vtrbench.benchmark.validation import BEST_VAL_WEIGHTS_FILE, ValidationCurve
 from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir
 from vtrbench.datasets.video import decoder_log_path, log_decoder_messages
 from vtrbench.files import atomic_write
-from vtrbench.methods.backbone import Backbone, load_backbone
+from vtrbench.methods.backbone import RANDOM_PRETRAINED, Backbone, load_backbone
 from vtrbench.methods.base import RetrievalMethod
 from vtrbench.registry import DATASETS, METHODS
 from vtrbench.schema import CONFIG_FILE, RESULT_FILE, VAL_IDS_FILE, WEIGHTS_FILE, RunResult
@@ -568,9 +568,10 @@ def execute_locked(config: DictConfig, out_dir: Path) -> dict:
     eval_s = time.perf_counter() - started
     val_ids = held_out_ids(run, val_split)
     ties = metrics.pop("ties")
+    unusable = unusable_reason(ties, backbone_pretrained=config.backbone.pretrained != RANDOM_PRETRAINED)
     result = RunResult(
-        status="degenerate" if ties["degenerate"] else "finished",  # degenerate: never ranked nor chosen
-        reason=degenerate_reason(ties) if ties["degenerate"] else None,
+        status="degenerate" if unusable else "finished",  # degenerate: never ranked nor chosen
+        reason=unusable,
         method=config.method,
         variant=config.variant,
         dataset=config.dataset,
