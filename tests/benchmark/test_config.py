@@ -177,3 +177,33 @@ def test_a_setting_absent_from_a_saved_run_stands_for_its_default_and_only_for_i
     assert config_differences(saved, changed) == ["train.adam_eps: 1e-08 -> 1e-06"]
     saved["train"]["lr"] = 0.5
     assert config_differences(saved, requested)[0].startswith("train.lr: 0.5 -> ")
+
+
+def test_a_config_file_is_read_again_once_it_changes(tmp_path):
+    """Config files are parsed once per version (a leaderboard resolves one config per run from them)."""
+    import os
+
+    from vtrbench.benchmark.config import _yaml_data
+
+    path = tmp_path / "layer.yaml"
+    path.write_text("train:\n  lr: 1e-3\n")
+    first = _yaml_data(path)
+    assert first == {"train": {"lr": 0.001}}
+    first["train"]["lr"] = 5.0  # the caller's copy, not the cache's
+    assert _yaml_data(path) == {"train": {"lr": 0.001}}
+    stat = path.stat()
+    path.write_text("train:\n  lr: 2e-3\n")  # same size: the modification time tells the versions apart
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert _yaml_data(path) == {"train": {"lr": 0.002}}
+    path.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="layer.yaml: expected a mapping of keys at the top level"):
+        _yaml_data(path)
+
+
+def test_resolving_leaves_the_callers_overrides_as_they_were():
+    overrides = OmegaConf.from_dotlist(["method=dgl", "preset=null", "train.lr=0.01"])
+    before = OmegaConf.to_yaml(overrides)
+    config = resolve_config(overrides)
+    config.train.lr = 0.5
+    assert OmegaConf.to_yaml(overrides) == before
+    assert resolve_config(["method=dgl"]).train.lr != 0.5  # nor the cached layers

@@ -7,7 +7,9 @@ that name the key and the source that set it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -189,15 +191,27 @@ def config_file(*parts: str) -> Path | None:
 
 
 def _load_yaml(path: Path | None) -> DictConfig:
+    return OmegaConf.create(_yaml_data(path))
+
+
+def _yaml_data(path: Path | None) -> dict:
+    """A config file's mapping as plain data (a fresh copy): parsed once per version of the file, since a
+    leaderboard resolves one config per run from the same few files."""
     if path is None:
-        return OmegaConf.create({})
+        return {}
+    stat = path.stat()
+    return copy.deepcopy(_parsed_yaml(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_yaml(path: str, mtime_ns: int, size: int) -> dict:
     try:
-        loaded = OmegaConf.load(path)
+        loaded = OmegaConf.load(path)  # omegaconf's YAML loader: its floats (1e-3) and interpolations
     except Exception as err:  # yaml's own errors carry the line number
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    return loaded
+    return OmegaConf.to_container(loaded)  # interpolations stay as written, resolved in the merged config
 
 
 def first_line(err: BaseException) -> str:
@@ -230,10 +244,21 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
 
 
 def run_schema(method: str, dataset: str) -> DictConfig:
-    method_cls = METHODS.get(method)
-    dataset_cls = DATASETS.get(dataset)
+    """The structured defaults of a run of (method, dataset), typed: a fresh copy, built once per pair of
+    registered classes (a leaderboard asks for it twice per run)."""
+    check_run_names(method, dataset)
+    return copy.deepcopy(_run_schema(method, dataset, METHODS.get(method), DATASETS.get(dataset)))
+
+
+def check_run_names(method: str, dataset: str) -> None:
+    """Registered names (the registry's error names the known ones) that are not a harness section's."""
+    METHODS.get(method), DATASETS.get(dataset)
     if method in HARNESS_KEYS or dataset in HARNESS_KEYS:
         raise ConfigError(f"the names {method!r}/{dataset!r} collide with a harness section")
+
+
+@functools.cache
+def _run_schema(method: str, dataset: str, method_cls: type, dataset_cls: type) -> DictConfig:
     schema_cls = dataclasses.make_dataclass(
         "RunConfig",
         [
@@ -252,35 +277,21 @@ def preset_name(cli: DictConfig) -> str:
     """The preset of a command: `preset=` on its command line (empty or null: none), else base.yaml's."""
     if "preset" in cli:
         return str(cli.preset or "")
-    return str(_load_yaml(config_file("base.yaml")).get("preset", "") or "")
+    return str(_yaml_data(config_file("base.yaml")).get("preset", "") or "")
 
 
 def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
     """The merged, checked configuration of one run."""
-    cli = overrides if isinstance(overrides, DictConfig) else parse_overrides(overrides)
+    # a copy: the merges below share the layers' nodes, and the caller's overrides stay its own
+    cli = copy.deepcopy(overrides) if isinstance(overrides, DictConfig) else parse_overrides(overrides)
     if "preset" in cli and cli.preset is None:  # `preset=` or `preset=null`: no preset at all
         cli.preset = ""
-    base_path = config_file("base.yaml")
-    base = _load_yaml(base_path)
+    base = _yaml_data(config_file("base.yaml"))
     method = str(cli.get("method", base.get("method", HarnessConfig.method)))
     dataset = str(cli.get("dataset", base.get("dataset", HarnessConfig.dataset)))
     preset = preset_name(cli)
-    config = run_schema(method, dataset)
-    method_yaml = _load_yaml(config_file("methods", f"{method}.yaml"))
-    check_method_tune_section(method_yaml, config_file("methods", f"{method}.yaml"))
-    layers: list[tuple[str, DictConfig]] = [
-        (str(base_path), base),
-        (str(config_file("datasets", f"{dataset}.yaml")), _load_yaml(config_file("datasets", f"{dataset}.yaml"))),
-        (str(config_file("methods", f"{method}.yaml")), method_yaml),
-        *([(f"preset {preset!r}", preset_layer(preset, method, dataset))] if preset else []),
-        ("command line", own_sections(cli, method, dataset)),
-    ]
-    for source, layer in layers:
-        try:
-            config = OmegaConf.merge(config, layer)
-        except OmegaConfBaseException as err:
-            key = getattr(err, "full_key", None) or "?"
-            raise ConfigError(f"{source}: key {key!r}: {first_line(err)}") from err
+    config, method_yaml = _file_layers(method, dataset, preset)
+    _merge_layer(config, own_sections(cli, method, dataset), "command line")
     if not config.variant:
         config.variant = derived_variant(config, method, method_yaml)
     if config.train.select not in SELECTION_RULES:
@@ -296,6 +307,46 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
     return config
 
 
+def _merge_layer(config: DictConfig, layer: DictConfig, source: str) -> None:
+    """Merge `layer` into `config` in place (both fresh copies: the merge may share the layer's nodes); an
+    error names the layer's source and the key."""
+    try:
+        OmegaConf.unsafe_merge(config, layer)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        raise ConfigError(f"{source}: key {key!r}: {first_line(err)}") from err
+
+
+def _file_layers(method: str, dataset: str, preset: str) -> tuple[DictConfig, DictConfig]:
+    """The run's structured defaults merged with base.yaml, its dataset's and its method's yaml and its preset's
+    layer, in that order, and the method's yaml: fresh copies of what `_merged_file_layers` built once for
+    these registered classes and these versions of the files (a leaderboard resolves one config per run)."""
+    files = [config_file("base.yaml"), config_file("datasets", f"{dataset}.yaml"),
+             config_file("methods", f"{method}.yaml"), config_file("presets", f"{preset}.yaml") if preset else None]
+    stamps = tuple(None if path is None else (path.stat().st_mtime_ns, path.stat().st_size) for path in files)
+    check_run_names(method, dataset)  # before anything is cached
+    merged, method_yaml = _merged_file_layers(method, dataset, preset, METHODS.get(method), DATASETS.get(dataset),
+                                              stamps)
+    return copy.deepcopy(merged), copy.deepcopy(method_yaml)
+
+
+@functools.lru_cache(maxsize=256)
+def _merged_file_layers(method: str, dataset: str, preset: str, method_cls: type, dataset_cls: type,
+                        stamps: tuple) -> tuple[DictConfig, DictConfig]:
+    base_path = config_file("base.yaml")
+    dataset_path = config_file("datasets", f"{dataset}.yaml")
+    method_path = config_file("methods", f"{method}.yaml")
+    method_yaml = _load_yaml(method_path)
+    check_method_tune_section(method_yaml, method_path)
+    config = run_schema(method, dataset)
+    _merge_layer(config, _load_yaml(base_path), str(base_path))
+    _merge_layer(config, _load_yaml(dataset_path), str(dataset_path))
+    _merge_layer(config, copy.deepcopy(method_yaml), str(method_path))
+    if preset:
+        _merge_layer(config, preset_layer(preset, method, dataset), f"preset {preset!r}")
+    return config, method_yaml
+
+
 def check_method_tune_section(method_yaml: DictConfig, path: Path | None) -> None:
     """A method's yaml may declare its search space, never the budget (equal for all, set in base.yaml)."""
     tune = method_yaml.get("tune") or {}
@@ -308,25 +359,29 @@ def check_method_tune_section(method_yaml: DictConfig, path: Path | None) -> Non
 def load_preset(name: str) -> DictConfig:
     """A preset: `methods`, `datasets`, `seeds` (a leaderboard's matrix when the command line names none),
     `defaults` for every run, and `rules` matched by method/dataset."""
+    return OmegaConf.create(_preset_data(name))
+
+
+def _preset_data(name: str) -> dict:
     path = config_file("presets", f"{name}.yaml")
     if path is None:
         folder = Path(str(resources.files("vtrbench").joinpath("configs", "presets")))
         known = sorted(p.stem for p in folder.glob("*.yaml"))
         raise ConfigError(f"unknown preset {name!r}; known: {', '.join(known) or 'none'}")
-    preset = _load_yaml(path)
-    for i, rule in enumerate(preset.get("rules", [])):
-        if not rule.get("source"):
+    preset = _yaml_data(path)
+    for i, rule in enumerate(preset.get("rules") or []):
+        if not isinstance(rule, dict) or not rule.get("source"):
             raise ConfigError(f"{path}: rules[{i}] has no source: every preset setting names where it comes from")
     return preset
 
 
 def preset_layer(name: str, method: str, dataset: str) -> DictConfig:
     """The preset's settings for one (method, dataset): its defaults, then every matching rule in order."""
-    preset = load_preset(name)
-    layer = OmegaConf.create(OmegaConf.to_container(preset.get("defaults") or OmegaConf.create({})))
-    for rule in preset.get("rules", []):
+    preset = _preset_data(name)
+    layer = OmegaConf.create(preset.get("defaults") or {})
+    for rule in preset.get("rules") or []:  # plain data: only the matching rules become configs
         if rule.get("method", method) == method and rule.get("dataset", dataset) == dataset:
-            layer = OmegaConf.merge(layer, rule.get("set", {}))
+            layer = OmegaConf.merge(layer, rule.get("set") or {})
     return _only_sections_of(layer, method, dataset)
 
 

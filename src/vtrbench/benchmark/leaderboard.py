@@ -131,11 +131,12 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     if not any(runs_dir.rglob(RESULT_FILE)):  # e.g. every run is in another process's hands
         print(f"no result under {runs_dir} yet: no report written", flush=True)
         return 1 if failed else 0
-    from vtrbench.reports import measured_tables_markdown, write_report
+    from vtrbench.reports import refresh_report
 
-    paths = write_report(runs_dir, report_dir)
-    print(measured_tables_markdown(runs_dir))
-    print(f"\nreport (with published rows, confidence intervals and paired tests): {paths['markdown']}")
+    paths, written = refresh_report(runs_dir, report_dir)
+    print(paths["markdown:measured"].read_text(encoding="utf-8"), end="")
+    state = "" if written else " (up to date: the same result files, code and libraries wrote it; not written again)"
+    print(f"\nreport (with published rows, confidence intervals and paired tests){state}: {paths['markdown']}")
     for kind in ("html", "latex"):
         print(f"{kind}: {paths[kind]}")
     plots = [str(path) for kind, path in paths.items() if kind.startswith("png:")]

@@ -18,7 +18,7 @@ from vtrbench.reports.bootstrap import (
     paired_bootstrap,
     recall_intervals,
 )
-from vtrbench.reports.report import measured_tables_markdown, write_report
+from vtrbench.reports.report import measured_tables_markdown, refresh_report, write_report
 from vtrbench.reports.result_table import ResultFileError, load_results
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "paired_bootstrap",
     "paired_comparisons",
     "recall_intervals",
+    "refresh_report",
     "summarize_r1",
     "write_report",
 ]

@@ -19,6 +19,7 @@ from vtrbench.reports.aggregate import (
     summarize_r1,
 )
 from vtrbench.reports.bootstrap import DEFAULT_RESAMPLES, DEFAULT_RNG_SEED
+from vtrbench.reports.freshness import current_report, record_report, report_fingerprint
 from vtrbench.reports.plots import plot_r1_against_params, plot_val_curves
 from vtrbench.reports.render import (
     ReportFigure,
@@ -82,7 +83,8 @@ def write_report(
     ``reference_method`` (``method`` or ``method.variant``) is what every row is paired against;
     ``resamples`` is the bootstrap B; ``published`` adds the packaged published reference rows for the
     datasets present in the runs. Prints nothing. Returns the written paths by kind: ``markdown``,
-    ``latex``, ``html``, ``csv:<table>``, ``csv:summary``, ``csv:trust``, ``csv:paired``, ``csv:runs``, ``png:<table>``,
+    ``latex``, ``html``, ``markdown:measured`` (the measured rows alone, as the leaderboard prints them),
+    ``csv:<table>``, ``csv:summary``, ``csv:trust``, ``csv:paired``, ``csv:runs``, ``png:<table>``,
     ``svg:<table>``, and where there are any: ``csv:tuning`` (every trial of every search),
     ``csv:curves`` (every learning-curve point), ``png:curves <table>``, ``svg:curves <table>``.
     """
@@ -90,6 +92,7 @@ def write_report(
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = report_fingerprint(runs_dir, reference_method, resamples, published)  # before reading
     results = assign_tables(load_results(runs_dir))
     aggregated = aggregate_runs(results, resamples, DEFAULT_RNG_SEED)
     comparisons = paired_comparisons(results, reference_method, resamples, DEFAULT_RNG_SEED)
@@ -173,7 +176,20 @@ def write_report(
     paths["latex"].write_text(render_latex(REPORT_TITLE, sections, out_dir), encoding="utf-8")
     paths["html"] = out_dir / "report.html"
     paths["html"].write_text(render_html(REPORT_TITLE, sections), encoding="utf-8")
+    paths["markdown:measured"] = out_dir / "measured.md"
+    paths["markdown:measured"].write_text(measured_tables_markdown(aggregated) + "\n", encoding="utf-8")
+    record_report(out_dir, fingerprint, paths)
     return paths
+
+
+def refresh_report(runs_dir: str | Path, out_dir: str | Path, reference_method: str = "zero_shot",
+                   resamples: int = DEFAULT_RESAMPLES, published: bool = True) -> tuple[dict[str, Path], bool]:
+    """``write_report`` unless ``out_dir`` already holds this very report (same inputs, options, code and
+    libraries, every file as written: reports/freshness.py); returns its paths and whether it was written."""
+    existing = current_report(out_dir, report_fingerprint(runs_dir, reference_method, resamples, published))
+    if existing is not None:
+        return existing, False
+    return write_report(runs_dir, out_dir, reference_method, resamples, published), True
 
 
 def reproducibility_section(results: pd.DataFrame) -> Section:
@@ -244,10 +260,8 @@ def curves_section(results: pd.DataFrame, out_dir: Path, paths: dict[str, Path])
     return Section("Learning curves (val split)", items)
 
 
-def measured_tables_markdown(runs_dir: str | Path, resamples: int = DEFAULT_RESAMPLES) -> str:
+def measured_tables_markdown(aggregated: pd.DataFrame) -> str:
     """The measured rows of every dataset's table as Markdown, for a terminal (no published rows)."""
-    results = assign_tables(load_results(runs_dir))
-    aggregated = aggregate_runs(results, resamples, DEFAULT_RNG_SEED)
     if aggregated.empty:
         return "no finished run"
     no_published = pd.DataFrame(columns=["table", "tuned", "t2v_R1", "source"])

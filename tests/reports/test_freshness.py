@@ -1,0 +1,50 @@
+"""A leaderboard rerun with nothing new keeps its report (`refresh_report`); any change to what the report is
+computed from, or to a file it wrote, writes it again."""
+
+from __future__ import annotations
+
+import json
+
+from tests.reports.conftest import result_record, write_record
+
+from vtrbench.reports import refresh_report, write_report
+from vtrbench.reports.freshness import REPORT_RECORD
+
+
+def _runs(tmp_path, make_ranks):
+    runs = tmp_path / "runs"
+    write_record(runs, result_record("zero_shot", make_ranks(60, 20)))
+    write_record(runs, result_record("lora", make_ranks(60, 30), tuned=10))
+    return runs
+
+
+def test_an_unchanged_report_is_kept_and_any_change_writes_it_again(tmp_path, make_ranks):
+    runs, out = _runs(tmp_path, make_ranks), tmp_path / "report"
+    paths, written = refresh_report(runs, out, resamples=20)
+    assert written and "| lora |" in paths["markdown:measured"].read_text()
+    markdown = paths["markdown"].read_text()
+    again, written = refresh_report(runs, out, resamples=20)
+    assert not written and again == paths and paths["markdown"].read_text() == markdown
+
+    assert refresh_report(runs, out, resamples=21)[1]  # another option
+    assert not refresh_report(runs, out, resamples=21)[1]
+    write_record(runs, result_record("lora", make_ranks(60, 31), tuned=10))  # a result changed
+    assert refresh_report(runs, out, resamples=21)[1]
+    paths["png:msrvtt"].unlink()  # a file it wrote is gone
+    assert refresh_report(runs, out, resamples=21)[1] and paths["png:msrvtt"].is_file()
+    paths["markdown"].write_text("edited by hand")  # or changed
+    assert refresh_report(runs, out, resamples=21)[1] and paths["markdown"].read_text() != "edited by hand"
+    (out / REPORT_RECORD).write_text("{not json")  # an unreadable record is no record
+    assert refresh_report(runs, out, resamples=21)[1]
+
+
+def test_the_record_names_files_inside_the_report_folder_only(tmp_path, make_ranks):
+    runs, out = _runs(tmp_path, make_ranks), tmp_path / "report"
+    write_report(runs, out, resamples=20)
+    record = json.loads((out / REPORT_RECORD).read_text())
+    outside = tmp_path / "outside.md"
+    outside.write_text("x")
+    record["files"]["markdown"]["file"] = "../outside.md"  # read as a bare name inside the folder
+    (out / REPORT_RECORD).write_text(json.dumps(record))
+    paths, written = refresh_report(runs, out, resamples=20)
+    assert written and paths["markdown"] == out / "report.md"
