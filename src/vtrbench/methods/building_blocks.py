@@ -50,6 +50,9 @@ def prompted_text_features(
     `block_fn(layer, block, x, attn_mask)` runs one layer (default: the frozen block itself); methods that
     also change a layer's inside (STOP's adapters) pass their own.
     """
+    # Under the causal mask no caption's EOT sees a later position, in either postfix layout: dropping the
+    # batch's common padding (and so moving an after-padding postfix up to it) leaves every EOT as it was.
+    tokens = tokens[:, : int(eot_positions(tokens).max()) + 1]
     num_tokens, length = tokens.shape
     num_prefix, num_postfix = prefix.shape[1], postfix.shape[1]
     prompt_layers = prefix.shape[0]
