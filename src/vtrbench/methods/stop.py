@@ -141,7 +141,10 @@ def conv3d(channels_in: int, channels_out: int, kernel: tuple[int, int, int]) ->
 
 def masked_convs(convs: nn.Sequential, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """Run a stack of 3-D convolutions (and activations) over [B, C, T, ...], zeroing the padded frames
-    (`keep` [B, 1, T, 1, 1], 0 for padding) after every convolution, so padding never reaches a real frame."""
+    (`keep` [B, 1, T, 1, 1], 0 for padding) after every convolution, so padding never reaches a real frame.
+    The input is laid out channels-last: the same convolutions, whose backward pass runs 2 to 4 times faster
+    on a CPU (oneDNN) than on the default layout; only the order of float sums changes."""
+    x = x.contiguous(memory_format=torch.channels_last_3d)
     for module in convs:
         x = module(x)
         if isinstance(module, nn.Conv3d):
@@ -183,7 +186,7 @@ class IntraFramePrompter(nn.Module):
         It carries a zero gradient, so the saliency convolution takes part in the graph without learning.
         """
         grid, patch = self.grid, self.patch
-        score = self.saliency(x).squeeze(1)  # [B, T, H, W]
+        score = self.saliency(x.contiguous(memory_format=torch.channels_last_3d)).squeeze(1)  # [B, T, H, W]
         if self.cfg.saliency_pool == "strided":  # cell (i, j): pixels (a * grid + i, b * grid + j)
             score = score.unflatten(2, (patch, grid)).unflatten(4, (patch, grid)).mean(dim=(2, 4))
         else:  # cell (i, j): patch (i, j)
@@ -235,7 +238,7 @@ class InterFramePrompter(nn.Module):
 
     def frame_weights(self, x: torch.Tensor, cells: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B, 1, T, P, Dv] attention output -> [B, T] min-max normalised saliency (0 on padded frames)."""
-        score = self.saliency(x).squeeze(1)  # [B, T, P, Dv]
+        score = self.saliency(x.contiguous(memory_format=torch.channels_last_3d)).squeeze(1)  # [B, T, P, Dv]
         score = (score + score * cells.unsqueeze(-1)).mean(dim=(2, 3))  # [B, T]
         if self.cfg.saliency_norm == "batch":
             real = score[mask]
