@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -80,8 +81,14 @@ def check_split(split: Split, cache: FrameCache | None = None) -> CheckedSplit:
 
 
 def tokenize(tokenizer: Callable, captions: list[str]) -> torch.Tensor:
-    """open_clip tokenisation; the tokenizer was built with context_length = max_words (EOT kept)."""
-    return tokenizer(captions).long()
+    """open_clip tokenisation; the tokenizer was built with context_length = max_words (EOT kept). The same
+    captions with the same tokenizer object are tokenised once per process (a copy is returned)."""
+    return _tokenized(tokenizer, tuple(captions)).clone()
+
+
+@functools.lru_cache(maxsize=16)
+def _tokenized(tokenizer: Callable, captions: tuple[str, ...]) -> torch.Tensor:
+    return tokenizer(list(captions)).long()
 
 
 class ClipFrames(Dataset):

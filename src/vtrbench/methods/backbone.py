@@ -21,6 +21,7 @@ and only warns, so OpenAI's weights would run with an activation they were never
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,16 @@ class Backbone:
         return mlp_activation(self.model)
 
     def tokenizer(self, context_length: int) -> Any:
-        import open_clip
+        return shared_tokenizer(self.name, context_length)
 
-        return open_clip.get_tokenizer(self.name, context_length=context_length)
+
+@functools.lru_cache(maxsize=8)
+def shared_tokenizer(name: str, context_length: int) -> Any:
+    """open_clip's tokenizer of a model, one object per (name, context length) in a process: a worker that
+    runs many runs tokenises each split's captions once (benchmark/data.py's `tokenize` caches by it)."""
+    import open_clip
+
+    return open_clip.get_tokenizer(name, context_length=context_length)
 
 
 def mlp_activation(model: nn.Module) -> str:
