@@ -321,21 +321,21 @@ def _file_layers(method: str, dataset: str, preset: str) -> tuple[DictConfig, Di
     """The run's structured defaults merged with base.yaml, its dataset's and its method's yaml and its preset's
     layer, in that order, and the method's yaml: fresh copies of what `_merged_file_layers` built once for
     these registered classes and these versions of the files (a leaderboard resolves one config per run)."""
-    files = [config_file("base.yaml"), config_file("datasets", f"{dataset}.yaml"),
-             config_file("methods", f"{method}.yaml"), config_file("presets", f"{preset}.yaml") if preset else None]
-    stamps = tuple(None if path is None else (path.stat().st_mtime_ns, path.stat().st_size) for path in files)
+    files = (config_file("base.yaml"), config_file("datasets", f"{dataset}.yaml"),
+             config_file("methods", f"{method}.yaml"))
+    preset_file = config_file("presets", f"{preset}.yaml") if preset else None
+    stamps = tuple(None if path is None else (stat.st_mtime_ns, stat.st_size)
+                   for path in (*files, preset_file) for stat in [path.stat() if path else None])
     check_run_names(method, dataset)  # before anything is cached
     merged, method_yaml = _merged_file_layers(method, dataset, preset, METHODS.get(method), DATASETS.get(dataset),
-                                              stamps)
+                                              files, stamps)
     return copy.deepcopy(merged), copy.deepcopy(method_yaml)
 
 
 @functools.lru_cache(maxsize=256)
 def _merged_file_layers(method: str, dataset: str, preset: str, method_cls: type, dataset_cls: type,
-                        stamps: tuple) -> tuple[DictConfig, DictConfig]:
-    base_path = config_file("base.yaml")
-    dataset_path = config_file("datasets", f"{dataset}.yaml")
-    method_path = config_file("methods", f"{method}.yaml")
+                        files: tuple[Path | None, ...], stamps: tuple) -> tuple[DictConfig, DictConfig]:
+    base_path, dataset_path, method_path = files
     method_yaml = _load_yaml(method_path)
     check_method_tune_section(method_yaml, method_path)
     config = run_schema(method, dataset)

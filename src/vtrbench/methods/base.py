@@ -47,8 +47,7 @@ class RetrievalMethod(nn.Module):
     def text_features(self, tokens: torch.Tensor) -> torch.Tensor:
         """[N, L] token ids -> [N, Dt]: the EOT token after ln_final, before the projection."""
         clip = self.clip
-        # Under the causal mask nothing after EOT reaches EOT: dropping the batch's common padding is exact.
-        tokens = tokens[:, : int(eot_positions(tokens).max()) + 1]
+        tokens = drop_common_padding(tokens)
         length = tokens.shape[1]
         x = clip.token_embedding(tokens) + clip.positional_embedding[:length]
         mask = causal_mask(length, x.device, x.dtype)
@@ -134,6 +133,12 @@ def causal_mask(length: int, device: torch.device, dtype: torch.dtype) -> torch.
 def eot_positions(tokens: torch.Tensor) -> torch.Tensor:
     """Index of the EOT token of each caption: it has the largest id in CLIP's vocabulary."""
     return tokens.argmax(dim=-1)
+
+
+def drop_common_padding(tokens: torch.Tensor) -> torch.Tensor:
+    """[N, L] -> [N, L'], L' = 1 + the batch's last EOT position. Under the causal mask no caption's EOT sees a
+    later position, so the padding (and any prompt placed after it) never reaches a text vector: exact."""
+    return tokens[:, : int(eot_positions(tokens).max()) + 1]
 
 
 def mean_pool(frame_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

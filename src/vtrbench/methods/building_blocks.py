@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from vtrbench.methods.base import causal_mask, eot_positions
+from vtrbench.methods.base import causal_mask, drop_common_padding, eot_positions
 
 PROMPT_INIT_STD = 0.02
 
@@ -50,9 +50,7 @@ def prompted_text_features(
     `block_fn(layer, block, x, attn_mask)` runs one layer (default: the frozen block itself); methods that
     also change a layer's inside (STOP's adapters) pass their own.
     """
-    # Under the causal mask no caption's EOT sees a later position, in either postfix layout: dropping the
-    # batch's common padding (and so moving an after-padding postfix up to it) leaves every EOT as it was.
-    tokens = tokens[:, : int(eot_positions(tokens).max()) + 1]
+    tokens = drop_common_padding(tokens)  # an after-padding postfix moves up with it: still after every EOT
     num_tokens, length = tokens.shape
     num_prefix, num_postfix = prefix.shape[1], postfix.shape[1]
     prompt_layers = prefix.shape[0]

@@ -88,11 +88,17 @@ def write_report(
     ``svg:<table>``, and where there are any: ``csv:tuning`` (every trial of every search),
     ``csv:curves`` (every learning-curve point), ``png:curves <table>``, ``svg:curves <table>``.
     """
+    return _write_report(runs_dir, out_dir, reference_method, resamples, published,
+                         report_fingerprint(runs_dir, reference_method, resamples, published))
+
+
+def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: str, resamples: int,
+                  published: bool, fingerprint: str) -> dict[str, Path]:
+    """`write_report`, recording `fingerprint` (computed before anything is read)."""
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = report_fingerprint(runs_dir, reference_method, resamples, published)  # before reading
     results = assign_tables(load_results(runs_dir))
     aggregated = aggregate_runs(results, resamples, DEFAULT_RNG_SEED)
     comparisons = paired_comparisons(results, reference_method, resamples, DEFAULT_RNG_SEED)
@@ -186,10 +192,11 @@ def refresh_report(runs_dir: str | Path, out_dir: str | Path, reference_method: 
                    resamples: int = DEFAULT_RESAMPLES, published: bool = True) -> tuple[dict[str, Path], bool]:
     """``write_report`` unless ``out_dir`` already holds this very report (same inputs, options, code and
     libraries, every file as written: reports/freshness.py); returns its paths and whether it was written."""
-    existing = current_report(out_dir, report_fingerprint(runs_dir, reference_method, resamples, published))
+    fingerprint = report_fingerprint(runs_dir, reference_method, resamples, published)
+    existing = current_report(out_dir, fingerprint)
     if existing is not None:
         return existing, False
-    return write_report(runs_dir, out_dir, reference_method, resamples, published), True
+    return _write_report(runs_dir, out_dir, reference_method, resamples, published, fingerprint), True
 
 
 def reproducibility_section(results: pd.DataFrame) -> Section:
