@@ -36,3 +36,11 @@ def test_report_has_the_trust_section(tmp_path, write_run, make_ranks):
     assert row["matched_methods"] == "bitfit dgl full_finetune zero_shot"
     markdown = paths["markdown"].read_text()
     assert "How far to trust the offline ranking" in markdown and "31.2 / 43.1 = 0.72" in markdown
+    # Its numbers are aligned as numbers: only the dataset and backbone columns are text.
+    html = paths["html"].read_text()
+    trust_html = html[html.index("zero-shot against full fine-tuning"):]
+    header = trust_html[:trust_html.index("</tr>")]
+    assert '<th class="label">Table</th>' in header and '<th class="label">Backbone</th>' in header
+    assert "<th>Zero-shot R@1</th>" in header
+    latex = paths["latex"].read_text()
+    assert r"\begin{tabular}{llrrrrrr}" in latex[latex.index("zero-shot against full fine-tuning"):]

@@ -114,7 +114,8 @@ def latex_escape(text: str) -> str:
 def latex_table(table: DisplayTable) -> str:
     """A booktabs ``table``: group headers with ``\\cmidrule``, one ``\\midrule``-separated part per block."""
     width = len(table.columns)
-    alignment = "lll" + "r" * (width - 3) if width > 3 else "l" * width
+    labels = min(table.label_columns, width)
+    alignment = "l" * labels + "r" * (width - labels)
     lines = [
         r"\begin{table}[ht]",
         r"\centering",
@@ -185,7 +186,7 @@ h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: .8em 0; font-size: 13px; font-variant-numeric: tabular-nums; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .4em; }
 th, td { padding: 3px 9px; text-align: right; white-space: nowrap; }
-th:nth-child(-n+3), td:nth-child(-n+3) { text-align: left; }
+th.label, td.label { text-align: left; }
 thead tr:first-child th { border-top: 2px solid #333; }
 thead tr:last-child th { border-bottom: 1px solid #333; }
 tbody:last-of-type tr:last-child td { border-bottom: 2px solid #333; }
@@ -211,14 +212,18 @@ def html_table(table: DisplayTable) -> str:
             for label, span in table.groups
         )
         lines.append(f"<tr>{cells}</tr>")
-    lines.append("<tr>" + "".join(f"<th>{escape(c)}</th>" for c in table.columns) + "</tr>")
+    def cells(tag: str, values: list) -> str:
+        return "".join(f'<{tag} class="label">{escape(str(v))}</{tag}>' if i < table.label_columns
+                       else f"<{tag}>{escape(str(v))}</{tag}>" for i, v in enumerate(values))
+
+    lines.append(f"<tr>{cells('th', table.columns)}</tr>")
     lines.append("</thead>")
     for label, rows in table.blocks:
         css_class = ' class="published"' if label.startswith("Published") else ""
         lines.append(f"<tbody{css_class}>")
         if label:
             lines.append(f'<tr class="block"><th colspan="{len(table.columns)}">{escape(label)}</th></tr>')
-        lines += ["<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows]
+        lines += [f"<tr>{cells('td', row)}</tr>" for row in rows]
         lines.append("</tbody>")
     lines.append("</table>")
     lines += [f'<p class="note">{escape(note)}</p>' for note in table.notes]

@@ -28,7 +28,8 @@ MEASURED_LABEL = "Measured (this benchmark)"
 
 @dataclass
 class DisplayTable:
-    """A formatted table; ``groups`` are (label, span) pairs over ``columns`` ("" for no group)."""
+    """A formatted table; ``groups`` are (label, span) pairs over ``columns`` ("" for no group). The first
+    ``label_columns`` columns are text (left-aligned in HTML and LaTeX), the rest numbers (right-aligned)."""
 
     title: str
     columns: list[str]
@@ -36,6 +37,7 @@ class DisplayTable:
     groups: list[tuple[str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     name: str = ""
+    label_columns: int = 3
 
 
 def _is_missing(value: object) -> bool:
@@ -348,6 +350,7 @@ def failed_table(failed: pd.DataFrame) -> DisplayTable:
     return DisplayTable(
         title="Failed, diverged and degenerate runs (listed, never averaged nor ranked)",
         columns=["Dataset", "Split", "Backbone", "Method", "Variant", "Seed", "Status", "Reason", "File"],
+        label_columns=9,
         blocks=[("", rows)],
         name="failed",
     )

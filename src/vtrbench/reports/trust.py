@@ -95,6 +95,7 @@ def trust_table(frame: pd.DataFrame, published: pd.DataFrame) -> DisplayTable:
         columns=["Table", "Backbone", "Zero-shot R@1", "Full fine-tuning R@1", "Ratio",
                  "Significantly above zero-shot", "Spearman vs published [95% CI]", "Methods correlated"],
         blocks=[("", rows)],
+        label_columns=2,
         notes=[
             f"Ratio: zero-shot T2V R@1 over full fine-tuning's; published MSR-VTT ViT-B/32: "
             f"{published_ratio(published)}. "

@@ -126,6 +126,7 @@ def tuning_tables(records: list[dict[str, Any]]) -> list[DisplayTable]:
             blocks=[("", rows)],
             notes=notes,
             name=f"tuning {dataset}",
+            label_columns=5,
         ))
     return tables
 
