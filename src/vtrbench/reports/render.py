@@ -212,18 +212,18 @@ def html_table(table: DisplayTable) -> str:
             for label, span in table.groups
         )
         lines.append(f"<tr>{cells}</tr>")
-    def cells(tag: str, values: list) -> str:
+    def row_cells(tag: str, values: list) -> str:
         return "".join(f'<{tag} class="label">{escape(str(v))}</{tag}>' if i < table.label_columns
                        else f"<{tag}>{escape(str(v))}</{tag}>" for i, v in enumerate(values))
 
-    lines.append(f"<tr>{cells('th', table.columns)}</tr>")
+    lines.append(f"<tr>{row_cells('th', table.columns)}</tr>")
     lines.append("</thead>")
     for label, rows in table.blocks:
         css_class = ' class="published"' if label.startswith("Published") else ""
         lines.append(f"<tbody{css_class}>")
         if label:
             lines.append(f'<tr class="block"><th colspan="{len(table.columns)}">{escape(label)}</th></tr>')
-        lines += [f"<tr>{cells('td', row)}</tr>" for row in rows]
+        lines += [f"<tr>{row_cells('td', row)}</tr>" for row in rows]
         lines.append("</tbody>")
     lines.append("</table>")
     lines += [f'<p class="note">{escape(note)}</p>' for note in table.notes]
