@@ -37,10 +37,10 @@ CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "backbones" / f"
 CHECKPOINT_NAME = "open_clip_model.safetensors"
 METADATA_NAME = "metadata.json"
 
-# The recipe. 300 steps reach 47% held-out image-caption top-1, 600 steps 60%, 1800 steps 70%. Of the lengths
-# probed (600, 1200, 1800), 1800 brings zero-shot T2V R@1 closest to the 10% aimed at on ActivityNet, the
-# hardest offline dataset, judged on test-sized pools of its train split (perf/world_probe.py: 7.2, 9.5, 9.8);
-# see docs/offline-world.md.
+# The recipe. 300 steps reach 47% held-out image-caption top-1, 600 steps 60%, 1,200 steps 69%, 1,800 steps 70%.
+# Of the lengths tried (600, 1,200, 1,800), 1,800 misses fewest of the default run's world targets (zero-shot
+# T2V R@1 of at least 10%, a zero-shot to full fine-tuning ratio in 0.5-0.85) on two second draws of the world
+# (perf/world_draw.py), never on the default data's test splits; see docs/offline-world.md.
 PRETRAIN_STEPS = 1800
 PRETRAIN_SEED = 0
 BATCH_SIZE = 256
