@@ -26,7 +26,7 @@ import argparse
 import csv
 from pathlib import Path
 
-DATASETS = ("msrvtt", "vatex", "lsmdc", "activitynet")
+from vtrbench.benchmark.matrix import DEFAULT_DATASETS
 
 
 def generate(dataset: str, root: Path, seed: int) -> Path:
@@ -52,7 +52,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="folder of the draw's data, runs and reports")
     parser.add_argument("--draw", type=int, default=1, help="the world's seed; 0 is the default data's")
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--datasets", nargs="+", default=DEFAULT_DATASETS, choices=DEFAULT_DATASETS)
     parser.add_argument("--methods", nargs="+", default=["zero_shot", "full_finetune"])
     parser.add_argument("--runs", default="runs", help="name of the runs and reports folders under --out")
     parser.add_argument("overrides", nargs="*", help="leaderboard options (key=value), after --")

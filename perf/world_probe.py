@@ -8,8 +8,8 @@ size sets R@1, so that is the number to hold against the target. It never loads 
 
 `--pretrain-steps` tries another pretraining length of the offline backbone (cached under its own recipe
 hash, so it pretrains once, minutes on 2 cores); the default is the package's. The ratio to full fine-tuning
-is read the same way, on val: `vtrbench run method=full_finetune dataset=<d> tune.trial=<name>` trains with
-val held out and scores only val (its `val_curve` starts with the zero-shot point).
+needs a model trained on clips other than those scored, at the test pool size: `perf/world_draw.py` reads it
+on a second draw of the world (val is too small a pool to predict it).
 
     python perf/world_probe.py                          # all four datasets, train split
     python perf/world_probe.py --datasets activitynet --pretrain-steps 600
@@ -22,7 +22,7 @@ import argparse
 import numpy as np
 import torch
 
-DATASETS = ("msrvtt", "vatex", "lsmdc", "activitynet")
+from vtrbench.benchmark.matrix import DEFAULT_DATASETS
 
 
 def subset_recall(similarity: np.ndarray, caption_video: np.ndarray, clips: int, draws: int, seed: int) -> float:
@@ -60,7 +60,7 @@ def probe(dataset: str, split_name: str, clips: int, draws: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--datasets", nargs="+", default=DEFAULT_DATASETS, choices=DEFAULT_DATASETS)
     parser.add_argument("--split", default="train", choices=("train", "val"), help="never test")
     parser.add_argument("--clips", type=int, default=1000, help="subset size: the test split's (default 1000)")
     parser.add_argument("--draws", type=int, default=20, help="random subsets averaged")
