@@ -207,3 +207,26 @@ def test_resolving_leaves_the_callers_overrides_as_they_were():
     config.train.lr = 0.5
     assert OmegaConf.to_yaml(overrides) == before
     assert resolve_config(["method=dgl"]).train.lr != 0.5  # nor the cached layers
+
+
+def test_a_preset_of_your_own_is_a_yaml_file_given_by_its_path(tmp_path, monkeypatch):
+    own = tmp_path / "longer.yaml"
+    own.write_text("seeds: [0]\nrules:\n  - method: dgl\n    dataset: msrvtt\n"
+                   "    source: \"vtrbench tune method=dgl dataset=msrvtt train.epochs=12\"\n"
+                   "    set: {train: {lr: 0.1, epochs: 12}}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = resolve_config(["method=dgl", "preset=longer.yaml"])
+    assert (cfg.train.lr, cfg.train.epochs) == (0.1, 12)
+    assert cfg.preset == str(own.resolve())  # recorded by its absolute path, wherever the run is read
+    other = resolve_config(["method=dgl", "dataset=vatex", f"preset={own}"])  # no rule: the method yaml's
+    assert other.train.lr == pytest.approx(1e-3)
+    assert load_preset("longer.yaml").seeds == [0]  # a leaderboard's matrix reads it too
+
+
+def test_a_preset_file_that_is_missing_or_has_a_rule_without_source_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="preset=.*nothere.yaml: no such file"):
+        resolve_config([f"preset={tmp_path / 'nothere.yaml'}"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - method: dgl\n    set: {train: {lr: 0.1}}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: rules\[0\] has no source"):
+        resolve_config(["method=dgl", f"preset={bad}"])

@@ -103,7 +103,7 @@ class HarnessConfig:
     method: str = "zero_shot"
     dataset: str = "msrvtt"
     variant: str = ""  # empty: derived from the method options that differ from their defaults
-    preset: str = ""  # a recipe from configs/presets/ (e.g. `paper`), applied after the method yaml
+    preset: str = ""  # configs/presets/<name>.yaml (e.g. `paper`) or your own YAML file by its path
     seed: int = 0
     device: str = "auto"
     quiet: bool = False
@@ -286,6 +286,8 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
     cli = copy.deepcopy(overrides) if isinstance(overrides, DictConfig) else parse_overrides(overrides)
     if "preset" in cli and cli.preset is None:  # `preset=` or `preset=null`: no preset at all
         cli.preset = ""
+    if "preset" in cli and is_preset_file(str(cli.preset)):  # recorded by its absolute path
+        cli.preset = str(preset_file(str(cli.preset)))
     base = _yaml_data(config_file("base.yaml"))
     method = str(cli.get("method", base.get("method", HarnessConfig.method)))
     dataset = str(cli.get("dataset", base.get("dataset", HarnessConfig.dataset)))
@@ -323,9 +325,9 @@ def _file_layers(method: str, dataset: str, preset: str) -> tuple[DictConfig, Di
     these registered classes and these versions of the files (a leaderboard resolves one config per run)."""
     files = (config_file("base.yaml"), config_file("datasets", f"{dataset}.yaml"),
              config_file("methods", f"{method}.yaml"))
-    preset_file = config_file("presets", f"{preset}.yaml") if preset else None
+    preset_path = preset_file(preset) if preset else None
     stamps = tuple(None if path is None else (stat.st_mtime_ns, stat.st_size)
-                   for path in (*files, preset_file) for stat in [path.stat() if path else None])
+                   for path in (*files, preset_path) for stat in [path.stat() if path else None])
     check_run_names(method, dataset)  # before anything is cached
     merged, method_yaml = _merged_file_layers(method, dataset, preset, METHODS.get(method), DATASETS.get(dataset),
                                               files, stamps)
@@ -362,12 +364,32 @@ def load_preset(name: str) -> DictConfig:
     return OmegaConf.create(_preset_data(name))
 
 
+PRESET_SUFFIXES = (".yaml", ".yml")
+
+
+def is_preset_file(name: str) -> bool:
+    """`preset=` names a YAML file of the user's own (its path) rather than a shipped preset."""
+    return name.endswith(PRESET_SUFFIXES)
+
+
+def preset_file(name: str) -> Path | None:
+    """The file of preset `name`: a shipped one (`configs/presets/<name>.yaml`; None if there is none), or a
+    YAML file of your own given by its path (`preset=my_rates.yaml`), which must exist."""
+    if not is_preset_file(name):
+        return config_file("presets", f"{name}.yaml")
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"preset={name}: no such file (a preset is a shipped name or the path of a YAML file)")
+    return path.resolve()
+
+
 def _preset_data(name: str) -> dict:
-    path = config_file("presets", f"{name}.yaml")
+    path = preset_file(name)
     if path is None:
         folder = Path(str(resources.files("vtrbench").joinpath("configs", "presets")))
         known = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(known) or 'none'}")
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(known) or 'none'}, or the path of a "
+                          f"YAML file of your own")
     preset = _yaml_data(path)
     for i, rule in enumerate(preset.get("rules") or []):
         if not isinstance(rule, dict) or not rule.get("source"):
