@@ -48,6 +48,11 @@ def cache_frames(dataset: str, root: Path) -> None:
     cache_offline_frames(config, REGISTERED.get(dataset)(dataset_options(config)), quiet=False)
 
 
+def cell(value: str, spec: str) -> str:
+    """A number of trust.csv as printed, or a dash where the cell is empty."""
+    return format(float(value), spec) if value else "-"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="folder of the draw's data, runs and reports")
@@ -75,9 +80,10 @@ def main() -> int:
     if trust.exists():
         print(f"\nworld draw {args.draw}, held-out pools (T2V R@1, mean over seeds):")
         with trust.open(encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                print(f"{row['table']:24s} zero-shot {float(row['zero_shot_r1']):5.1f}  "
-                      f"full fine-tuning {float(row['full_finetune_r1']):5.1f}  ratio {float(row['ratio']):.2f}")
+            for row in csv.DictReader(handle):  # a method the draw did not run has an empty cell
+                print(f"{row['table']:24s} zero-shot {cell(row['zero_shot_r1'], '5.1f')}  "
+                      f"full fine-tuning {cell(row['full_finetune_r1'], '5.1f')}  ratio {cell(row['ratio'], '.2f')}  "
+                      f"significantly above zero-shot {row['significant_above']} of {row['trained']}")
     return status
 
 
