@@ -284,10 +284,11 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
     """The merged, checked configuration of one run."""
     # a copy: the merges below share the layers' nodes, and the caller's overrides stay its own
     cli = copy.deepcopy(overrides) if isinstance(overrides, DictConfig) else parse_overrides(overrides)
-    if "preset" in cli and cli.preset is None:  # `preset=` or `preset=null`: no preset at all
-        cli.preset = ""
-    if "preset" in cli and is_preset_file(str(cli.preset)):  # recorded by its absolute path
-        cli.preset = str(preset_file(str(cli.preset)))
+    if "preset" in cli:
+        if cli.preset is None:  # `preset=` or `preset=null`: no preset at all
+            cli.preset = ""
+        elif is_preset_file(str(cli.preset)):  # a file of your own, recorded by its absolute path
+            cli.preset = str(preset_file(str(cli.preset)))
     base = _yaml_data(config_file("base.yaml"))
     method = str(cli.get("method", base.get("method", HarnessConfig.method)))
     dataset = str(cli.get("dataset", base.get("dataset", HarnessConfig.dataset)))
