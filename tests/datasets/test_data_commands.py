@@ -85,3 +85,18 @@ def test_prepare_builds_then_keeps_the_cache(
     assert main([*command, "--fps", "2", "--split", "test"]) == 0
     out = capsys.readouterr().out
     assert "test: built: 2 clips, 9 frames" in out and "train:" not in out
+
+
+@pytest.mark.parametrize("overrides", [[], ["data.frame_cache_fps=3"]])
+def test_prepare_builds_the_cache_a_run_of_the_same_config_reads(
+    root: Path, overrides: list[str], capsys: pytest.CaptureFixture
+) -> None:
+    from vtrbench.benchmark.config import resolve_config
+    from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, frame_cache_dir
+
+    assert main(["data", "prepare", "vatex", f"vatex.root={root}", "--split", "test", *overrides]) == 0
+    config = resolve_config(["dataset=vatex", f"vatex.root={root}", *overrides])
+    assert f"(32px, {config.data.frame_cache_fps:g} fps, at least 4 frames a clip)" in capsys.readouterr().out
+    # The settings a run opens (runner.Run.frame_cache): the config's rate and frames, the backbone's size.
+    settings = CacheSettings(32, config.data.frame_cache_fps, min_frames=config.data.num_frames)
+    assert FrameCache.open(frame_cache_dir("vatex", root), "test", settings) is not None

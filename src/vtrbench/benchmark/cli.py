@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = verbs.add_parser("prepare", help="decode every clip once into a frame cache")
     v.add_argument("dataset")
     v.add_argument("overrides", nargs="*", help="e.g. vatex.root=/data/vatex backbone.name=ViT-B-32")
-    v.add_argument("--fps", type=float, help="frames per second kept (default 3)")
+    v.add_argument("--fps", type=float, help="frames per second kept (default: the config's data.frame_cache_fps, "
+                   "the rate a run with the same preset and overrides reads)")
     v.add_argument("--out", help="cache folder (default: under the vtrbench cache, one per dataset root)")
     v.add_argument("--split", action="append", choices=["train", "val", "test"], help="default: all three")
     v.set_defaults(func=cmd_data)
