@@ -1,26 +1,27 @@
 """The generated world: what its still images and clips look like and how they are captioned.
 
 Real CLIP weights and real videos cannot be fetched offline, so the suite carries a world of its own, built
-from five principles (docs/offline-world.md says why each holds, and what was measured) so that the default
+from principles 2 to 6 of docs/offline-world.md (numbered as there; the page says why each holds, what was
+measured, and the principles about files, caching and rooms that other modules build) so that the default
 leaderboard runs in the regime of the real benchmarks: a backbone that knows the world's concepts from still
 images, and clips that hold what stills cannot show, so that adapting has something to gain.
 
-1. Shared concepts. Stills and clips are made of the same concepts: 8 colours, 5 shapes, 2 sizes, 5 places.
+2. Shared concepts. Stills and clips are made of the same concepts: 8 colours, 5 shapes, 2 sizes, 5 places.
    `render_image_caption_pairs` captions stills by these concepts (one or two objects) and pretrains the
    offline backbone (`tiny_clip.py`), which then knows them the way CLIP knows the real world's: well, not
    perfectly, and unevenly.
-2. A shift in look. A clip is footage: its background is graded between two tinted greys and a colour cast
+3. A shift in look. A clip is footage: its background is graded between two tinted greys and a colour cast
    lies over the whole frame (`footage_look`). Stills have neither. Zero-shot copes partly; adapting can undo
    it.
-3. Time. Clips move, appear, disappear, flash or stay still; stills never do. Every event leaves evidence in
+4. Time. Clips move, appear, disappear, flash or stay still; stills never do. Every event leaves evidence in
    single frames as well as in their order (a mean over frames is blind to order): a moving object drags a
    fading trail, an appearing one is ringed in white, a disappearing one turns hollow, a flashing one is
    absent from some frames. Like web alt-text, a third of the one-object still captions name an event the
    image cannot show, so the text tower reads the words of time without anything tying them to a look.
-4. Captions as annotators write them. Each clip has several captions, each naming the subject's colour and
+5. Captions as annotators write them. Each clip has several captions, each naming the subject's colour and
    shape, and the event, place, size and companion only some of the time (`P_EVENT`, `P_PLACE`, `P_SIZE`,
    `P_COMPANION_NAMED`): real captions are underspecified, so not every query can be answered exactly.
-5. Scenes and sampling. Most clips hold a second, static object (the companion) in a corner; every split is
+6. Scenes and sampling. Most clips hold a second, static object (the companion) in a corner; every split is
    sampled alike, each concept independently and uniformly (`sample_clips`), never grouped against one kind
    of model.
 
@@ -119,7 +120,7 @@ EVENT_TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
 }
 EVENTS: tuple[str, ...] = tuple(EVENT_TEMPLATES)
-# Captions that name no event: an annotator who describes only what is there (principle 4).
+# Captions that name no event: an annotator who describes only what is there (principle 5).
 SCENE_TEMPLATES: tuple[str, ...] = (
     "a video of {a}",
     "{a} can be seen",
@@ -128,12 +129,12 @@ SCENE_TEMPLATES: tuple[str, ...] = (
     "{a} is shown",
 )
 CAPTIONS_PER_CLIP = len(EVENT_TEMPLATES["moves_right"])
-# Clips show every concept the still images teach (principle 1).
+# Clips show every concept the still images teach (principle 2).
 CLIP_COLOURS: tuple[str, ...] = tuple(COLOURS)
 CLIP_SHAPES: tuple[str, ...] = SHAPES
-# How often a still image's one-object caption names an event that the image cannot show (principle 3).
+# How often a still image's one-object caption names an event that the image cannot show (principle 4).
 P_UNSHOWN_EVENT = 1 / 3
-# How often an annotator names each part of what a clip shows (principle 4): the event, the place, the size.
+# How often an annotator names each part of what a clip shows (principle 5): the event, the place, the size.
 P_EVENT, P_PLACE, P_SIZE = 0.8, 0.9, 0.8
 
 # Direction of travel (dx, dy) in frame fractions over the whole clip, for the moving events.
@@ -151,14 +152,14 @@ PLACES_OF_EVENT: dict[str, tuple[str, ...]] = {
     else tuple(POSITIONS)
     for event in EVENTS
 }
-# A second, static object that most clips hold in a corner (principle 5); an annotator names it half the time.
+# A second, static object that most clips hold in a corner (principle 6); an annotator names it half the time.
 P_COMPANION, P_COMPANION_NAMED = 0.7, 0.5
 _CORNERS: tuple[tuple[float, float], ...] = ((0.14, 0.14), (0.86, 0.14), (0.14, 0.86), (0.86, 0.86))
 _COMPANION_RADIUS = 0.09
 _TRAIL_ALPHAS = (0.55, 0.35, 0.18)  # ghost copies behind a moving object, nearest first
 _TRAIL_SPACING = 0.07  # distance between ghosts, in frame fractions
 _FLASH_PERIOD = 5  # a flashing object is visible 3 frames of every 5: any uniform sampling sees both states
-# The footage look (principle 2): per clip, a background graded from top to bottom between two tinted greys,
+# The footage look (principle 3): per clip, a background graded from top to bottom between two tinted greys,
 # and a colour cast (a gain per channel) over the whole frame. The still images have neither.
 _TINT = 10.0  # largest offset of a background channel from its grey level
 _CAST = (0.9, 1.1)  # range of the per-channel gain
@@ -292,7 +293,7 @@ def render_image_caption_pairs(n: int, seed: int, size: int = 32) -> tuple[np.nd
 
     One object ("a big red circle on the left") or two ("a red circle on the left and a blue square on the
     right", or "... next to ..."). Like web alt-text, a caption sometimes says more than its image can show
-    (principle 3): a third of the one-object captions carry an event ("a red circle on the left moves up"),
+    (principle 4): a third of the one-object captions carry an event ("a red circle on the left moves up"),
     drawn at random, which a still image cannot show. The text tower reads the words of time; nothing ties
     them to what they look like.
     """
@@ -369,7 +370,7 @@ def _sample_clip(rng: np.random.Generator, frames: tuple[int, int]) -> ClipSpec:
 
 def sample_clips(n: int, seed: int, frames: tuple[int, int] = (16, 24)) -> list[ClipSpec]:
     """Sample `n` clip specifications from `seed`: every split alike, each clip's subject (colour, shape,
-    size), event, place, companion and look drawn independently and uniformly (principle 5)."""
+    size), event, place, companion and look drawn independently and uniformly (principle 6)."""
     rng = np.random.default_rng(seed)
     return [_sample_clip(rng, frames) for _ in range(n)]
 
@@ -423,7 +424,7 @@ def render_clip(spec: ClipSpec, size: int = 64) -> np.ndarray:
 
 
 def caption_clip(spec: ClipSpec, rng: np.random.Generator) -> list[str]:
-    """`CAPTIONS_PER_CLIP` captions of a clip, as that many annotators would write them (principle 4): each
+    """`CAPTIONS_PER_CLIP` captions of a clip, as that many annotators would write them (principle 5): each
     names the subject's colour and shape, and the event, the place, the size and the companion only some of
     the time.
 
