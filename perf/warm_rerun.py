@@ -2,7 +2,7 @@
 and with the report kept, in one call: the issue-21 target is 10 s.
 
 Run it in a folder where `vtrbench leaderboard` has finished (its `runs/` and `reports/`), with the same
-VTRBENCH_CACHE; extra arguments go to the leaderboard. The first call removes `reports/report_record.json`
+VTRBENCH_CACHE; its arguments (key=value) go to the leaderboard. The first call removes `reports/report_record.json`
 so that the report is written again; the second finds it current.
 
     cd <folder of a finished leaderboard> && python <repo>/perf/warm_rerun.py
@@ -10,6 +10,7 @@ so that the report is written again; the second finds it current.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -27,7 +28,9 @@ def timed(command: list[str]) -> float:
 
 
 def main() -> int:
-    command = ["vtrbench", "leaderboard", *sys.argv[1:]]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="leaderboard options (key=value), as the finished run had")
+    command = ["vtrbench", "leaderboard", *parser.parse_args().overrides]
     record = Path("reports") / "report_record.json"
     record.unlink(missing_ok=True)
     written = timed(command)
