@@ -2,8 +2,8 @@
 and with the report kept, in one call: the issue-21 target is 10 s.
 
 Run it in a folder where `vtrbench leaderboard` has finished (its `runs/` and `reports/`), with the same
-VTRBENCH_CACHE; its arguments (key=value) go to the leaderboard. The first call removes `reports/report_record.json`
-so that the report is written again; the second finds it current.
+VTRBENCH_CACHE; its arguments (key=value) go to the leaderboard. The first call removes
+`reports/report_record.json` so that the report is written again; the second finds it current.
 
     cd <folder of a finished leaderboard> && python <repo>/perf/warm_rerun.py
 """
