@@ -230,3 +230,23 @@ def test_a_preset_file_that_is_missing_or_has_a_rule_without_source_is_refused(t
     bad.write_text("rules:\n  - method: dgl\n    set: {train: {lr: 0.1}}\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: rules\[0\] has no source"):
         resolve_config(["method=dgl", f"preset={bad}"])
+
+
+@pytest.mark.parametrize("text, message", [
+    # a rule that matches nothing would drop its setting unseen
+    ("rules:\n  - {method: dlg, dataset: msrvtt, source: s, set: {train: {lr: 0.1}}}\n",
+     r"rules\[0\]: unknown method 'dlg'; known: .*dgl"),
+    ("rules:\n  - {method: dgl, dataset: msrvt, source: s, set: {train: {lr: 0.1}}}\n",
+     r"rules\[0\]: unknown dataset 'msrvt'; known: activitynet"),
+    ("rules:\n  - {method: dgl, source: s, sett: {train: {lr: 0.1}}}\n",
+     r"rules\[0\]: unknown key\(s\) 'sett'; a rule has method, dataset, source, set"),
+    ("rules:\n  method: dgl\n  source: s\n  set: {train: {lr: 0.1}}\n",
+     r"rules: expected a list of rules .*got a dict"),
+    ("rules:\n  - {method: dgl, source: s, set: 0.1}\n", r"rules\[0\]: set: expected a mapping"),
+    ("seed: [0]\nrules: []\n", r"unknown key\(s\) 'seed'; a preset has methods, datasets, seeds"),
+])
+def test_a_preset_file_with_a_misspelt_rule_is_refused_naming_it(tmp_path, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=f"bad.yaml: {message}"):
+        resolve_config(["method=dgl", f"preset={bad}"])

@@ -392,10 +392,39 @@ def _preset_data(name: str) -> dict:
         raise ConfigError(f"unknown preset {name!r}; known: {', '.join(known) or 'none'}, or the path of a "
                           f"YAML file of your own")
     preset = _yaml_data(path)
-    for i, rule in enumerate(preset.get("rules") or []):
-        if not isinstance(rule, dict) or not rule.get("source"):
-            raise ConfigError(f"{path}: rules[{i}] has no source: every preset setting names where it comes from")
+    unknown = sorted(set(preset) - set(PRESET_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; a preset has "
+                          f"{', '.join(PRESET_KEYS)}")
+    rules = preset.get("rules") or []
+    if not isinstance(rules, list):
+        raise ConfigError(f"{path}: rules: expected a list of rules (each `- method: ..`), got a "
+                          f"{type(rules).__name__}")
+    for i, rule in enumerate(rules):
+        _check_rule(path, i, rule)
     return preset
+
+
+PRESET_KEYS = ("methods", "datasets", "seeds", "defaults", "rules")
+RULE_KEYS = ("method", "dataset", "source", "set")
+
+
+def _check_rule(path: Path, i: int, rule) -> None:
+    """A misspelt key, method or dataset would make a rule match nothing and drop its setting unseen."""
+    where = f"{path}: rules[{i}]"
+    if not isinstance(rule, dict):
+        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(RULE_KEYS)}, got {rule!r}")
+    unknown = sorted(set(rule) - set(RULE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a rule has "
+                          f"{', '.join(RULE_KEYS)}")
+    if not rule.get("source"):
+        raise ConfigError(f"{where} has no source: every preset setting names where it comes from")
+    for key, registry in (("method", METHODS), ("dataset", DATASETS)):
+        if key in rule and rule[key] not in registry.names():
+            raise ConfigError(f"{where}: unknown {key} {rule[key]!r}; known: {', '.join(registry.names())}")
+    if not isinstance(rule.get("set") or {}, dict):
+        raise ConfigError(f"{where}: set: expected a mapping of settings, got {rule['set']!r}")
 
 
 def preset_layer(name: str, method: str, dataset: str) -> DictConfig:
