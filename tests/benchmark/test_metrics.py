@@ -130,6 +130,28 @@ def test_cli_metrics_refuses_non_finite_input_and_flags_a_degenerate_matrix(tmp_
     assert "degenerate: t2v: 4 of 4 queries" in capsys.readouterr().err
 
 
+def test_cli_metrics_names_the_file_of_unreadable_or_unusable_input(tmp_path, capsys):
+    from vtrbench.benchmark.cli import main
+
+    def message(name: str, *extra: str) -> str:
+        assert main(["metrics", str(tmp_path / name), *extra]) == 2
+        return capsys.readouterr().err
+
+    (tmp_path / "text.npy").write_text("0.1 0.2\n0.3 0.4\n")
+    assert f"{tmp_path / 'text.npy'}: not a .npy array of numbers" in message("text.npy")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    assert f"{tmp_path / 'objects.npy'}: not a .npy array of numbers" in message("objects.npy")
+    np.save(tmp_path / "whole.npy", np.eye(3))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "whole.npy").read_bytes()[:10])
+    assert f"{tmp_path / 'cut.npy'}: truncated or corrupt .npy file" in message("cut.npy")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 0)))
+    assert "similarity is 0x0: need at least one caption and one video" in message("empty.npy")
+    np.save(tmp_path / "rect.npy", np.eye(2, 3)[[0, 1, 0, 1, 0, 1]][:, :3])
+    np.save(tmp_path / "halves.npy", np.array([0.5, 1, 2, 0, 1, 2]))
+    err = message("rect.npy", "--caption-video", str(tmp_path / "halves.npy"))
+    assert f"with {tmp_path / 'halves.npy'}: video indices must be integers, got float64" in err
+
+
 def test_chance_z_is_the_mean_rank_below_a_random_orderings_in_standard_errors():
     assert chance_z(np.array([1, 1, 1, 1]), 4) == pytest.approx(1.5 / np.sqrt(15 / 12 / 4))
     assert chance_z(np.array([4, 4, 4, 4]), 4) == pytest.approx(-1.5 / np.sqrt(15 / 12 / 4))

@@ -78,21 +78,36 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from vtrbench.benchmark.metrics import degenerate_reason, metrics_and_ties
 
-    similarity = np.load(args.similarity, allow_pickle=False)  # an object array would be a pickle
-    caption_video = np.load(args.caption_video, allow_pickle=False) if args.caption_video else None
+    similarity = _load_npy(args.similarity)
+    caption_video = _load_npy(args.caption_video) if args.caption_video else None
     try:
         metrics, _, ties = metrics_and_ties(similarity, caption_video)
-    except ValueError as err:  # non-finite scores or shapes: name the file
-        raise ValueError(f"{args.similarity}: {err}") from err
+    except ValueError as err:  # non-finite scores or shapes: name the file(s)
+        files = f"{args.similarity} with {args.caption_video}" if args.caption_video else args.similarity
+        raise ValueError(f"{files}: {err}") from err
     print(json.dumps({**metrics, "ties": ties}, indent=2))
     if ties["degenerate"]:
         print(f"vtrbench metrics: degenerate: {degenerate_reason(ties)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _load_npy(path: str):
+    """A .npy array of numbers; pickled or object data is never loaded (allow_pickle=False)."""
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (ValueError, EOFError, OSError) as err:
+        if "pickle" in str(err) or "Object arrays" in str(err):
+            raise ValueError(f"{path}: not a .npy array of numbers (it holds pickled or object data, or is not a "
+                             f".npy file; vtrbench never unpickles)") from err
+        raise ValueError(f"{path}: truncated or corrupt .npy file ({err})") from err
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

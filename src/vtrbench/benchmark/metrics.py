@@ -127,6 +127,8 @@ def retrieval_ranks_and_ties(similarity: np.ndarray, caption_video: np.ndarray |
     sim = np.asarray(similarity, dtype=np.float64)
     if sim.ndim != 2:
         raise ValueError(f"similarity must be a 2-D [captions, videos] matrix, got shape {sim.shape}")
+    if sim.size == 0:
+        raise ValueError(f"similarity is {sim.shape[0]}x{sim.shape[1]}: need at least one caption and one video")
     check_finite(sim)
     num_captions, num_videos = sim.shape
     if caption_video is None:
@@ -136,6 +138,8 @@ def retrieval_ranks_and_ties(similarity: np.ndarray, caption_video: np.ndarray |
                 f"each caption"
             )
         caption_video = np.arange(num_captions)
+    if np.asarray(caption_video).dtype.kind not in "iu":
+        raise ValueError(f"video indices must be integers, got {np.asarray(caption_video).dtype}")
     caption_video = np.asarray(caption_video, dtype=np.int64)
     if caption_video.shape != (num_captions,):
         raise ValueError(f"need one video index per caption ({num_captions}), got {caption_video.shape[0]}")
