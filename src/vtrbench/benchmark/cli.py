@@ -78,7 +78,6 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-
     from vtrbench.benchmark.metrics import degenerate_reason, metrics_and_ties
 
     similarity = _load_npy(args.similarity)
