@@ -69,6 +69,13 @@ def test_check_fails_on_an_annotation_error(root: Path, capsys: pytest.CaptureFi
     assert "test: UNUSABLE:" in out and "test_list.txt, line 2: video 'nobody_2' has no caption" in out
 
 
+def test_check_names_an_id_list_with_no_ids(root: Path, capsys: pytest.CaptureFixture) -> None:
+    (root / "train_list.txt").write_text("\n  \n")
+    assert main(["data", "check", "vatex", f"vatex.root={root}"]) == 1
+    assert f"train: UNUSABLE: {root / 'train_list.txt'}: no ids: expected one video id per line" in (
+        capsys.readouterr().out)
+
+
 def test_prepare_builds_then_keeps_the_cache(
     root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

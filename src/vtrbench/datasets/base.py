@@ -106,8 +106,12 @@ def unique_ids(path: Path, numbered_ids: list[tuple[int, str]]) -> list[tuple[in
 
 
 def read_id_list(path: Path) -> list[tuple[int, str]]:
-    """(line number, id) of a one-id-per-line split file; a repeated id is an error (it would count twice)."""
-    return unique_ids(path, [(number, line.strip()) for number, line in read_lines(path)])
+    """(line number, id) of a one-id-per-line split file; a repeated id is an error (it would count twice), and
+    so is a file with no id (a split of nothing, most likely the wrong file)."""
+    numbered = read_lines(path)
+    if not numbered:
+        raise AnnotationError(f"{path}: no ids: expected one video id per line")
+    return unique_ids(path, [(number, line.strip()) for number, line in numbered])
 
 
 def holdout_ids(ids: list[str], fraction: float, seed: int) -> set[str]:
