@@ -76,6 +76,13 @@ def test_check_names_an_id_list_with_no_ids(root: Path, capsys: pytest.CaptureFi
         capsys.readouterr().out)
 
 
+def test_check_says_once_that_the_root_is_not_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", "check", "vatex", f"vatex.root={tmp_path / 'nothere'}"]) == 1
+    out = capsys.readouterr().out
+    assert f"the dataset root {tmp_path / 'nothere'} is not a folder (set vatex.root to the folder of its" in out
+    assert "annotation file" not in out
+
+
 def test_prepare_builds_then_keeps_the_cache(
     root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

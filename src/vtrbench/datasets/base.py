@@ -277,5 +277,8 @@ class AnnotationFormat:
         path = Path(name)
         path = path if path.is_absolute() else self.root / path
         if not path.is_file():
+            if not self.root.is_dir():  # one cause for every file: say it, not each file's absence
+                raise FileNotFoundError(f"the dataset root {self.root} is not a folder (set "
+                                        f"{self.offline_format or '<dataset>'}.root to the folder of its files)")
             raise FileNotFoundError(f"annotation file {path} does not exist")
         return path
