@@ -400,8 +400,9 @@ def _preset_data(name: str) -> dict:
     if not isinstance(rules, list):
         raise ConfigError(f"{path}: rules: expected a list of rules (each `- method: ..`), got a "
                           f"{type(rules).__name__}")
+    known = {"method": METHODS.names(), "dataset": DATASETS.names()}
     for i, rule in enumerate(rules):
-        _check_rule(path, i, rule)
+        _check_rule(path, i, rule, known)
     return preset
 
 
@@ -409,7 +410,7 @@ PRESET_KEYS = ("methods", "datasets", "seeds", "defaults", "rules")
 RULE_KEYS = ("method", "dataset", "source", "set")
 
 
-def _check_rule(path: Path, i: int, rule) -> None:
+def _check_rule(path: Path, i: int, rule, known: dict[str, list[str]]) -> None:
     """A misspelt key, method or dataset would make a rule match nothing and drop its setting unseen."""
     where = f"{path}: rules[{i}]"
     if not isinstance(rule, dict):
@@ -420,9 +421,9 @@ def _check_rule(path: Path, i: int, rule) -> None:
                           f"{', '.join(RULE_KEYS)}")
     if not rule.get("source"):
         raise ConfigError(f"{where} has no source: every preset setting names where it comes from")
-    for key, registry in (("method", METHODS), ("dataset", DATASETS)):
-        if key in rule and rule[key] not in registry.names():
-            raise ConfigError(f"{where}: unknown {key} {rule[key]!r}; known: {', '.join(registry.names())}")
+    for key, names in known.items():
+        if key in rule and rule[key] not in names:
+            raise ConfigError(f"{where}: unknown {key} {rule[key]!r}; known: {', '.join(names)}")
     if not isinstance(rule.get("set") or {}, dict):
         raise ConfigError(f"{where}: set: expected a mapping of settings, got {rule['set']!r}")
 

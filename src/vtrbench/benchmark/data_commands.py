@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from vtrbench.benchmark.config import dataset_options, resolve_config
 from vtrbench.datasets.base import SPLITS, AnnotationError, AnnotationFormat, Clip, shared_clip_ids
-from vtrbench.datasets.frame_cache import CacheSettings, frame_cache_dir, prepare_frame_cache
+from vtrbench.datasets.frame_cache import frame_cache_dir, prepare_frame_cache
 from vtrbench.datasets.video import VideoReadError, decoder_log_path, log_decoder_messages, read_frames
 from vtrbench.registry import DATASETS
 
@@ -131,18 +131,14 @@ def data_prepare(
     splits: list[str] | None = None,
 ) -> int:
     """Build (or keep, when current) the frame cache of each split; 1 when a split cached no clip."""
-    from vtrbench.methods.backbone import load_backbone
+    from vtrbench.benchmark.matrix import frame_cache_settings
 
     config = resolve_config([f"dataset={dataset_name}", *overrides])
     dataset = DATASETS.get(dataset_name)(dataset_options(config))
     log_decoder_messages(None)
-    # The input size is all that is needed of the backbone; random weights spare loading a checkpoint.
-    image_size = load_backbone(config.backbone.name, "random").image_size
-    # The settings a run of the same config opens (runner.frame_cache), so the cache built here is the one read.
-    settings = CacheSettings(image_size, fps or float(config.data.frame_cache_fps),
-                             min_frames=int(config.data.num_frames))
+    settings = frame_cache_settings(config, fps)  # the cache a run of the same config reads
     directory = Path(out) if out else frame_cache_dir(dataset_name, dataset.root)
-    print(f"{dataset_name}: frame cache in {directory} ({image_size}px, {settings.fps:g} fps, "
+    print(f"{dataset_name}: frame cache in {directory} ({settings.image_size}px, {settings.fps:g} fps, "
           f"at least {settings.min_frames} frames a clip)")
     empty = 0
     for split in splits or list(SPLITS):

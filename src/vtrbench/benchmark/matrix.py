@@ -117,10 +117,17 @@ def prepare_offline_assets(configs: list[DictConfig], quiet: bool = False) -> No
                 cache_offline_frames(config, dataset, quiet)
 
 
+def frame_cache_settings(config: DictConfig, fps: float | None = None) -> CacheSettings:
+    """The frame cache a run of `config` opens (`Run.frame_cache`): the backbone's input size, the config's
+    `data.frame_cache_fps` (or `fps`) and at least `data.num_frames` frames a clip."""
+    image_size = load_backbone(config.backbone.name, "random").image_size  # only its input size is needed
+    return CacheSettings(image_size, float(fps or config.data.frame_cache_fps),
+                         min_frames=int(config.data.num_frames))
+
+
 def cache_offline_frames(config: DictConfig, dataset, quiet: bool) -> None:
     """The offline data's frame cache: decoding once here spares every method's every epoch the decoding."""
-    image_size = load_backbone(config.backbone.name, "random").image_size  # only its input size is needed
-    settings = CacheSettings(image_size, config.data.frame_cache_fps, min_frames=config.data.num_frames)
+    settings = frame_cache_settings(config)
     for split in SPLITS:
         clips = dataset.load(split).clips
         directory = frame_cache_dir(config.dataset, dataset.root)

@@ -138,9 +138,10 @@ def retrieval_ranks_and_ties(similarity: np.ndarray, caption_video: np.ndarray |
                 f"each caption"
             )
         caption_video = np.arange(num_captions)
-    if np.asarray(caption_video).dtype.kind not in "iu":
-        raise ValueError(f"video indices must be integers, got {np.asarray(caption_video).dtype}")
-    caption_video = np.asarray(caption_video, dtype=np.int64)
+    caption_video = np.asarray(caption_video)
+    if caption_video.dtype.kind not in "iu":
+        raise ValueError(f"video indices must be integers, got {caption_video.dtype}")
+    caption_video = caption_video.astype(np.int64, copy=False)
     if caption_video.shape != (num_captions,):
         raise ValueError(f"need one video index per caption ({num_captions}), got {caption_video.shape[0]}")
     if caption_video.min() < 0 or caption_video.max() >= num_videos:
