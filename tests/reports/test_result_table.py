@@ -97,6 +97,8 @@ def test_importing_reports_does_not_import_training_code():
     ("val_curve", "rising", "'val_curve' must be a list of points, got str"),
     ("val_curve", [{"epoch": 0, "step": 0, "metrics": {"t2v": {}}}], r"'val_curve\[0\]': missing key 'metrics.t2v.R1'"),
     ("status", "done", "'status' must be one of finished, failed, diverged, degenerate, got 'done'"),
+    ("metrics", "high", "'metrics' must be an object, got 'high'"),
+    ("metrics", {"t2v": [31.0]}, r"'metrics.t2v' must be an object, got \[31.0\]"),
 ])
 def test_a_field_of_the_wrong_type_names_the_file_and_the_field(write_run, tmp_path, capsys, field, value, expected):
     path = write_run("dgl", [1, 2])

@@ -57,8 +57,12 @@ class ResultFileError(ValueError):
 
 def _require(record: dict[str, Any], dotted_key: str, path: Path) -> Any:
     value: Any = record
-    for key in dotted_key.split("."):
-        if not isinstance(value, dict) or key not in value:
+    keys = dotted_key.split(".")
+    for depth, key in enumerate(keys):
+        if not isinstance(value, dict):
+            parent = ".".join(keys[:depth])
+            raise ResultFileError(f"{path}: '{parent}' must be an object, got {value!r:.80}")
+        if key not in value:
             raise ResultFileError(f"{path}: missing key '{dotted_key}'")
         value = value[key]
     return value
