@@ -114,7 +114,11 @@ def cosine_with_warmup(step: int, total: int, warmup: int) -> float:
 
 def make_optimizer(method: RetrievalMethod, config: DictConfig) -> torch.optim.Optimizer:
     """AdamW (betas (0.9, train.adam_beta2), eps train.adam_eps); backbone parameters at lr *
-    backbone_lr_scale; no weight decay on gains and biases."""
+    backbone_lr_scale; no weight decay on gains and biases.
+
+    `foreach=True`: the multi-tensor update, which PyTorch picks by itself on CUDA only. On a CPU it computes
+    the same bits as the per-tensor loop, up to 1.7 times faster where a method tunes many small tensors
+    (`python perf/optimizer_step.py`)."""
     backbone_ids = {id(p) for p in method.clip.parameters()}
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for param in tuned_parameters(method).values():
@@ -128,6 +132,7 @@ def make_optimizer(method: RetrievalMethod, config: DictConfig) -> torch.optim.O
         ],
         betas=(0.9, config.train.adam_beta2),
         eps=config.train.adam_eps,
+        foreach=True,
     )
 
 
