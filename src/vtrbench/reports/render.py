@@ -198,12 +198,14 @@ tbody tr:hover td { background: #eef4ff; }
 p.note { font-size: 12px; color: #555; max-width: 1100px; margin: .2em 0; }
 figure { margin: 1em 0; } figure img { max-width: 760px; width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 12px; color: #444; max-width: 760px; }
+div.wide { overflow-x: auto; }
 """
 
 
 def html_table(table: DisplayTable) -> str:
     escape = html.escape
-    lines = ["<table>", f"<caption>{escape(table.title)}</caption>", "<thead>"]
+    # a table wider than the page scrolls inside its own box, not the whole page
+    lines = ['<div class="wide"><table>', f"<caption>{escape(table.title)}</caption>", "<thead>"]
     if any(label for label, _ in table.groups):
         cells = "".join(
             f'<th class="group" colspan="{span}">{escape(label)}</th>'
@@ -225,7 +227,7 @@ def html_table(table: DisplayTable) -> str:
             lines.append(f'<tr class="block"><th colspan="{len(table.columns)}">{escape(label)}</th></tr>')
         lines += [f"<tr>{row_cells('td', row)}</tr>" for row in rows]
         lines.append("</tbody>")
-    lines.append("</table>")
+    lines.append("</table></div>")
     lines += [f'<p class="note">{escape(note)}</p>' for note in table.notes]
     return "\n".join(lines)
 
