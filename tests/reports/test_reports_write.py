@@ -165,6 +165,28 @@ def test_another_reference_and_a_refused_pairing(run_writers, make_ranks, runs_d
     assert "not paired: cannot pair runs with different query counts" in paths["markdown"].read_text()
 
 
+@pytest.mark.parametrize("reference", ["dlg", "dgl.transformer"])
+def test_a_reference_named_but_not_among_the_runs_is_an_error(runs_dir, tmp_path, reference):
+    # before, a typo gave a whole report of "not paired: no finished run of reference 'dlg'"
+    with pytest.raises(ValueError, match=rf"reference method '{re.escape(reference)}': no result under .* "
+                                         r"\(there: dgl.linear, full_finetune, lora, zero_shot\)"):
+        write_report(runs_dir, tmp_path / "report", reference_method=reference, resamples=10)
+    assert not (tmp_path / "report").exists()
+
+
+def test_without_zero_shot_the_default_reference_is_noted_not_an_error(run_writers, make_ranks, tmp_path):
+    run_writers[0](tmp_path / "runs", "bitfit", make_ranks(50, 20), tuned=900)
+    paths = write_report(tmp_path / "runs", tmp_path / "report", resamples=10)
+    assert "no finished run of reference 'zero_shot'" in paths["markdown"].read_text()
+
+
+def test_an_output_path_that_is_a_file_is_named(runs_dir, tmp_path):
+    (tmp_path / "report").write_text("notes")
+    with pytest.raises(ValueError, match=r"report: is a file; the report is written into a folder"):
+        write_report(runs_dir, tmp_path / "report", resamples=10)
+    assert (tmp_path / "report").read_text() == "notes"
+
+
 def test_latex_uses_booktabs_and_escapes(report):
     latex = report["latex"].read_text()
     for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\usepackage{booktabs}"):

@@ -196,7 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="tables, plots and confidence intervals from result files")
     p.add_argument("runs_dir")
     p.add_argument("--out", help="output folder (default: reports/)")
-    p.add_argument("--reference", default="zero_shot", help="method the paired bootstrap compares against")
+    p.add_argument("--reference", default=None,
+                   help="method the paired bootstrap compares against (default zero_shot); a name given must be "
+                        "a method of the runs")
     p.add_argument("--resamples", type=int, default=1000)
     p.add_argument("--no-published", action="store_true", help="leave out the published reference rows")
     p.set_defaults(func=cmd_report)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from vtrbench.reports.aggregate import (
+    FIRST_METHOD,
     METRIC_COLUMNS,
     aggregate_runs,
     assign_tables,
@@ -74,13 +75,14 @@ def _file_stem(table: str) -> str:
 def write_report(
     runs_dir: str | Path,
     out_dir: str | Path,
-    reference_method: str = "zero_shot",
+    reference_method: str | None = None,
     resamples: int = DEFAULT_RESAMPLES,
     published: bool = True,
 ) -> dict[str, Path]:
     """Read every result.json under ``runs_dir`` and write the report files into ``out_dir``.
 
-    ``reference_method`` (``method`` or ``method.variant``) is what every row is paired against;
+    ``reference_method`` (``method`` or ``method.variant``) is what every row is paired against: zero-shot
+    when None (a table without it says so in its paired rows); a name given must be a method of the runs;
     ``resamples`` is the bootstrap B; ``published`` adds the packaged published reference rows for the
     datasets present in the runs. Prints nothing. Returns the written paths by kind: ``markdown``,
     ``latex``, ``html``, ``markdown:measured`` (the measured rows alone, as the leaderboard prints them),
@@ -88,18 +90,29 @@ def write_report(
     ``svg:<table>``, and where there are any: ``csv:tuning`` (every trial of every search),
     ``csv:curves`` (every learning-curve point), ``png:curves <table>``, ``svg:curves <table>``.
     """
-    return _write_report(runs_dir, out_dir, reference_method, resamples, published,
-                         report_fingerprint(runs_dir, reference_method, resamples, published))
+    reference = reference_method or FIRST_METHOD
+    return _write_report(runs_dir, out_dir, reference, resamples, published,
+                         report_fingerprint(runs_dir, reference, resamples, published),
+                         require_reference=reference_method is not None)
 
 
 def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: str, resamples: int,
-                  published: bool, fingerprint: str) -> dict[str, Path]:
+                  published: bool, fingerprint: str, require_reference: bool = False) -> dict[str, Path]:
     """`write_report`, recording `fingerprint` (computed before anything is read)."""
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: is a file; the report is written into a folder (--out DIR)")
     results = assign_tables(load_results(runs_dir))
+    if require_reference:
+        method, _, variant = reference_method.partition(".")
+        named = (results["method"] == method) & ((results["variant"] == variant) if variant else True)
+        if not named.any():
+            there = sorted({method_label(m, v) for m, v in zip(results["method"], results["variant"], strict=True)})
+            raise ValueError(f"reference method '{reference_method}': no result under {runs_dir} is of it "
+                             f"(there: {', '.join(there)})")
+    out_dir.mkdir(parents=True, exist_ok=True)
     aggregated = aggregate_runs(results, resamples, DEFAULT_RNG_SEED)
     comparisons = paired_comparisons(results, reference_method, resamples, DEFAULT_RNG_SEED)
     reference_rows = (
