@@ -50,6 +50,15 @@ def test_a_space_that_breaks_the_budget_is_refused(space, expected):
         search_grid(config)
 
 
+def test_a_budget_too_small_for_its_range_or_below_one_trial_is_said_so():
+    # before: "tune.space yields 1 trial(s) but the budget tune.trials is 1", and "yields 0" for 0
+    with pytest.raises(ConfigError, match=r"tune.trials=1 leaves 1 point\(s\) for train.lr's log_range, which "
+                                          r"needs at least 2"):
+        search_grid(resolve_config(["method=dgl", "tune.trials=1"]))
+    with pytest.raises(ConfigError, match=r"tune.trials=0: expected an integer >= 1"):
+        resolve_config(["method=dgl", "tune.trials=0"])
+
+
 def test_a_space_and_the_budget_may_combine_choices_and_a_range():
     config = resolve_config(["method=dgl", "tune.trials=6",
                              "tune.space=[{key: train.lr, log_range: [0.001, 0.1]}, "

@@ -175,6 +175,7 @@ VALUE_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("data.eval_batch_size", lambda v: v >= 1, "an integer >= 1"),
     ("data.num_workers", lambda v: v >= 0, "an integer >= 0"),
     ("data.frame_cache_fps", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    ("tune.trials", lambda v: v >= 1, "an integer >= 1"),
 )
 
 

@@ -67,7 +67,10 @@ def search_grid(config: DictConfig) -> list[dict[str, Any]]:
     if len(ranged) > 1:
         raise ConfigError(f"{source}: tune.space has {len(ranged)} log_range dimensions; give all but one as choices")
     points = trials // explicit if ranged else explicit
-    if (ranged and (trials % explicit or points < 2)) or (not ranged and explicit != trials):
+    if ranged and not trials % explicit and points < 2:
+        raise ConfigError(f"{source}: tune.trials={trials} leaves {points} point(s) for {ranged[0].key}'s log_range, "
+                          f"which needs at least 2")
+    if (ranged and trials % explicit) or (not ranged and explicit != trials):
         raise ConfigError(
             f"{source}: tune.space yields {points * explicit if ranged else explicit} trial(s) but the budget "
             f"tune.trials is {trials}: every method gets the same number of trials")
