@@ -114,3 +114,14 @@ def test_prepare_builds_the_cache_a_run_of_the_same_config_reads(
     # The settings a run opens (runner.Run.frame_cache): the config's rate and frames, the backbone's size.
     settings = CacheSettings(32, config.data.frame_cache_fps, min_frames=config.data.num_frames)
     assert FrameCache.open(frame_cache_dir("vatex", root), "test", settings) is not None
+
+
+@pytest.mark.parametrize("fps", ["-1", "0", "nan"])
+def test_prepare_refuses_a_rate_that_is_not_positive(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, fps: str
+) -> None:
+    # before, -1 and nan built a cache no run opens, and 0 quietly meant the config's rate
+    out_dir = tmp_path / "cache"
+    assert main(["data", "prepare", "vatex", f"vatex.root={root}", "--out", str(out_dir), "--fps", fps]) == 2
+    assert f"--fps {float(fps):g}: expected a finite number of frames per second > 0" in capsys.readouterr().err
+    assert not out_dir.exists()
