@@ -22,6 +22,15 @@ def test_unknown_key_names_the_key():
         resolve_config(["train.epochz=3"])
 
 
+@pytest.mark.parametrize(("override", "group"), [("output=runs2", "output"), ("dgl=linear", "dgl"),
+                                                  ("msrvtt=data", "msrvtt")])
+def test_a_group_set_to_a_value_names_the_group_and_its_keys(override, group):
+    # before: "command line: key '?': Merge error: str is not a subclass of OutputConfig"
+    with pytest.raises(ConfigError, match=rf"command line: {group} is a group of settings, not a value; set one "
+                                          rf"of {group}\.\w+, "):
+        resolve_config(["method=dgl", "dataset=msrvtt", override])
+
+
 def test_wrong_type_names_the_key():
     with pytest.raises(ConfigError, match="train.epochs"):
         resolve_config(["train.epochs=many"])

@@ -317,8 +317,26 @@ def _merge_layer(config: DictConfig, layer: DictConfig, source: str) -> None:
     try:
         OmegaConf.unsafe_merge(config, layer)
     except OmegaConfBaseException as err:
+        group = _value_over_group(config, layer)
+        if group is not None:  # `output=runs2`: OmegaConf names no key for this one
+            keys = ", ".join(f"{group}.{key}" for key in OmegaConf.select(config, group).keys())
+            raise ConfigError(f"{source}: {group} is a group of settings, not a value; set one of {keys}") from err
         key = getattr(err, "full_key", None) or "?"
         raise ConfigError(f"{source}: key {key!r}: {first_line(err)}") from err
+
+
+def _value_over_group(config: DictConfig, layer: DictConfig, prefix: str = "") -> str | None:
+    """The first dotted key that `layer` sets to a plain value where `config` holds a group of settings."""
+    for key in layer.keys():
+        if key not in config or not OmegaConf.is_dict(config._get_node(key)):
+            continue
+        theirs = layer._get_node(key)
+        if not OmegaConf.is_dict(theirs):
+            return f"{prefix}{key}"
+        found = _value_over_group(config._get_node(key), theirs, f"{prefix}{key}.")
+        if found is not None:
+            return found
+    return None
 
 
 def _file_layers(method: str, dataset: str, preset: str) -> tuple[DictConfig, DictConfig]:
