@@ -253,6 +253,10 @@ def test_a_preset_file_that_is_missing_or_has_a_rule_without_source_is_refused(t
      r"rules: expected a list of rules .*got a dict"),
     ("rules:\n  - {method: dgl, source: s, set: 0.1}\n", r"rules\[0\]: set: expected a mapping"),
     ("seed: [0]\nrules: []\n", r"unknown key\(s\) 'seed'; a preset has methods, datasets, seeds"),
+    # the matrix: before, `methods: dgl` was read letter by letter ("unknown method 'd'", naming no file)
+    ("methods: dgl\n", r"methods: expected a non-empty list \(e.g. methods: \[adaptformer\]\), got 'dgl'"),
+    ("datasets: [msrvtt, msrvt]\n", r"datasets: unknown name 'msrvt'; known: activitynet"),
+    ("seeds: [0, -1]\n", r"seeds: -1 is not an integer from 0 to 2\*\*32 - 1"),
 ])
 def test_a_preset_file_with_a_misspelt_rule_is_refused_naming_it(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"

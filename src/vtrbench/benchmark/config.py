@@ -415,6 +415,9 @@ def _preset_data(name: str) -> dict:
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; a preset has "
                           f"{', '.join(PRESET_KEYS)}")
+    for key, names in (("methods", METHODS.names()), ("datasets", DATASETS.names()), ("seeds", None)):
+        if key in preset:
+            _check_matrix_list(path, key, preset[key], names)
     rules = preset.get("rules") or []
     if not isinstance(rules, list):
         raise ConfigError(f"{path}: rules: expected a list of rules (each `- method: ..`), got a "
@@ -426,6 +429,18 @@ def _preset_data(name: str) -> dict:
 
 
 PRESET_KEYS = ("methods", "datasets", "seeds", "defaults", "rules")
+
+
+def _check_matrix_list(path: Path, key: str, value, names: list[str] | None) -> None:
+    """A preset's `methods`/`datasets` (registered names) or `seeds` (a run's seed rule): a non-empty list."""
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{path}: {key}: expected a non-empty list (e.g. {key}: [{names[0] if names else 0}]), "
+                          f"got {value!r}")
+    for item in value:
+        if names is None and (type(item) is not int or not 0 <= item < 2**32):
+            raise ConfigError(f"{path}: seeds: {item!r} is not an integer from 0 to 2**32 - 1")
+        if names is not None and item not in names:
+            raise ConfigError(f"{path}: {key}: unknown name {item!r}; known: {', '.join(names)}")
 RULE_KEYS = ("method", "dataset", "source", "set")
 
 
