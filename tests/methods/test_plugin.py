@@ -32,9 +32,11 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def test_installed_plugin_is_listed_with_its_distribution(plugin_env):
     listed = run([sys.executable, "-m", "vtrbench", "list", "methods"], plugin_env)
-    sources = dict(line.split() for line in listed.splitlines() if line.strip())
-    assert sources["example_adapter"] == "vtrbench-example-method"
-    assert sources["dgl"] == "vtrbench"
+    rows = {line.split(maxsplit=2)[0]: line.split(maxsplit=2)[1:] for line in listed.splitlines() if line.strip()}
+    # name, source, and what it is: the first clause of its module's docstring
+    assert rows["example_adapter"] == ["vtrbench-example-method",
+                                       "a residual MLP adapter on CLIP's projected text and frame embeddings"]
+    assert rows["dgl"][0] == "vtrbench" and rows["dgl"][1].startswith("Dynamic Global-Local prompt tuning")
 
 
 def test_installed_plugin_counts_its_parameters(plugin_env):

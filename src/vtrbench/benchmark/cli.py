@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -25,8 +27,17 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     registry = METHODS if args.what == "methods" else DATASETS
     for entry in registry.entries():
-        print(f"{entry.name:24s} {entry.source}")
+        print(f"{entry.name:22s} {entry.source:10s} {summary(entry.name, registry.get(entry.name))}")
     return 0
+
+
+def summary(name: str, obj: object) -> str:
+    """What a registered method or dataset is, in a line: its module docstring's first clause, without the
+    name it opens with (`dgl: Dynamic Global-Local prompt tuning (...)` -> `Dynamic Global-Local ...`)."""
+    doc = inspect.getdoc(inspect.getmodule(obj)) or inspect.getdoc(obj) or ""
+    first = " ".join(doc.split("\n\n", 1)[0].split())
+    first = re.sub(rf"^{re.escape(name)}\b[^:]*: ", "", first)
+    return re.split(r": |\. (?=[A-Z])", first, maxsplit=1)[0].rstrip(".")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
