@@ -28,6 +28,18 @@ def test_a_file_that_is_no_checkpoint(tiny_msrvtt, tmp_path, capsys):
     assert f"backbone.pretrained: {junk}: cannot load it as vtrbench-tiny weights" in one_error_line(capsys)
 
 
+def test_a_checkpoint_of_another_model_names_the_keys_it_lacks(tiny_msrvtt, tmp_path, capsys):
+    import torch
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"head.weight": torch.zeros(2, 2)}, str(other))
+    overrides = tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot")
+    assert main(["run", *overrides, f"backbone.pretrained={other}"]) == 2
+    # before, only torch's first line: "(Error(s) in loading state_dict for CLIP:)"
+    assert 'Missing key(s) in state_dict: "positional_embedding"' in one_error_line(capsys)
+
+
 def test_a_batch_size_of_zero(tiny_msrvtt, tmp_path, capsys):
     assert main(["run", *tiny_run_overrides(tiny_msrvtt, tmp_path / "runs"), "data.batch_size=0"]) == 2
     assert "data.batch_size=0: expected an integer >= 2" in one_error_line(capsys)

@@ -157,7 +157,8 @@ def _open_clip_model(name: str, pretrained: str, quick_gelu: bool | None) -> nn.
     except Exception as err:
         if looks_like_path:
             raise  # load_backbone names the file
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        reason = " ".join(str(err).split())  # torch's key errors span lines: which keys is on the second
+        reason = (reason[:300] + " ...") if len(reason) > 300 else reason or type(err).__name__
         raise ValueError(
             f"backbone.pretrained={pretrained}: the weights of open_clip's {name} tag {pretrained!r} could not be "
             f"downloaded ({reason}); without internet, copy the checkpoint file here and pass its path, e.g. "
@@ -225,7 +226,8 @@ def load_backbone(
     except Exception as err:  # a file that is no checkpoint of this model: torch, safetensors or open_clip
         if not Path(pretrained).expanduser().is_file():
             raise
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        reason = " ".join(str(err).split())  # torch's key errors span lines: which keys is on the second
+        reason = (reason[:300] + " ...") if len(reason) > 300 else reason or type(err).__name__
         raise ValueError(f"backbone.pretrained: {pretrained}: cannot load it as {name} weights ({reason})") \
             from err
     model.eval()
