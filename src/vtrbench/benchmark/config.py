@@ -429,19 +429,20 @@ def _preset_data(name: str) -> dict:
 
 
 PRESET_KEYS = ("methods", "datasets", "seeds", "defaults", "rules")
+RULE_KEYS = ("method", "dataset", "source", "set")
 
 
 def _check_matrix_list(path: Path, key: str, value, names: list[str] | None) -> None:
-    """A preset's `methods`/`datasets` (registered names) or `seeds` (a run's seed rule): a non-empty list."""
+    """A preset's `methods`/`datasets` (registered names) or `seeds` (VALUE_RULES' seed rule): a non-empty list."""
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{path}: {key}: expected a non-empty list (e.g. {key}: [{names[0] if names else 0}]), "
                           f"got {value!r}")
+    seed_holds, seed_expected = next((holds, expected) for k, holds, expected in VALUE_RULES if k == "seed")
     for item in value:
-        if names is None and (type(item) is not int or not 0 <= item < 2**32):
-            raise ConfigError(f"{path}: seeds: {item!r} is not an integer from 0 to 2**32 - 1")
+        if names is None and (type(item) is not int or not seed_holds(item)):
+            raise ConfigError(f"{path}: seeds: {item!r} is not {seed_expected}")
         if names is not None and item not in names:
             raise ConfigError(f"{path}: {key}: unknown name {item!r}; known: {', '.join(names)}")
-RULE_KEYS = ("method", "dataset", "source", "set")
 
 
 def _check_rule(path: Path, i: int, rule, known: dict[str, list[str]]) -> None:

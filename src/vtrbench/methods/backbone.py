@@ -119,6 +119,13 @@ def untrained_model(name: str, force_quick_gelu: bool = False) -> nn.Module:
         logging.disable(previous)
 
 
+def error_reason(err: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, cut at `limit` characters: torch's state-dict errors span lines,
+    and which keys are missing is on the second."""
+    reason = " ".join(str(err).split()) or type(err).__name__
+    return reason[:limit] + " ..." if len(reason) > limit else reason
+
+
 def _open_clip_model(name: str, pretrained: str, quick_gelu: bool | None) -> nn.Module:
     """`quick_gelu`: True / False forced, None = the tag's own flag, else the architecture's config."""
     import open_clip
@@ -157,8 +164,7 @@ def _open_clip_model(name: str, pretrained: str, quick_gelu: bool | None) -> nn.
     except Exception as err:
         if looks_like_path:
             raise  # load_backbone names the file
-        reason = " ".join(str(err).split())  # torch's key errors span lines: which keys is on the second
-        reason = (reason[:300] + " ...") if len(reason) > 300 else reason or type(err).__name__
+        reason = error_reason(err)
         raise ValueError(
             f"backbone.pretrained={pretrained}: the weights of open_clip's {name} tag {pretrained!r} could not be "
             f"downloaded ({reason}); without internet, copy the checkpoint file here and pass its path, e.g. "
@@ -226,8 +232,7 @@ def load_backbone(
     except Exception as err:  # a file that is no checkpoint of this model: torch, safetensors or open_clip
         if not Path(pretrained).expanduser().is_file():
             raise
-        reason = " ".join(str(err).split())  # torch's key errors span lines: which keys is on the second
-        reason = (reason[:300] + " ...") if len(reason) > 300 else reason or type(err).__name__
+        reason = error_reason(err)
         raise ValueError(f"backbone.pretrained: {pretrained}: cannot load it as {name} weights ({reason})") \
             from err
     model.eval()

@@ -143,12 +143,17 @@ def summarize_r1(aggregated: pd.DataFrame) -> pd.DataFrame:
     return summary.sort_values(["mean_rank", "method", "variant"], kind="stable").reset_index(drop=True)
 
 
+def reference_mask(frame: pd.DataFrame, reference_method: str) -> pd.Series:
+    """The rows a reference names: ``method`` (any variant) or ``method.variant``."""
+    method, _, variant = reference_method.partition(".")
+    named = frame["method"] == method
+    return named & (frame["variant"] == variant) if variant else named
+
+
 def _reference_rows(frame: pd.DataFrame, reference_method: str) -> tuple[pd.DataFrame, str]:
     """Rows of the reference in one table; ``reference_method`` is ``method`` or ``method.variant``."""
-    method, _, variant = reference_method.partition(".")
-    rows = frame[frame["method"] == method]
-    if variant:
-        rows = rows[rows["variant"] == variant]
+    method = reference_method.partition(".")[0]
+    rows = frame[reference_mask(frame, reference_method)]
     variants = sorted(set(rows["variant"]))
     if len(variants) > 1:
         names = ", ".join(method_label(method, v) for v in variants)

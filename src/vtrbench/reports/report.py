@@ -17,6 +17,7 @@ from vtrbench.reports.aggregate import (
     paired_comparisons,
     paper_order,
     published_for_tables,
+    reference_mask,
     summarize_r1,
 )
 from vtrbench.reports.bootstrap import DEFAULT_RESAMPLES, DEFAULT_RNG_SEED
@@ -105,13 +106,10 @@ def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: s
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: is a file; the report is written into a folder (--out DIR)")
     results = assign_tables(load_results(runs_dir))
-    if require_reference:
-        method, _, variant = reference_method.partition(".")
-        named = (results["method"] == method) & ((results["variant"] == variant) if variant else True)
-        if not named.any():
-            there = sorted({method_label(m, v) for m, v in zip(results["method"], results["variant"], strict=True)})
-            raise ValueError(f"reference method '{reference_method}': no result under {runs_dir} is of it "
-                             f"(there: {', '.join(there)})")
+    if require_reference and not reference_mask(results, reference_method).any():
+        there = sorted({method_label(m, v) for m, v in zip(results["method"], results["variant"], strict=True)})
+        raise ValueError(f"reference method '{reference_method}': no result under {runs_dir} is of it "
+                         f"(there: {', '.join(there)})")
     out_dir.mkdir(parents=True, exist_ok=True)
     aggregated = aggregate_runs(results, resamples, DEFAULT_RNG_SEED)
     comparisons = paired_comparisons(results, reference_method, resamples, DEFAULT_RNG_SEED)
