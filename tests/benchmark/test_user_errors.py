@@ -85,3 +85,20 @@ def test_a_test_split_with_no_usable_clip(tiny_msrvtt, tmp_path, capsys, damage)
     assert main(["run", *tiny_run_overrides(root, tmp_path / "runs", method="zero_shot")]) == 2
     err = one_error_line(capsys)
     assert str(test_csv) in err or f"msrvtt test split: no usable clip under {root}" in err, err
+
+
+def test_a_reader_that_leaves_early_gets_no_error():
+    """`vtrbench list backbones | head -2`: the pipe closes under the listing; before, this printed
+    "vtrbench list: error: [Errno 32] Broken pipe" on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left before the first line: every write fails, deterministically
+    try:
+        listing = subprocess.run([sys.executable, "-m", "vtrbench", "list", "backbones"], stdout=write_end,
+                                 stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write_end)
+    assert listing.returncode == 141 and listing.stderr.decode() == "", listing.stderr.decode()

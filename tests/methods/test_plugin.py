@@ -37,6 +37,11 @@ def test_installed_plugin_is_listed_with_its_distribution(plugin_env):
     assert rows["example_adapter"] == ["vtrbench-example-method",
                                        "a residual MLP adapter on CLIP's projected text and frame embeddings"]
     assert rows["dgl"][0] == "vtrbench" and rows["dgl"][1].startswith("Dynamic Global-Local prompt tuning")
+    # aligned: the plugin's package name is longer than "vtrbench", and every line's summary starts where
+    # the others' do
+    starts = {line.index(summary) for line in listed.splitlines() if line.strip()
+              for summary in [line.split(maxsplit=2)[2]]}
+    assert len(starts) == 1, listed
 
 
 def test_installed_plugin_counts_its_parameters(plugin_env):

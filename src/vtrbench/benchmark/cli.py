@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -20,15 +21,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "backbones":
         from vtrbench.methods.backbone import backbone_rows
 
-        rows = [("backbone", "backbone.pretrained", "activation (auto)", "source"), *backbone_rows()]
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        for row in rows:  # the last column, unpadded
-            print("  ".join([*(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)), row[3]]))
+        print_columns([("backbone", "backbone.pretrained", "activation (auto)", "source"), *backbone_rows()])
         return 0
     registry = METHODS if args.what == "methods" else DATASETS
-    for entry in registry.entries():
-        print(f"{entry.name:22s} {entry.source:10s} {summary(entry.name, registry.get(entry.name))}")
+    print_columns([(entry.name, entry.source, summary(entry.name, registry.get(entry.name)))
+                   for entry in registry.entries()])
     return 0
+
+
+def print_columns(rows: list[tuple[str, ...]]) -> None:
+    """Rows as aligned columns, each as wide as its longest cell (a plugin's long package name too); the
+    last column unpadded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join([*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)), row[-1]]))
 
 
 def summary(name: str, obj: object) -> str:
@@ -227,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         return args.func(args)
+    except BrokenPipeError:  # `vtrbench list backbones | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail too
+        return 141  # 128 + SIGPIPE, as a shell reports a process the signal ended
     except (ConfigError, UnknownNameError, OSError, ValueError, RunLockedError, DivergedError) as err:  # one line
         message = " ".join(str(err).split("\n"))
         print(f"vtrbench {args.command}: error: {message}", file=sys.stderr)
