@@ -44,3 +44,33 @@ def test_report_has_the_trust_section(tmp_path, write_run, make_ranks):
     assert "<th>Zero-shot R@1</th>" in header
     latex = paths["latex"].read_text()
     assert r"\begin{tabular}{llrrrrrr}" in latex[latex.index("zero-shot against full fine-tuning"):]
+
+
+def test_the_trust_section_shows_what_training_changed_on_val(tmp_path, make_ranks):
+    """Before and after training, on val: a method whose tensors never moved reads +0.0 even where it
+    ranks like the others on test; one that starts low and learns shows its rise."""
+    from tests.reports.conftest import result_record, write_record
+
+    def curve(r1_values):
+        return [{"epoch": epoch, "step": 10 * epoch, "metrics": {"t2v": {"R1": r1}, "v2t": {"R1": r1}, "rsum": r1}}
+                for epoch, r1 in enumerate(r1_values)]
+
+    runs = tmp_path / "runs"
+    write_record(runs, {**result_record("zero_shot", make_ranks(1000, 200)), "val_curve": curve([30.0])})
+    for seed, rise in ((0, [2.0, 12.0, 20.0]), (1, [4.0, 9.0, 16.0])):  # a random start, then learns
+        write_record(runs, {**result_record("dgl", make_ranks(1000, 190), seed=seed, tuned=5_000),
+                            "val_curve": curve(rise)})
+    write_record(runs, {**result_record("lora", make_ranks(1000, 200), tuned=9_000),  # never moved
+                        "val_curve": curve([30.0, 30.0, 30.0])})
+
+    paths = write_report(runs, tmp_path / "report", resamples=50)
+
+    gains = pd.read_csv(paths["csv:training_gain"], keep_default_na=False).set_index("method")
+    assert set(gains.index) == {"dgl", "lora"}  # zero-shot trains nothing
+    assert gains.loc["dgl", ["before", "after", "gain", "gain_min", "seeds_up", "seeds", "steps"]].tolist() == [
+        3.0, 18.0, 15.0, 12.0, 2, 2, 20]
+    assert gains.loc["lora", ["gain", "seeds_up"]].tolist() == [0.0, 0]
+    markdown = paths["markdown"].read_text()
+    section = markdown.split("## How far to trust the offline ranking", 1)[1].split("\n## ", 1)[0]
+    assert "| dgl |  | vtrbench-tiny | 3.0 → 18.0 (+15.0) |" in section
+    assert "| lora |  | vtrbench-tiny | 30.0 → 30.0 (+0.0) |" in section

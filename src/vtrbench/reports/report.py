@@ -39,7 +39,7 @@ from vtrbench.reports.tables import (
     paired_table,
     summary_table,
 )
-from vtrbench.reports.trust import trust_frame, trust_table
+from vtrbench.reports.trust import training_gain_frame, training_gain_table, trust_frame, trust_table
 from vtrbench.reports.tuning_section import curve_frame, load_tuning_records, tuning_frame, tuning_tables
 from vtrbench.schema import method_label
 
@@ -148,12 +148,19 @@ def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: s
     )
     paths["csv:summary"] = out_dir / "summary.csv"
     summary.to_csv(paths["csv:summary"], index=False)
+    curves = curve_frame(results)
     if not aggregated.empty:
         published_all = load_published()
         trust = trust_frame(aggregated, comparisons, published_all, resamples)
-        sections.append(Section("How far to trust the offline ranking", [trust_table(trust, published_all)]))
+        trust_items: list = [trust_table(trust, published_all)]
         paths["csv:trust"] = out_dir / "trust.csv"
         trust.to_csv(paths["csv:trust"], index=False)
+        gains = training_gain_frame(curves)
+        if not gains.empty:
+            trust_items.append(training_gain_table(gains))
+            paths["csv:training_gain"] = out_dir / "training_gain.csv"
+            gains.to_csv(paths["csv:training_gain"], index=False)
+        sections.append(Section("How far to trust the offline ranking", trust_items))
 
     source_numbers: dict[str, int] = {}
     for table in tables:
@@ -179,7 +186,7 @@ def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: s
 
     sections.append(reproducibility_section(results))
     sections.append(tuning_section(runs_dir, out_dir, paths, results))
-    sections.append(curves_section(results, out_dir, paths))
+    sections.append(curves_section(curves, out_dir, paths))
     sections.append(Section("Runs not ranked", [failed_table(failed) if not failed.empty else "None."]))
 
     paths["csv:paired"] = out_dir / "paired.csv"
@@ -261,9 +268,8 @@ def tuning_section(runs_dir: Path, out_dir: Path, paths: dict[str, Path], result
     return Section("Tuning", items)
 
 
-def curves_section(results: pd.DataFrame, out_dir: Path, paths: dict[str, Path]) -> Section:
-    """Val R@1 against training steps for every method, one figure per dataset table."""
-    curves = curve_frame(results)
+def curves_section(curves: pd.DataFrame, out_dir: Path, paths: dict[str, Path]) -> Section:
+    """Val R@1 against training steps for every method (`curve_frame`), one figure per dataset table."""
     if curves.empty:
         return Section("Learning curves (val split)", ["No result file holds a learning curve (train.val_curve)."])
     paths["csv:curves"] = out_dir / "curves.csv"
