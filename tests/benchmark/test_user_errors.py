@@ -54,6 +54,19 @@ def test_a_result_file_that_is_not_utf8(tmp_path, capsys):
     assert f"{bad}: not UTF-8 text" in err
 
 
+def test_a_result_file_that_is_not_an_object(tiny_msrvtt, tmp_path, capsys):
+    """A run folder's result.json holding a list: before, a bare "'list' object has no attribute 'get'"."""
+    from vtrbench.benchmark.config import resolve_config, run_dir
+
+    overrides = tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot")
+    bad = run_dir(resolve_config(overrides)) / "result.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("[1, 2]")
+    assert main(["run", *overrides]) == 2
+    assert f"{bad}: expected a JSON object (a run's result), got list" in one_error_line(capsys)
+    assert bad.read_text() == "[1, 2]"  # said, not overwritten
+
+
 def test_open_clip_weights_that_cannot_be_downloaded(tiny_msrvtt, tmp_path, capsys, monkeypatch):
     import open_clip
 

@@ -27,7 +27,7 @@ from vtrbench.files import atomic_write
 from vtrbench.schema import COMPLETE_STATUSES, RESULT_FILE
 
 CHECKPOINT_FILE = "last_epoch.safetensors"
-LEGACY_CHECKPOINT_FILE = "last_epoch.pt"  # a pickle (vtrbench before 0.2, or planted): never loaded
+LEGACY_CHECKPOINT_FILE = "last_epoch.pt"  # a pickle (early versions, or planted): never loaded
 CHECKPOINT_FORMAT = "vtrbench-resume-1"
 
 
@@ -40,11 +40,14 @@ def read_result(run_dir: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        result = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from err
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    if not isinstance(result, dict):
+        raise ValueError(f"{path}: expected a JSON object (a run's result), got {type(result).__name__}")
+    return result
 
 
 def is_finished(run_dir: Path) -> bool:
