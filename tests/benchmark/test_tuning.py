@@ -171,3 +171,25 @@ def test_one_search_holds_one_budget(capsys):
 def test_an_empty_matrix_list_is_an_error_not_everything(empty):
     with pytest.raises(ConfigError, match="expected a non-empty list"):
         plan_searches([empty])
+
+
+def test_a_search_record_is_attached_only_to_a_finished_run_of_its_own_config(tiny_msrvtt, tmp_path):
+    """The variant ignores train.*, so a run of another rate shares the folder: before, the record was
+    written onto whatever finished result sat there, outside its lock."""
+    from vtrbench.benchmark.config import resolve_config, run_dir
+    from vtrbench.benchmark.leaderboard import attach_tuning
+    from vtrbench.benchmark.runner import execute
+
+    ran = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe",
+                                            **{"train.lr": 0.01, "train.epochs": 1}))
+    execute(ran)
+    result_file = run_dir(ran) / "result.json"
+    before = result_file.read_bytes()
+    other_rate = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe",
+                                                   **{"train.lr": 0.1, "train.epochs": 1}))
+    assert run_dir(other_rate) == run_dir(ran)
+    attach_tuning(other_rate, {"chosen": {"settings": {"train.lr": 0.1}}})
+    assert result_file.read_bytes() == before  # another config's result: left as it is
+    attach_tuning(ran, {"chosen": {"settings": {"train.lr": 0.01}}})
+    assert json.loads(result_file.read_text())["tuning"] == {"chosen": {"settings": {"train.lr": 0.01}}}
+    assert not (run_dir(ran) / "run.lock").exists()  # the lock it took is gone

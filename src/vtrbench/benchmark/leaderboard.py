@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from vtrbench.benchmark.config import ConfigError, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
-from vtrbench.benchmark.locks import describe, locked_by_another
+from vtrbench.benchmark.locks import RunLockedError, describe, locked_by_another, run_lock
 from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
 from vtrbench.benchmark.results import RunConflictError, finished_result, read_result, write_json
 from vtrbench.benchmark.tuning import Search, check_equal_budgets, plan_searches, run_search, settings_overrides
@@ -79,11 +79,17 @@ def tune_then_plan(overrides: list[str], runs: list[tuple[list[str], DictConfig]
 
 def attach_tuning(config: DictConfig, record: dict | None) -> None:
     """The final result carries the record of the search that chose its settings (also when the run itself
-    had finished earlier with the same config)."""
-    result = read_result(run_dir(config))
-    if record is not None and result is not None and result.get("status") == "finished" \
-            and result.get("tuning") != record:
-        write_json(run_dir(config) / RESULT_FILE, {**result, "tuning": record})
+    had finished earlier with the same config). Only a finished run of this very config, read and rewritten
+    under its lock: a run another process holds, or made with other settings, is left as it is."""
+    if record is None or read_result(run_dir(config)) is None:
+        return
+    try:
+        with run_lock(run_dir(config)):
+            result = finished_result(run_dir(config), config)
+            if result is not None and result.get("status") == "finished" and result.get("tuning") != record:
+                write_json(run_dir(config) / RESULT_FILE, {**result, "tuning": record})
+    except (RunLockedError, RunConflictError):
+        return
 
 
 def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:

@@ -39,7 +39,7 @@ from vtrbench.benchmark.data import (
     collate,
     tokenize,
 )
-from vtrbench.benchmark.locks import locked_by_another, run_lock
+from vtrbench.benchmark.locks import RunLockedError, run_lock
 from vtrbench.benchmark.memory import MemoryMeter
 from vtrbench.benchmark.metrics import DivergedError, NonFiniteScoresError, metrics_and_ties, unusable_reason
 from vtrbench.benchmark.results import (
@@ -200,7 +200,7 @@ class Run:
     def __init__(self, config: DictConfig):
         self.config = config
         self.out_dir = run_dir(config)
-        self.device = dist.init_from_environment() or pick_device(config.device)
+        self.device = dist.init_from_environment(config.device) or pick_device(config.device)
         seed_everything(config.seed)
         self.backbone = load_backbone(config.backbone.name, config.backbone.pretrained, config.backbone.quick_gelu,
                                       progress=not config.quiet)
@@ -671,8 +671,11 @@ def record_failure(config: DictConfig, error: BaseException) -> dict:
         config=OmegaConf.to_container(config, resolve=True),
     ).to_json()
     try:
-        if not is_finished(out_dir) and locked_by_another(out_dir) is None:  # never over another process's run
-            write_json(out_dir / RESULT_FILE, result)
+        with run_lock(out_dir):  # checked and written under the run's lock: never over another process's run
+            if not is_finished(out_dir):
+                write_json(out_dir / RESULT_FILE, result)
+    except RunLockedError:  # another process runs it now: its result is not this failure's to write
+        pass
     except (OSError, ValueError) as err:  # an unwritable folder, or an unreadable result there
         result["error"] += f" (and its failure could not be recorded: {err})"
     return result
