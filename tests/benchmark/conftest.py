@@ -23,6 +23,7 @@ def tiny_run_overrides(root: Path, runs: Path, method: str = "full_finetune", **
         "data.batch_size": 8,
         "train.epochs": 2,
         "seed": 0,  # a leaderboard of these runs takes one seed, not the offline preset's three
+        "device": "cpu",  # the same arithmetic (and bits, and memory measure) on a machine with a GPU
         "quiet": "true",
         **extra,
     }

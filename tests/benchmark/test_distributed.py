@@ -1,10 +1,11 @@
 """Several processes train and evaluate exactly like one: 2 ranks x batch b against 1 process x batch 2b.
 
-Two gloo processes on CPU run the real `execute` path (DistributedSampler shards, DDP, the gathered
-contrastive loss, sharded evaluation gathered on every rank, rank 0 writing). The loss and the gradients
-are recorded by wrapping the runner's own functions; the updated weights and the metrics are read back
-from the files rank 0 wrote. Gradients are compared directly because AdamW's first step is nearly
-sign(gradient): a gradient off by a factor of world_size would still give almost the same weights.
+Two gloo processes on CPU (`device=cpu`, even where a GPU is there) run the real `execute` path
+(DistributedSampler shards, DDP, the gathered contrastive loss, sharded evaluation gathered on every rank,
+rank 0 writing). The loss and the gradients are recorded by wrapping the runner's own functions; the updated
+weights and the metrics are read back from the files rank 0 wrote. Gradients are compared directly because
+AdamW's first step is nearly sign(gradient): a gradient off by a factor of world_size would still give almost
+the same weights.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def test_two_processes_train_and_evaluate_like_one_with_the_whole_batch(method, 
         single = run_recording_step(overrides(tmp_path / "one"))
     finally:
         torch.set_num_threads(threads)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
     assert len(single["losses"]) == 1
     for recorded in ranks:  # every rank computes the loss of the whole global batch, and DDP's mean gradient
@@ -119,3 +120,21 @@ def test_two_processes_train_and_evaluate_like_one_with_the_whole_batch(method, 
     assert two_result["val_curve"] == one_result["val_curve"] and len(one_result["val_curve"]) == 2
     assert two_result["timing"]["steps"] == 1
     assert not (two_dir / CHECKPOINT_FILE).exists()
+
+
+@pytest.mark.parametrize(("device", "expected", "backend"), [("cpu", "cpu", "gloo"), ("auto", "cuda:1", "nccl")])
+def test_torchrun_follows_the_configured_device(monkeypatch, device, expected, backend):
+    """On a machine with GPUs, `device=cpu` under torchrun trains on the CPU with gloo; before, the process
+    group took GPU LOCAL_RANK whatever the config said."""
+    from vtrbench.benchmark import distributed
+
+    joined = []
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: None)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend: joined.append(backend))
+    assert distributed.init_from_environment(device) == torch.device(expected)
+    assert joined == [backend]

@@ -21,15 +21,16 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def init_from_environment() -> torch.device | None:
+def init_from_environment(device: str = "auto") -> torch.device | None:
     """Join the process group torchrun describes (RANK/WORLD_SIZE/LOCAL_RANK); None when not launched so.
 
-    nccl on GPUs, gloo on CPU. Returns this process's device.
+    nccl on GPU LOCAL_RANK, gloo on CPU: the CPU when `device` (the config's) is "cpu" or no GPU is there.
+    Returns this process's device.
     """
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return None
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if torch.cuda.is_available():
+    if device != "cpu" and torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
         backend = "nccl"
