@@ -232,6 +232,12 @@ def test_a_preset_of_your_own_is_a_yaml_file_given_by_its_path(tmp_path, monkeyp
     assert load_preset("longer.yaml").seeds == [0]  # a leaderboard's matrix reads it too
 
 
+def test_a_shipped_preset_is_named_by_a_plain_name():
+    # before, `preset=../methods/dgl` read configs/methods/dgl.yaml (refused only for its keys)
+    with pytest.raises(ConfigError, match=r"preset='../methods/dgl': a shipped preset's name is a plain name"):
+        resolve_config(["method=dgl", "preset=../methods/dgl"])
+
+
 def test_a_preset_file_that_is_missing_or_has_a_rule_without_source_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="preset=.*nothere.yaml: no such file"):
         resolve_config([f"preset={tmp_path / 'nothere.yaml'}"])
@@ -257,6 +263,8 @@ def test_a_preset_file_that_is_missing_or_has_a_rule_without_source_is_refused(t
     ("methods: dgl\n", r"methods: expected a non-empty list \(e.g. methods: \[adaptformer\]\), got 'dgl'"),
     ("datasets: [msrvtt, msrvt]\n", r"datasets: unknown name 'msrvt'; known: activitynet"),
     ("seeds: [0, -1]\n", r"seeds: -1 is not an integer from 0 to 2\*\*32 - 1"),
+    # before, OmegaConf's "Object of unsupported type: 'int'", naming neither the file nor the key
+    ("defaults: 5\n", r"defaults: expected a mapping of settings .*got 5"),
 ])
 def test_a_preset_file_with_a_misspelt_rule_is_refused_naming_it(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"

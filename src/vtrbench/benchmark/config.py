@@ -1,4 +1,4 @@
-"""Run configuration: structured defaults < base.yaml < dataset yaml < method yaml < command-line overrides.
+"""Run configuration: structured defaults < base.yaml < dataset yaml < method yaml < preset < command line.
 
 The schema is built per run from dataclasses: the harness sections below, plus one section named after the
 method (its `Config` dataclass) and one named after the dataset. Unknown keys and wrong types are errors
@@ -82,7 +82,9 @@ class SearchDimension:
 @dataclass
 class TuneConfig:
     """`vtrbench tune`: the budget (`trials`, `metric`) is the harness's, the same for every method; each
-    method's yaml declares its `space`. `trial` names a tuning trial's run (set by the tuner, not by hand)."""
+    method's yaml declares its `space`. `trial` names a tuning trial's run: set by the tuner; set by hand,
+    it puts a val-only run in a folder of its own beside the trials (`tune.trial=budget6`), never among the
+    test runs."""
 
     trials: int = 5
     metric: str = "rsum"  # rsum, or <t2v|v2t>.<R1|R5|R10|MdR|MnR> (ranks: lower is better)
@@ -396,6 +398,9 @@ def preset_file(name: str) -> Path | None:
     """The file of preset `name`: a shipped one (`configs/presets/<name>.yaml`; None if there is none), or a
     YAML file of your own given by its path (`preset=my_rates.yaml`), which must exist."""
     if not is_preset_file(name):
+        if not PLAIN_NAME.fullmatch(name):  # `preset=../methods/dgl` would read another folder's file
+            raise ConfigError(f"preset={name!r}: a shipped preset's name is a plain name ({PLAIN_NAME_CHARS}); "
+                              f"a file of your own is given by its path, ending in .yaml")
         return config_file("presets", f"{name}.yaml")
     path = Path(name).expanduser()
     if not path.is_file():
@@ -418,6 +423,9 @@ def _preset_data(name: str) -> dict:
     for key, names in (("methods", METHODS.names()), ("datasets", DATASETS.names()), ("seeds", None)):
         if key in preset:
             _check_matrix_list(path, key, preset[key], names)
+    if not isinstance(preset.get("defaults") or {}, dict):
+        raise ConfigError(f"{path}: defaults: expected a mapping of settings (e.g. defaults: {{train: "
+                          f"{{epochs: 2}}}}), got {preset['defaults']!r}")
     rules = preset.get("rules") or []
     if not isinstance(rules, list):
         raise ConfigError(f"{path}: rules: expected a list of rules (each `- method: ..`), got a "
