@@ -195,6 +195,16 @@ def test_a_marker_without_its_file_list_is_not_complete(tmp_path: Path) -> None:
     assert not writer.is_complete(root, settings)
 
 
+@pytest.mark.parametrize("planted", ["../outside.txt", 7])
+def test_a_marker_naming_files_outside_its_root_or_not_names_is_not_complete(tmp_path: Path, planted) -> None:
+    root = generate_msrvtt(tmp_path / "msrvtt", seed=0, sizes=SMALL, progress=False)
+    (tmp_path / "outside.txt").write_text("x")
+    marker = json.loads((root / writer.MARKER_NAME).read_text())
+    settings = {k: v for k, v in marker.items() if k != "files"}
+    (root / writer.MARKER_NAME).write_text(json.dumps({**marker, "files": [planted]}))
+    assert not writer.is_complete(root, settings)  # before: complete ("../outside.txt"), or a TypeError (7)
+
+
 def test_a_dataset_is_marked_complete_only_with_every_video(tmp_path: Path) -> None:
     job = writer.VideoJob(tmp_path / "videos" / "gone.mp4", ())
     with pytest.raises(RuntimeError, match=r"1 of 1 generated videos are missing or empty \(e.g. .*gone.mp4\)"):

@@ -107,7 +107,12 @@ def is_complete(root: Path, settings: dict) -> bool:
         return False
     files = marker.pop("files", None) if isinstance(marker, dict) else None
     return marker == settings and isinstance(files, list) and bool(files) \
-        and all((root / name).is_file() for name in files)
+        and all(inside(name) and (root / name).is_file() for name in files)
+
+
+def inside(name: object) -> bool:
+    """A marker's file name that stays below the dataset root (a relative path without '..')."""
+    return isinstance(name, str) and not Path(name).is_absolute() and ".." not in Path(name).parts
 
 
 def start_dataset(root: Path, settings: dict) -> Path:
