@@ -3,6 +3,7 @@ computed from, or to a file it wrote, writes it again."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from tests.reports.conftest import result_record, write_record
@@ -44,7 +45,9 @@ def test_the_record_names_files_inside_the_report_folder_only(tmp_path, make_ran
     record = json.loads((out / REPORT_RECORD).read_text())
     outside = tmp_path / "outside.md"
     outside.write_text("x")
-    record["files"]["markdown"]["file"] = "../outside.md"  # read as a bare name inside the folder
+    # a planted entry naming a file outside the folder, with that file's own hash: followed, it would pass
+    # the hash check and the report would be "kept", pointing outside; read as a bare name, it is missing
+    record["files"]["markdown"] = {"file": "../outside.md", "sha256": hashlib.sha256(b"x").hexdigest()}
     (out / REPORT_RECORD).write_text(json.dumps(record))
     paths, written = refresh_report(runs, out, resamples=20)
     assert written and paths["markdown"] == out / "report.md"
