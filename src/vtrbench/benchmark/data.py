@@ -1,4 +1,5 @@
-"""Batches for every method alike: the same clips, frames, captions and tokens (docs/protocol.md, "Data")."""
+"""Batches for every method alike: the same clips, frames, captions and tokens (docs/protocol.md, "Frames,
+pixels and text")."""
 
 from __future__ import annotations
 

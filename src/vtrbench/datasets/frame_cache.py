@@ -1,6 +1,6 @@
 """An optional frame cache: decode every clip once, then read frames in every epoch and for every method.
 
-`vtrbench data prepare` decodes each clip of a split at a fixed rate (3 frames per second by default),
+`vtrbench data prepare` decodes each clip of a split at a fixed rate (`data.frame_cache_fps`, or `--fps`),
 resizes it (short side, centre crop, as the harness does) to the backbone's input size and appends the uint8
 frames to one raw file per split, read back through a numpy memory map. A json index beside it maps each
 clip id to its first frame and frame count. Sampling stays the harness's: `sample_frame_indices` over the

@@ -1,4 +1,4 @@
-"""Video input shared by every dataset and method (docs/protocol.md, "Data").
+"""Video input shared by every dataset and method (docs/protocol.md, "Frames, pixels and text").
 
 decord opens a clip and decodes only the sampled frames; frames are spread uniformly over the clip (segment
 midpoints for evaluation, one random offset inside each segment for training); clips shorter than the

@@ -1,4 +1,5 @@
-"""Building blocks several methods share, so that no method imports another method's file.
+"""Building blocks several methods share, so that a method imports another method's file only where it is
+that method plus parts (STOP on DGL: docs/architecture.md).
 
 - Deep prompts: their initialisation (`new_prompts`, N(0, 0.02)), how many layers receive them
   (`resolve_prompt_layers`), and a text tower run with deep prefix and postfix prompts

@@ -22,7 +22,7 @@ Every block of both towers gets an adapter A on its MLP output y = MLP(LN2 x): x
   1e-7 against the adapters' 5e-6), and the published 2.39% counts them. Off by default (the paper's method);
   when on, they train at `train.lr * train.backbone_lr_scale` (0.02 reproduces the released ratio).
 
-Generalised beyond ViT-B/32 (documented in the README): the position tables have `max_words` rows (text) and
+Generalised beyond ViT-B/32 (docs/methods.md, "mv_adapter"): the position tables have `max_words` rows (text) and
 1 + 2 * `num_frames` rows (video); the method yaml sizes them from `data.max_words` and `data.num_frames`.
 Longer captions or clips with more frame slots are refused. A clip with T < num_frames slots uses rows 1..T
 for its CLS tokens and 1 + num_frames .. num_frames + T for its patch means, the rows those frames take in a

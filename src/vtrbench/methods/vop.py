@@ -18,7 +18,7 @@ deep visual prompts; `variant` chooses the video prompts:
 
 Video vector: the mean over the real frames of the L2-normalised frame embeddings (CLS -> ln_post -> proj).
 
-Choices where the sources are silent or where the harness differs (README, "VoP" method notes):
+Choices where the sources are silent or where the harness differs (docs/methods.md, "vop"):
 - Slot order: [CLS, 4 generic, 4 specific (P or C), patches]; neither paper nor code says.
 - First layer: the official code inserts the first layer's visual prompts before ln_pre, so they pass ln_pre
   (and get no positional embedding); that is kept, for generated prompts too. The CMM reads the CLS tokens as
