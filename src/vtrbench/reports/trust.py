@@ -89,8 +89,10 @@ def training_gain_frame(curves: pd.DataFrame) -> pd.DataFrame:
     for key, group in curves.sort_values("step", kind="stable").groupby(keys, sort=False):
         per_seed = group.groupby("seed", sort=True)
         first, last = per_seed.first(), per_seed.last()
-        if (last["step"] == 0).all():  # trains nothing (zero-shot): no before and after
+        measured = (first["step"] == 0) & (last["step"] > 0)  # a curve from step 0 to after training
+        if not measured.any():  # trains nothing (zero-shot), or no curve begins before training
             continue
+        first, last = first[measured], last[measured]
         gain = last["t2v_R1"] - first["t2v_R1"]
         rows.append({**dict(zip(keys, key, strict=True)), "seeds": len(first), "steps": int(last["step"].max()),
                      "before": first["t2v_R1"].mean(), "after": last["t2v_R1"].mean(), "gain": gain.mean(),
