@@ -34,7 +34,8 @@ def test_clearly_better_method_is_significant(make_ranks):
 
     assert comparison.difference == pytest.approx(40.0)
     assert comparison.low <= comparison.difference <= comparison.high
-    assert comparison.low > 0 and comparison.significant and comparison.p_value < 0.001
+    # no resample flips the sign: p = 2 (1 + 0) / (B + 1), the smallest p of B resamples, never 0
+    assert comparison.low > 0 and comparison.significant and comparison.p_value == pytest.approx(2 / 1001)
 
 
 def test_identical_methods_are_not_significant(make_ranks):
@@ -82,3 +83,34 @@ def test_a_gain_in_one_seed_and_a_loss_in_another_is_not_significant(make_ranks)
 
     assert comparison.difference == pytest.approx(0.25)
     assert not comparison.significant and comparison.low < -5 and comparison.high > 5
+
+
+def borderline_pair(flipped_to_hits: int) -> tuple[np.ndarray, np.ndarray]:
+    """One run each on 1,000 queries: the method gains `flipped_to_hits` queries and loses two thirds as many."""
+    reference = np.full(1000, 2)
+    reference[:200] = 1
+    method = reference.copy()
+    method[200:200 + flipped_to_hits] = 1
+    method[:flipped_to_hits * 2 // 3] = 2
+    return method, reference
+
+
+def test_a_p_value_near_the_level_is_computed_again_with_ten_times_the_resamples():
+    near = paired_bootstrap(*map(lambda r: [r], borderline_pair(58)), resamples=1000)
+    assert near.resamples == 10_000 and 0.03 < near.p_value < 0.07  # p at B = 1,000 was within 0.02 of 0.05
+    clear = paired_bootstrap(*map(lambda r: [r], borderline_pair(20)), resamples=1000)
+    assert clear.resamples == 1000 and clear.p_value > 0.2
+
+
+def test_few_seeds_have_their_spread_corrected():
+    # Two seeds at R@1 20% and 40% on 2,000 queries: a resample of (20%, 20%) is the mean moved 10 points
+    # away; drawing 2 of 2 seeds halves their variance, which the correction restores: sqrt(2) * 10 points.
+    from vtrbench.reports.bootstrap import _resampled_means
+
+    hits = np.zeros((2, 2000, 1))
+    hits[0, :400], hits[1, :800] = 1, 1
+    corrected = 100 * _resampled_means(hits, 2000, 0)[:, 0]
+    plain = 100 * _resampled_means(hits, 2000, 0, seed_correction=False)[:, 0]
+    assert plain.std() == pytest.approx(10 / np.sqrt(2), rel=0.05)  # the spread of two runs drawn as two of two
+    assert corrected.std() == pytest.approx(10, rel=0.05)  # their own: 10 points either side of 30
+    assert np.median(corrected) == pytest.approx(30, abs=0.5) and np.median(plain) == pytest.approx(30, abs=0.5)

@@ -172,8 +172,9 @@ def paired_comparisons(
     """Paired bootstrap of T2V R@1 of every measured row against the reference, per table and backbone.
 
     Runs are paired by seed (same dataset, split, backbone, seed, hence the same queries); several common
-    seeds are combined as in ``paired_bootstrap``. A pair that cannot be made is kept as a row whose
-    ``note`` says why, with NaN numbers.
+    seeds are combined as in ``paired_bootstrap``. A reference with one run (one seed) is paired with every
+    seed of the method, so that none of the method's runs is left out of the test. A pair that cannot be made
+    is kept as a row whose ``note`` says why, with NaN numbers.
     """
     finished = _with_tables(results)
     rows = []
@@ -200,12 +201,15 @@ def paired_comparisons(
                 resamples=resamples,
                 note=problem,
             )
-            common = sorted(set(runs["seed"]) & set(reference["seed"]))
+            # a reference run once (zero-shot is the same at every seed) pairs with every seed of the method
+            single = reference["seed"].nunique() == 1
+            common = sorted(set(runs["seed"]) if single else set(runs["seed"]) & set(reference["seed"]))
             if not problem and not common:
                 row["note"] = f"no seed in common with reference '{reference_method}'"
             elif not problem:
                 method_ranks = [runs.loc[runs["seed"] == s, "t2v_ranks"].iloc[0] for s in common]
-                reference_ranks = [reference.loc[reference["seed"] == s, "t2v_ranks"].iloc[0] for s in common]
+                reference_ranks = [reference.loc[reference["seed"] == (reference["seed"].iloc[0] if single else s),
+                                                 "t2v_ranks"].iloc[0] for s in common]
                 if any(r is None for r in method_ranks + reference_ranks):
                     row["note"] = "per-query ranks missing from a result file"
                 else:
@@ -222,6 +226,7 @@ def paired_comparisons(
                             ci_high=comparison.high,
                             p_value=comparison.p_value,
                             significant=comparison.significant,
+                            resamples=comparison.resamples,
                         )
             rows.append(row)
     columns = [

@@ -1,0 +1,99 @@
+"""How often the report's paired test calls a method that is no better than zero-shot "significant", and how
+often its 95% interval holds the true R@1: by simulation, with the few-seeds correction and without it.
+
+Each repetition draws a fresh test set and fresh runs:
+- query q's difficulty p_q ~ Beta(2, 8) (R@1 about 20%, as the offline tables), 1,000 queries;
+- the reference (zero-shot) hits query q with probability p_q, once: the same ranks at every seed;
+- the method is no better: each of its three seeds s moves every probability by d_s ~ N(0, sd) (training
+  variance, `--seed-sd` in R@1 points) and hits independently per query, or with `--rho` > 0 its seeds agree
+  query by query (each seed reuses the method's own draw for a query with probability rho), as runs of one
+  method do.
+The paired test is `paired_bootstrap` (three seeds, the report's B and rule), once as the report runs it and
+once with `seed_correction=False`; coverage is `recall_intervals`' of the method's own mean R@1, against the
+expected R@1 of the model. Binomial standard errors beside each rate. One thread, a few minutes.
+
+    python perf/bootstrap_calibration.py
+    python perf/bootstrap_calibration.py --reps 400 --seed-sd 0 3 --rho 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import time
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one thread, as a report runs
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402  (after the thread settings)
+
+QUERIES, SEEDS, BETA = 1000, 3, (2.0, 8.0)
+
+
+def method_runs(rng: np.random.Generator, p: np.ndarray, seed_sd: float, rho: float) -> list[np.ndarray]:
+    shifted = np.clip(p[None, :] + rng.normal(0.0, seed_sd, size=(SEEDS, 1)), 0.0, 1.0)
+    # with probability rho a seed reuses the method's own draw for the query, so its seeds agree query by query;
+    # each draw is uniform either way
+    shared = rng.random(p.size)
+    uniform = np.where(rng.random(shifted.shape) < rho, shared[None, :], rng.random(shifted.shape))
+    return [np.where(hit, 1, 2) for hit in uniform < shifted]
+
+
+def expected_r1(rng: np.random.Generator, seed_sd: float) -> float:
+    p = rng.beta(*BETA, size=4_000_000)
+    return 100.0 * float(np.mean(np.clip(p + rng.normal(0.0, seed_sd, size=p.size), 0.0, 1.0)))
+
+
+def rate(count: int, total: int) -> str:
+    share = count / total
+    return f"{share:.3f} ± {np.sqrt(share * (1 - share) / total):.3f}"
+
+
+def cell(reps: int, resamples: int, seed_sd_points: float, rho: float) -> str:
+    from vtrbench.reports import bootstrap
+
+    seed_sd = seed_sd_points / 100.0
+    rng = np.random.default_rng(int(1000 * seed_sd_points + 10 * rho) + 1)
+    truth = expected_r1(rng, seed_sd)
+    original = bootstrap._resampled_means
+    uncorrected = functools.partial(original, seed_correction=False)
+    counts = {"fpr": 0, "fpr_plain": 0, "cover": 0, "cover_plain": 0}
+    for _ in range(reps):
+        p = rng.beta(*BETA, size=QUERIES)
+        reference = np.where(rng.random(QUERIES) < p, 1, 2)
+        method = method_runs(rng, p, seed_sd, rho)
+        for suffix, means in (("", original), ("_plain", uncorrected)):
+            bootstrap._resampled_means = means
+            try:
+                test = bootstrap.paired_bootstrap(method, [reference] * SEEDS, 1, resamples)
+                [interval] = bootstrap.recall_intervals(method, (1,), resamples)
+            finally:
+                bootstrap._resampled_means = original
+            counts["fpr" + suffix] += test.significant
+            counts["cover" + suffix] += interval.low <= truth <= interval.high
+    return (f"| {seed_sd_points:g} | {rho:g} | {rate(counts['fpr'], reps)} | {rate(counts['fpr_plain'], reps)} | "
+            f"{rate(counts['cover'], reps)} | {rate(counts['cover_plain'], reps)} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=1000, help="repetitions per cell")
+    parser.add_argument("--resamples", type=int, default=1000, help="B, as the report's default")
+    parser.add_argument("--seed-sd", type=float, nargs="+", default=[0.0, 1.5, 3.0], help="R@1 points")
+    parser.add_argument("--rho", type=float, nargs="+", default=[0.0, 0.9])
+    args = parser.parse_args()
+    print(f"{args.reps} repetitions per cell, B = {args.resamples}, {QUERIES} queries, {SEEDS} seeds; "
+          f"rates at the 5% level and coverage of 95% intervals, each ± its binomial standard error\n")
+    print("| seed sd (pts) | rho | false positives | without the correction | coverage | without the correction |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for rho in args.rho:
+        for seed_sd in args.seed_sd:
+            started = time.perf_counter()
+            line = cell(args.reps, args.resamples, seed_sd, rho)
+            print(f"{line}  ({time.perf_counter() - started:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
