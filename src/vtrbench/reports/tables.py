@@ -228,9 +228,10 @@ def confidence_table(table: str, measured: pd.DataFrame, resamples: int) -> Disp
         notes=[
             (
                 f"Percentile bootstrap over seeds and queries, B = {resamples} resamples, seeded "
-                "(deterministic): a resample draws the seeds with replacement and one set of queries for them, "
-                "so the interval of the seed-mean holds training variance as well as the test set's; with one "
-                "seed it is over queries alone. Seed-to-seed spread is also the ± in the main table."
+                "(deterministic): a resample draws the seeds with replacement, their spread corrected for their "
+                "small number, and one set of queries for them, so the interval of the seed-mean holds training "
+                "variance as well as the test set's; with one seed it is over queries alone. Seed-to-seed "
+                "spread is also the ± in the main table."
             )
         ],
         name=table,
