@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pickle
 from collections.abc import Callable
@@ -101,6 +102,17 @@ def test_a_truncated_frames_file_is_not_opened(cache: FrameCache, tmp_path: Path
     frames_file.write_bytes(frames_file.read_bytes()[:-10])
     assert FrameCache.open(tmp_path / "cache", "train", SETTINGS) is None
     assert FrameCache.open(tmp_path / "elsewhere", "train", SETTINGS) is None
+
+
+@pytest.mark.parametrize("damage", ["[1, 2]", "no total_frames", "clips not a mapping"])
+def test_an_index_that_was_not_written_whole_is_not_opened(cache: FrameCache, tmp_path: Path, damage: str) -> None:
+    """Before: a bare AttributeError or KeyError out of `open`; now the cache is rebuilt, as a stale one is."""
+    index_file = tmp_path / "cache" / "train.index.json"
+    index = json.loads(index_file.read_text())
+    damaged = {"[1, 2]": [1, 2], "no total_frames": {k: v for k, v in index.items() if k != "total_frames"},
+               "clips not a mapping": {**index, "clips": ["long"]}}[damage]
+    index_file.write_text(json.dumps(damaged))
+    assert FrameCache.open(tmp_path / "cache", "train", SETTINGS) is None
 
 
 def test_pickling_leaves_the_memory_map_behind(cache: FrameCache) -> None:

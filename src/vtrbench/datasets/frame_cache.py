@@ -168,8 +168,11 @@ class FrameCache:
             frames_size = frames_path.stat().st_size
         except (OSError, ValueError):
             return None
-        if index.get("settings") != dataclasses.asdict(settings):
+        if not isinstance(index, dict) or index.get("settings") != dataclasses.asdict(settings):
             return None
+        if not (isinstance(index.get("clips"), dict) and isinstance(index.get("failed"), dict)
+                and type(index.get("total_frames")) is int):
+            return None  # an index this code did not write whole: rebuilt, as a stale one is
         if frames_size != index["total_frames"] * settings.image_size**2 * 3:
             return None  # truncated or replaced behind the index's back
         return cls(frames_path, index)
