@@ -120,6 +120,17 @@ def test_a_failure_is_recorded_and_never_replaces_a_finished_result(tiny_msrvtt,
     assert json.loads((run_dir(good) / RESULT_FILE).read_text())["status"] == "finished"
 
 
+def test_only_rank_0_of_a_torchrun_group_records_a_failure(tiny_msrvtt, tmp_path, monkeypatch):
+    """Every rank of a failed `torchrun ... vtrbench run` calls record_failure; before, each wrote the file."""
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot"))
+    monkeypatch.setenv("RANK", "1")
+    assert record_failure(config, RuntimeError("rank 1 failed"))["status"] == "failed"  # said
+    assert not (run_dir(config) / RESULT_FILE).exists()  # not written
+    monkeypatch.setenv("RANK", "0")
+    record_failure(config, RuntimeError("rank 0 failed"))
+    assert json.loads((run_dir(config) / RESULT_FILE).read_text())["error"] == "RuntimeError: rank 0 failed"
+
+
 def test_cosine_schedule_warms_up_then_decays():
     total, warmup = 100, 10
     values = [cosine_with_warmup(s, total, warmup) for s in range(total)]

@@ -68,11 +68,16 @@ def _try_lock(path: Path) -> int | None:
         os.close(fd)
 
 
+def is_run_writer() -> bool:
+    """Whether this process writes its run's files: any process but ranks 1.. of a torchrun group (RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the lock of `run_dir` (only process 0 of a torchrun group takes it); RunLockedError at once when
     another live process holds it."""
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not is_run_writer():
         yield
         return
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ from vtrbench.benchmark.data import (
     collate,
     tokenize,
 )
-from vtrbench.benchmark.locks import RunLockedError, run_lock
+from vtrbench.benchmark.locks import RunLockedError, is_run_writer, run_lock
 from vtrbench.benchmark.memory import MemoryMeter
 from vtrbench.benchmark.metrics import DivergedError, NonFiniteScoresError, metrics_and_ties, unusable_reason
 from vtrbench.benchmark.results import (
@@ -670,6 +670,8 @@ def record_failure(config: DictConfig, error: BaseException) -> dict:
         traceback="".join(traceback.format_exception(error)),
         config=OmegaConf.to_container(config, resolve=True),
     ).to_json()
+    if not is_run_writer():  # rank 0 of a torchrun group records it, as it would have written the result
+        return result
     try:
         with run_lock(out_dir):  # checked and written under the run's lock: never over another process's run
             if not is_finished(out_dir):
