@@ -115,3 +115,25 @@ def test_a_reader_that_leaves_early_gets_no_error():
     finally:
         os.close(write_end)
     assert listing.returncode == 141 and listing.stderr.decode() == "", listing.stderr.decode()
+
+
+@pytest.mark.parametrize("command", ["run", "leaderboard"])
+def test_a_dataset_root_that_is_no_folder_is_said_before_the_backbone_is_built(tmp_path, capsys, monkeypatch,
+                                                                               command):
+    """Before: `vtrbench run ... msrvtt.root=/typo` first pretrained the offline backbone (six to eight
+    minutes on a fresh machine), then failed on the first annotation file. (The leaderboard and tune said
+    it at once already: their plan reads the split files.)"""
+    from vtrbench.benchmark import matrix, runner
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("the backbone was built before the dataset root was checked")
+
+    monkeypatch.setattr(runner, "load_backbone", no_backbone)
+    monkeypatch.setattr(matrix, "load_backbone", no_backbone)
+    overrides = ["method=zero_shot", "dataset=msrvtt", f"msrvtt.root={tmp_path / 'typo'}",
+                 f"output.runs_dir={tmp_path / 'runs'}", "seed=0", "quiet=true"]
+    if command == "leaderboard":
+        overrides = ["methods=[zero_shot]", "datasets=[msrvtt]", *overrides[2:]]
+    code = main([command, *overrides])
+    err = capsys.readouterr().err
+    assert code == 2 and f"the dataset root {tmp_path / 'typo'} is not a folder (set msrvtt.root" in err, err

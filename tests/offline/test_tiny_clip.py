@@ -83,3 +83,18 @@ def test_pretraining_is_deterministic(tiny_checkpoint: Path, tmp_path: Path) -> 
     again = offline_clip.pretrain_offline_clip(tmp_path, steps=TINY_STEPS, seed=0, progress=False)
     first, second = load_file(str(tiny_checkpoint)), load_file(str(again))
     assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_a_killed_pretraining_leaves_no_folder_behind_the_next_one(tmp_path: Path) -> None:
+    """SIGTERM or kill -9 skip the staging folder's cleanup; the next pretraining, holding the lock, removes
+    what such a run left (before, every killed run left a hidden folder in the cache for good)."""
+    target = tmp_path / "offline_clip" / f"{offline_clip.OFFLINE_MODEL_NAME}-{offline_clip.recipe_hash(TINY_STEPS, 1)}"
+    target.parent.mkdir(parents=True)
+    leftover = target.parent / f".{target.name}.killed1"
+    leftover.mkdir()
+    (leftover / "half_written.safetensors").write_bytes(b"x")
+    other = target.parent / ".another-recipe.killed2"  # another recipe's: not this lock's to remove
+    other.mkdir()
+    checkpoint = offline_clip.build_offline_clip(steps=TINY_STEPS, seed=1, cache_dir=tmp_path, progress=False)
+    assert checkpoint.is_file() and not leftover.exists() and other.is_dir()
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted([target.name, target.name + ".lock", other.name])

@@ -202,6 +202,8 @@ class Run:
         self.out_dir = run_dir(config)
         self.device = dist.init_from_environment(config.device) or pick_device(config.device)
         seed_everything(config.seed)
+        self.dataset = DATASETS.get(config.dataset)(dataset_options(config))
+        self.dataset.check_root()  # before the backbone, which may first pretrain for minutes
         self.backbone = load_backbone(config.backbone.name, config.backbone.pretrained, config.backbone.quick_gelu,
                                       progress=not config.quiet)
         context = self.backbone.model.positional_embedding.shape[0]
@@ -210,7 +212,6 @@ class Run:
         self.method = build_method(config, self.backbone).to(self.device)
         self.tokenizer = self.backbone.tokenizer(config.data.max_words)
         self.spec = FrameSpec(config.data.num_frames, self.backbone.image_size, self.backbone.mean, self.backbone.std)
-        self.dataset = DATASETS.get(config.dataset)(dataset_options(config))
         self.params = count_parameters(self.method, self.backbone.num_elements)
         self.show = progress_enabled(config)
         self.tracker = Tracker(config, self.out_dir)

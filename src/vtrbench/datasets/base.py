@@ -273,12 +273,17 @@ class AnnotationFormat:
             self._video_index = index_videos(video_root)
         return find_video(video_root, video_id, self._video_index)
 
+    def check_root(self) -> None:
+        """A root the config sets must be a folder: said at once, before anything slow (a backbone's
+        pretraining) runs, and as the one cause of every missing file."""
+        if self.config.root is not None and not self.root.is_dir():
+            raise FileNotFoundError(f"the dataset root {self.root} is not a folder (set "
+                                    f"{self.offline_format or '<dataset>'}.root to the folder of its files)")
+
     def annotation(self, name: str) -> Path:
         path = Path(name)
         path = path if path.is_absolute() else self.root / path
         if not path.is_file():
-            if not self.root.is_dir():  # one cause for every file: say it, not each file's absence
-                raise FileNotFoundError(f"the dataset root {self.root} is not a folder (set "
-                                        f"{self.offline_format or '<dataset>'}.root to the folder of its files)")
+            self.check_root()  # one cause for every file: say it, not each file's absence
             raise FileNotFoundError(f"annotation file {path} does not exist")
         return path

@@ -103,6 +103,8 @@ def build_offline_clip(steps: int, seed: int, cache_dir: Path, progress: bool = 
     with exclusive_lock(target.with_name(target.name + ".lock")):
         if checkpoint.is_file():  # another process finished while we waited
             return checkpoint
+        for leftover in target.parent.glob(f".{target.name}.*"):  # of a pretraining killed before its cleanup
+            shutil.rmtree(leftover, ignore_errors=True)  # (SIGTERM, kill -9): nobody else holds the lock
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         try:
             with phase(f"pretraining the offline backbone {OFFLINE_MODEL_NAME} ({steps} steps, several minutes "
