@@ -91,6 +91,10 @@ def test_settings_as_yaml_gives_them_and_refusals(standin_checkpoint):
         load_backbone("vtrbench-tiny", "random", "true")
     with pytest.raises(ValueError, match="expected one of auto, true, false"):
         parse_quick_gelu("maybe")
+    # the default pretrained=offline with another backbone says what to give instead
+    with pytest.raises(ValueError, match=r"offline exists only for backbone vtrbench-tiny, not 'ViT-B-32': give "
+                                         r"ViT-B-32 an open_clip tag .*a checkpoint path, or 'random'"):
+        load_backbone("ViT-B-32", "offline")
 
 
 def test_list_backbones_shows_the_activation_each_weights_expect(capsys):

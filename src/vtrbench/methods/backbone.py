@@ -136,7 +136,9 @@ def _open_clip_model(name: str, pretrained: str, quick_gelu: bool | None) -> nn.
             f"or 'random' for an explicitly untrained model"
         )
     if pretrained == OFFLINE_PRETRAINED:
-        raise ValueError(f"pretrained=offline exists only for backbone vtrbench-tiny, not {name!r}")
+        raise ValueError(f"backbone.pretrained=offline exists only for backbone vtrbench-tiny, not {name!r}: give "
+                         f"{name} an open_clip tag (`vtrbench list backbones`, e.g. openai), a checkpoint path, "
+                         f"or 'random'")
     if quick_gelu is False and architecture_quick_gelu(name):
         plain = name.removesuffix("-quickgelu")
         raise ValueError(
