@@ -151,7 +151,10 @@ def test_paired_comparison_against_the_reference(report):
     )
     assert msrvtt.loc["dgl", "significant"] in (True, "True")
     assert (paired["resamples"] == 400).all()
-    assert "B = 400 paired resamples" in report["markdown"].read_text()
+    markdown = report["markdown"].read_text()
+    assert "B = 400 paired resamples" in markdown
+    # the verdict says its direction: a method significantly worse than the reference is not a plain "yes"
+    assert re.search(r"\| dgl \| linear \| vtrbench-tiny \| 2 \| \+32\.5 \| [^|]+ \| [^|]+ \| yes, above \|", markdown)
 
 
 def test_another_reference_and_a_refused_pairing(run_writers, make_ranks, runs_dir, tmp_path):
@@ -245,3 +248,10 @@ def test_the_report_shows_where_runs_of_a_table_differ_in_how_they_ran(write_run
     assert "global_batch DIFFERS (128: dgl seed0; unrecorded: lora seed0; 32: zero_shot seed0)" in section
     assert "post_processing DIFFERS (none: dgl seed0, zero_shot seed0; unrecorded: lora seed0)" in section
     assert "shared:" not in section  # nothing is shared with a run that recorded nothing
+
+
+def test_a_significantly_worse_method_reads_below(tmp_path, write_run, make_ranks):
+    write_run("zero_shot", make_ranks(1000, 300))
+    write_run("dgl", make_ranks(1000, 200), tuned=5_000)
+    markdown = write_report(tmp_path / "runs", tmp_path / "report", resamples=200)["markdown"].read_text()
+    assert re.search(r"\| dgl \|  \| vtrbench-tiny \| 1 \| -10\.0 \| [^|]+ \| [^|]+ \| yes, below \|", markdown)

@@ -267,7 +267,7 @@ def paired_table(
                 f"[{row['ci_low']:+.1f}, {row['ci_high']:+.1f}]",
                 format_p_value(row["p_value"])
                 + ("" if row["resamples"] == resamples else f" (B = {int(row['resamples']):,})"),
-                "yes" if row["significant"] else "no",
+                ("yes, above" if row["difference"] > 0 else "yes, below") if row["significant"] else "no",
             ]
         )
     return DisplayTable(
