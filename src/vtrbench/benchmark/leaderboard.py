@@ -20,7 +20,7 @@ from vtrbench.benchmark.config import ConfigError, resolve_config, run_dir
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
 from vtrbench.benchmark.locks import RunLockedError, describe, locked_by_another, run_lock
 from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
-from vtrbench.benchmark.results import RunConflictError, finished_result, read_result, write_json
+from vtrbench.benchmark.results import RunConflictError, finished_result, write_json
 from vtrbench.benchmark.tuning import Search, check_equal_budgets, plan_searches, run_search, settings_overrides
 from vtrbench.schema import RESULT_FILE, method_label
 
@@ -81,7 +81,7 @@ def attach_tuning(config: DictConfig, record: dict | None) -> None:
     """The final result carries the record of the search that chose its settings (also when the run itself
     had finished earlier with the same config). Only a finished run of this very config, read and rewritten
     under its lock: a run another process holds, or made with other settings, is left as it is."""
-    if record is None or read_result(run_dir(config)) is None:
+    if record is None or not (run_dir(config) / RESULT_FILE).is_file():  # nothing to attach it to
         return
     try:
         with run_lock(run_dir(config)):

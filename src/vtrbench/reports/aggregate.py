@@ -201,15 +201,15 @@ def paired_comparisons(
                 resamples=resamples,
                 note=problem,
             )
-            # a reference run once (zero-shot is the same at every seed) pairs with every seed of the method
-            single = reference["seed"].nunique() == 1
-            common = sorted(set(runs["seed"]) if single else set(runs["seed"]) & set(reference["seed"]))
+            reference_of = dict(zip(reference["seed"], reference["t2v_ranks"], strict=True))
+            if len(reference_of) == 1:  # a reference run once (zero-shot is the same at every seed) pairs
+                reference_of = dict.fromkeys(runs["seed"], *reference_of.values())  # with every seed
+            common = sorted(set(runs["seed"]) & set(reference_of))
             if not problem and not common:
                 row["note"] = f"no seed in common with reference '{reference_method}'"
             elif not problem:
                 method_ranks = [runs.loc[runs["seed"] == s, "t2v_ranks"].iloc[0] for s in common]
-                reference_ranks = [reference.loc[reference["seed"] == (reference["seed"].iloc[0] if single else s),
-                                                 "t2v_ranks"].iloc[0] for s in common]
+                reference_ranks = [reference_of[s] for s in common]
                 if any(r is None for r in method_ranks + reference_ranks):
                     row["note"] = "per-query ranks missing from a result file"
                 else:
