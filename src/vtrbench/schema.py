@@ -25,7 +25,7 @@ VAL_IDS_FILE = "val_ids.txt"  # the ids of the val split a run held out of train
 TUNING_FILE = "tuning.json"  # beside a search's trials: `<method dir>/tuning/seed<n>/tuning.json`
 
 # A run that ran to its end is `finished`, or `degenerate` (its scores collapsed into ties, or, on a pretrained
-# backbone, it ranks at chance: see benchmark/metrics.py); a run that did not end is `failed`, or `diverged`
+# backbone, it ranks at chance: see vtrbench/ranking.py); a run that did not end is `failed`, or `diverged`
 # (a non-finite loss or score).
 STATUSES = ("finished", "failed", "diverged", "degenerate")
 # Statuses of a run that ran to its end: its metrics are kept and reused for the same config, and a failure
@@ -36,6 +36,28 @@ DIRECTIONS = ("t2v", "v2t")  # text->video, video->text
 RANK_METRICS = ("R1", "R5", "R10", "MdR", "MnR")
 # What identifies a run: two result files with the same identity are the same run.
 RUN_IDENTITY = ("dataset", "split", "backbone", "method", "variant", "seed")
+
+
+# Keys of a resolved config that change where a run writes and what it prints, never what it computes: a
+# finished run is reused across them, and the report's rows hold seeds that differ only in them. Everything
+# else must be equal. A search's space and budget only decide which runs a tuner asks for, and a preset only
+# which settings a run gets; each run's values are in its own config.
+OUTPUT_ONLY_KEYS = ("output", "quiet", "data.num_workers", "tune.space", "tune.trials", "preset")
+
+
+def flatten_config(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as {dotted key: value}."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten_config(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def computes(key: str) -> bool:
+    """Whether a dotted config key can change what a run computes (see OUTPUT_ONLY_KEYS)."""
+    return not any(key == k or key.startswith(f"{k}.") for k in OUTPUT_ONLY_KEYS)
 
 
 def method_label(method: str, variant: str | None) -> str:
@@ -83,7 +105,7 @@ class RunResult(Record):
     num_queries: dict[str, int] | None = optional()
     # {t2v: {tied_queries, collapsed_queries, queries}, v2t: {...}, degenerate, chance_z: {t2v, v2t}}: ties
     # count in the query's favour (CLIP4Clip), so collapsed scores are flagged, and so is a ranking at chance
-    # (the rules are in benchmark/metrics.py)
+    # (the rules are in vtrbench/ranking.py)
     ties: dict[str, Any] | None = optional()
     params: dict[str, Any] | None = optional()  # tuned, backbone, tuned_pct, checkpoint_bytes
     timing: dict[str, Any] | None = optional()  # train_s, eval_s, val_curve_s, clips_per_s, steps, epochs

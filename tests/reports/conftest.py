@@ -31,6 +31,7 @@ def result_record(
     tuned: int = 0,
     backbone_params: int = 1_000_000,
     backbone: str = "vtrbench-tiny",
+    pretrained: str = "offline",
 ) -> dict:
     v2t_ranks = list(t2v_ranks) if v2t_ranks is None else list(v2t_ranks)
     t2v, v2t = metrics_from_ranks(t2v_ranks), metrics_from_ranks(v2t_ranks)
@@ -42,7 +43,7 @@ def result_record(
         "dataset": dataset,
         "split": "test",
         "backbone": backbone,
-        "pretrained": "offline",
+        "pretrained": pretrained,
         "activation": "gelu",
         "seed": seed,
         "metrics": {

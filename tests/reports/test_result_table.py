@@ -12,8 +12,9 @@ from vtrbench.reports import ResultFileError, load_results
 
 
 def test_one_row_per_run_with_flat_columns(write_run, write_failed_run, tmp_path):
-    write_run("zero_shot", [1, 2, 3, 20])
-    write_run("dgl", [1, 1, 3, 20], variant="linear", tuned=830_000, seed=1)
+    # four queries cannot rank better than chance at the report's level: a random backbone is exempt from it
+    write_run("zero_shot", [1, 2, 3, 20], pretrained="random")
+    write_run("dgl", [1, 1, 3, 20], variant="linear", tuned=830_000, seed=1, pretrained="random")
     write_failed_run("lora", "CUDA out of memory")
 
     results = load_results(tmp_path / "runs")
@@ -111,3 +112,47 @@ def test_a_field_of_the_wrong_type_names_the_file_and_the_field(write_run, tmp_p
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(path) in err and "Traceback" not in err
+
+
+def test_a_finished_file_is_judged_again_from_its_own_ranks(write_run, make_ranks, tmp_path):
+    """A file that says `finished` is ranked only if today's rules pass it, whatever wrote it: its metrics must
+    be what its ranks give, its ties and its distance from chance must pass (vtrbench.ranking)."""
+    good = make_ranks(1000, 150)
+    write_run("zero_shot", good)
+    # metrics edited or written half: NaN is averaged away by pandas, so it would move the row unseen
+    nan_metric = write_run("bitfit", good)
+    record = json.loads(nan_metric.read_text())
+    record["metrics"]["t2v"]["R1"] = float("nan")
+    nan_metric.write_text(json.dumps(record))
+    # written before the tie rule counted every tied query: 900 of 1,000 tied, none with 10% of the candidates
+    tied = write_run("lora", good)
+    record = json.loads(tied.read_text())
+    record["ties"] = {"t2v": {"tied_queries": 900, "collapsed_queries": 0, "queries": 1000},
+                      "v2t": {"tied_queries": 0, "collapsed_queries": 0, "queries": 1000}, "degenerate": False}
+    tied.write_text(json.dumps(record))
+    # written before the chance rule (no chance_z): ranks uniform on 1..1,000
+    write_run("vop", np.random.default_rng(0).integers(1, 1001, 1000).tolist())
+
+    results = load_results(tmp_path / "runs").set_index("method")
+
+    assert results.loc["zero_shot", "status"] == "finished"
+    assert results.loc["bitfit", "status"] == "excluded"
+    assert "t2v.R1: stored nan, from its ranks 15" in results.loc["bitfit", "error"]
+    assert results.loc["lora", "status"] == "degenerate"
+    assert results.loc["lora", "error"].startswith("t2v: 900 of 1,000 queries have their target tied")
+    assert results.loc["vop", "status"] == "degenerate" and "ranks at chance" in results.loc["vop", "error"]
+
+
+def test_a_row_never_averages_seeds_of_different_settings(write_run, make_ranks, tmp_path):
+    config = {"method": "dgl", "seed": 0, "train": {"lr": 0.01}, "backbone": {"pretrained": "offline"},
+              "output": {"runs_dir": "runs"}}
+    for seed, lr, folder in ((0, 0.01, "a"), (1, 0.01, "b"), (2, 0.5, "c")):
+        path = write_run("dgl", make_ranks(1000, 100 + seed), seed=seed)
+        record = json.loads(path.read_text())
+        record["config"] = {**config, "seed": seed, "train": {"lr": lr}, "output": {"runs_dir": folder}}
+        path.write_text(json.dumps(record))
+
+    results = load_results(tmp_path / "runs").set_index("seed")
+
+    assert list(results["status"]) == ["finished", "finished", "excluded"]  # the output folder does not count
+    assert "other settings than seed(s) 0, 1 of its row (train.lr: 0.01 -> 0.5)" in results.loc[2, "error"]

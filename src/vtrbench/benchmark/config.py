@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vtrbench.registry import DATASETS, METHODS
-from vtrbench.schema import method_label
+from vtrbench.schema import computes, flatten_config, method_label
 
 
 class ConfigError(ValueError):
@@ -117,10 +117,6 @@ class HarnessConfig:
 
 
 HARNESS_KEYS = {f.name for f in dataclasses.fields(HarnessConfig)}
-# Keys that change where a run writes and what it prints, never what it computes: a finished run is reused
-# across them. Everything else must be equal for a finished run to stand for the requested one. A search's
-# space and budget only decide which runs a tuner asks for; each trial's values are in its own config.
-OUTPUT_ONLY_KEYS = ("output", "quiet", "data.num_workers", "tune.space", "tune.trials")
 SELECTION_RULES = ("last", "best_val")
 # What a search or best_val selection may rank by: rsum, or one metric of one direction.
 METRIC_NAMES = ("rsum", *(f"{d}.{m}" for d in ("t2v", "v2t") for m in ("R1", "R5", "R10", "MdR", "MnR")))
@@ -558,15 +554,6 @@ def run_dir(config: DictConfig) -> Path:
     return method_dir / f"seed{config.seed}"
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
-
-
 def config_differences(saved: dict, requested: DictConfig) -> list[str]:
     """`key: saved -> requested` for every setting (output-only keys aside) in which a saved run's resolved
     config differs from the requested one; empty when the saved run stands for the requested one.
@@ -574,17 +561,14 @@ def config_differences(saved: dict, requested: DictConfig) -> list[str]:
     A setting absent from the saved config (added to the suite after that run) stands for its structured
     default: a new setting's default computes what the code did before it existed, so a run saved before
     `train.adam_eps` existed is the run requested with `train.adam_eps` at its default, and no other."""
-    requested_flat = _flatten(OmegaConf.to_container(requested, resolve=True))
-    saved_flat = _flatten(saved)
-    defaults = _flatten(OmegaConf.to_container(run_schema(str(requested.method), str(requested.dataset))))
+    requested_flat = flatten_config(OmegaConf.to_container(requested, resolve=True))
+    saved_flat = flatten_config(saved)
+    defaults = flatten_config(OmegaConf.to_container(run_schema(str(requested.method), str(requested.dataset))))
     for key, value in defaults.items():
         if key not in saved_flat and key in requested_flat:
             saved_flat[key] = value
 
-    def counts(key: str) -> bool:
-        return not any(key == k or key.startswith(f"{k}.") for k in OUTPUT_ONLY_KEYS)
-
-    keys = sorted(k for k in set(saved_flat) | set(requested_flat) if counts(k))
+    keys = sorted(k for k in set(saved_flat) | set(requested_flat) if computes(k))
     missing = "(absent)"
     return [
         f"{key}: {saved_flat.get(key, missing)!r} -> {requested_flat.get(key, missing)!r}"

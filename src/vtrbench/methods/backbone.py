@@ -28,10 +28,10 @@ from typing import Any
 
 from torch import nn
 
+from vtrbench.ranking import RANDOM_PRETRAINED  # `backbone.pretrained=random`: no pretrained weights
 from vtrbench.registry import BACKBONES, UnknownNameError
 
 OFFLINE_PRETRAINED = "offline"
-RANDOM_PRETRAINED = "random"
 QUICK_GELU_SETTINGS = ("auto", "true", "false")
 
 

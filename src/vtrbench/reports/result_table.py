@@ -26,7 +26,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vtrbench.schema import DIRECTIONS, RANK_METRICS, RESULT_FILE, RUN_IDENTITY, SCHEMA_VERSION, STATUSES
+from vtrbench.ranking import RANDOM_PRETRAINED, chance_zs, metrics_from_ranks, unusable_reason
+from vtrbench.schema import (
+    DIRECTIONS,
+    RANK_METRICS,
+    RESULT_FILE,
+    RUN_IDENTITY,
+    SCHEMA_VERSION,
+    STATUSES,
+    computes,
+    flatten_config,
+)
 
 IDENTITY_KEYS = ("method", "variant", "dataset", "split", "backbone", "seed")
 FINISHED_COLUMNS = (
@@ -45,6 +55,10 @@ FINISHED_COLUMNS = (
     "val_curve",
 )
 VAL_SPLIT = "val"  # the split tuning trials are scored on
+# A file that says `finished` but that the report will not rank: its metrics disagree with its own per-query
+# ranks, or its config with the other seeds of its row. Listed under "Runs not ranked" with the reason.
+EXCLUDED = "excluded"
+METRIC_TOLERANCE = 1e-6
 # result.json's `reproducibility` record (processes, batches, GPUs, precision, versions, post-processing): one
 # `repro_<key>` column each, "unrecorded" for files written before it existed.
 REPRODUCIBILITY_KEYS = ("processes", "batch_per_process", "global_batch", "gpu_model", "gpu_count", "precision",
@@ -69,6 +83,7 @@ def _require(record: dict[str, Any], dotted_key: str, path: Path) -> Any:
 
 
 def _number(record: dict[str, Any], dotted_key: str, path: Path) -> float:
+    """A number (JSON's NaN and Infinity included: a metric that is not finite is judged, not refused)."""
     value = _require(record, dotted_key, path)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ResultFileError(f"{path}: '{dotted_key}' must be a number, got {value!r}")
@@ -169,7 +184,74 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
     row["val_curve"] = _val_curve(record.get("val_curve"), path)
     row["git_commit"] = record.get("git_commit", "")
     row["vtrbench_version"] = _optional(record, "versions.vtrbench") or ""
+    row["config_key"] = _computing_config(record.get("config"))
+    reason = _why_not_ranked(record, row)
+    if reason is not None:
+        row["status"], row["error"] = reason
     return row
+
+
+def _why_not_ranked(record: dict[str, Any], row: dict[str, Any]) -> tuple[str, str] | None:
+    """A `finished` file judged again from its own per-query ranks, by the rules in force (vtrbench.ranking):
+    (status, reason) when it must not be ranked. Its metrics must be what its ranks give (a file edited by hand,
+    or written half, is not a result), and its ties and its distance from chance must pass today's rules,
+    whichever version wrote it."""
+    stored = {f"{d}.{m}": row[f"{d}_{m}"] for d in DIRECTIONS for m in RANK_METRICS} | {"rsum": row["rsum"]}
+    ranks = {direction: row[f"{direction}_ranks"] for direction in DIRECTIONS}
+    if any(r is None for r in ranks.values()):  # older files may lack ranks: their metrics stand as written
+        bad = [f"{key}: {value:g}" for key, value in stored.items() if not np.isfinite(value)]
+        return (EXCLUDED, f"a metric that is not finite ({'; '.join(bad[:3])}): not ranked") if bad else None
+    recomputed = metrics_from_ranks(ranks)
+    expected = {f"{d}.{m}": recomputed[d][m] for d in DIRECTIONS for m in RANK_METRICS} | {"rsum": recomputed["rsum"]}
+    wrong = [f"{key}: stored {stored[key]:g}, from its ranks {value:g}" for key, value in expected.items()
+             if not abs(stored[key] - value) <= METRIC_TOLERANCE]  # NaN never passes
+    if wrong:
+        return EXCLUDED, f"its metrics disagree with its per-query ranks ({'; '.join(wrong[:3])}): not ranked"
+    counts = ("tied_queries", "collapsed_queries", "queries")
+    summary = {d: v for d, v in (record.get("ties") or {}).items()
+               if d in DIRECTIONS and isinstance(v, dict) and all(isinstance(v.get(c), int) for c in counts)}
+    summary["chance_z"] = chance_zs(ranks, candidates=int(ranks["v2t"].size))
+    reason = unusable_reason(summary, backbone_pretrained=str(row["pretrained"]) != RANDOM_PRETRAINED)
+    return None if reason is None else ("degenerate", reason)
+
+
+def _computing_config(config: Any) -> str:
+    """The settings of a run's config that change what it computes, the seed aside, as one comparable string
+    ("" for a file without its config)."""
+    if not isinstance(config, dict):
+        return ""
+    flat = flatten_config(config)
+    return json.dumps({k: v for k, v in sorted(flat.items()) if computes(k) and k != "seed"}, default=str)
+
+
+def _config_difference(a: str, b: str) -> str:
+    """`key: a -> b` for the first settings in which two `_computing_config` strings differ."""
+    first, second = json.loads(a), json.loads(b)
+    keys = [k for k in sorted(set(first) | set(second)) if first.get(k, "(absent)") != second.get(k, "(absent)")]
+    shown = "; ".join(f"{k}: {first.get(k, '(absent)')!r} -> {second.get(k, '(absent)')!r}" for k in keys[:3])
+    return shown + (f" (and {len(keys) - 3} more)" if len(keys) > 3 else "")
+
+
+def exclude_mixed_configs(frame: pd.DataFrame) -> pd.DataFrame:
+    """A row of a table averages seeds of one config. Where the finished runs of one (dataset, split,
+    backbone, method, variant) were made with different settings (another rate, another backbone weight,
+    another budget), the config of most of them stays (of the lowest seed on a tie) and the others are
+    excluded, with the settings that differ: nothing is averaged across configs."""
+    finished = frame[(frame["status"] == "finished") & (frame["config_key"] != "")]
+    keys = [k for k in RUN_IDENTITY if k != "seed"]
+    for _, group in finished.groupby(keys, sort=False):
+        if group["config_key"].nunique() < 2:
+            continue
+        counts = group.sort_values("seed", kind="stable")["config_key"].value_counts(sort=False)
+        kept = counts.idxmax()  # value_counts keeps first-seen order, so a tie goes to the lowest seed
+        kept_seeds = ", ".join(str(s) for s in sorted(group.loc[group["config_key"] == kept, "seed"]))
+        for index, row in group[group["config_key"] != kept].iterrows():
+            frame.loc[index, "status"] = EXCLUDED
+            frame.loc[index, "error"] = (
+                f"made with other settings than seed(s) {kept_seeds} of its row "
+                f"({_config_difference(kept, row['config_key'])}): not averaged with them; give it a variant "
+                f"of its own (variant=...) or another output.runs_dir")
+    return frame
 
 
 def _val_curve(curve: Any, path: Path) -> list | None:
@@ -219,4 +301,8 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
     for column in FINISHED_COLUMNS:
         if column not in frame:
             frame[column] = None if column.endswith(("_ranks", "_curve")) else np.nan
+    if "config_key" not in frame:
+        frame["config_key"] = ""
+    frame["config_key"] = frame["config_key"].fillna("")
+    frame = exclude_mixed_configs(frame).drop(columns="config_key")
     return frame.sort_values(list(RUN_IDENTITY), kind="stable").reset_index(drop=True)

@@ -346,7 +346,7 @@ def failed_table(failed: pd.DataFrame) -> DisplayTable:
         for r in failed.itertuples(index=False)
     ]
     return DisplayTable(
-        title="Failed, diverged and degenerate runs (listed, never averaged nor ranked)",
+        title="Failed, diverged, degenerate and excluded runs (listed, never averaged nor ranked)",
         columns=["Dataset", "Split", "Backbone", "Method", "Variant", "Seed", "Status", "Reason", "File"],
         label_columns=9,
         blocks=[("", rows)],
