@@ -161,6 +161,8 @@ _TRAIL_SPACING = 0.07  # distance between ghosts, in frame fractions
 _FLASH_PERIOD = 5  # a flashing object is visible 3 frames of every 5: any uniform sampling sees both states
 # The footage look (principle 3): per clip, a background graded from top to bottom between two tinted greys,
 # and a colour cast (a gain per channel) over the whole frame. The still images have neither.
+# Both sizes were set in the world's early design steps, which were read off a test split; the same runs'
+# val split orders them the same way (docs/offline-world.md, "What was measured while the world was designed").
 _TINT = 10.0  # largest offset of a background channel from its grey level
 _CAST = (0.9, 1.1)  # range of the per-channel gain
 
