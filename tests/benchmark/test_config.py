@@ -232,6 +232,57 @@ def test_a_preset_of_your_own_is_a_yaml_file_given_by_its_path(tmp_path, monkeyp
     assert load_preset("longer.yaml").seeds == [0]  # a leaderboard's matrix reads it too
 
 
+def test_a_preset_of_your_own_may_extend_another(tmp_path):
+    # one rule for a method of your own on top of the offline preset, without copying it
+    (tmp_path / "mine.yaml").write_text(
+        "extends: offline\nseeds: [0]\ndefaults: {train: {epochs: 5}}\nrules:\n  - method: bitfit\n"
+        "    dataset: msrvtt\n    source: \"vtrbench tune method=bitfit dataset=msrvtt\"\n"
+        "    set: {train: {lr: 0.5}}\n")
+    (tmp_path / "more.yaml").write_text("extends: mine.yaml\n")  # a file is named relative to its own folder
+    offline = resolve_config(["method=dgl", "dataset=vatex"])
+    for name in ("mine.yaml", "more.yaml"):
+        mine = resolve_config(["method=bitfit", "dataset=msrvtt", f"preset={tmp_path / name}"])
+        assert (mine.train.lr, mine.train.epochs) == (0.5, 5)  # the later rule wins; its defaults apply
+        dgl = resolve_config(["method=dgl", "dataset=vatex", f"preset={tmp_path / name}"])
+        assert dgl.train.lr == offline.train.lr  # the offline rule still holds
+        assert load_preset(str(tmp_path / name)).seeds == [0]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("extends: 3\n", r"loop.yaml: extends: expected the name of a shipped preset"),
+    ("extends: loop.yaml\n", r"loop.yaml: extends: the presets extend each other in a loop"),
+    ("extends: nowhere\n", r"loop.yaml: extends: unknown preset 'nowhere'"),
+])
+def test_a_preset_that_extends_badly_is_refused_naming_it(tmp_path, text, message):
+    (tmp_path / "loop.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(["method=dgl", f"preset={tmp_path / 'loop.yaml'}"])
+
+
+def test_a_run_whose_rate_nobody_chose_is_said(tmp_path):
+    from vtrbench.benchmark.config import untuned_rate, untuned_rate_note
+
+    def untuned(*overrides):
+        return untuned_rate(resolve_config(list(overrides)), list(overrides))
+
+    assert not untuned("method=dgl", "dataset=lsmdc")  # the offline preset's rule
+    assert not untuned("method=zero_shot")  # tunes nothing
+    assert untuned("method=dgl", "dataset=lsmdc", "preset=")  # no preset: base.yaml's rate
+    assert not untuned("method=dgl", "dataset=lsmdc", "preset=", "train.lr=0.01")  # the user's own
+    note = untuned_rate_note([("dgl", "lsmdc")], 1e-3)
+    assert "dgl on lsmdc: it runs at base.yaml's train.lr=0.001" in note
+    assert "vtrbench tune method=dgl dataset=lsmdc" in note and "extends: offline" in note
+
+
+def test_the_presets_name_is_not_a_setting_of_the_run():
+    from vtrbench.benchmark.config import config_differences
+
+    saved = OmegaConf.to_container(resolve_config(["method=dgl", "dataset=lsmdc"]), resolve=True)
+    requested = resolve_config(["method=dgl", "dataset=lsmdc"])
+    requested.preset = "/home/me/mine.yaml"  # a preset that extends offline gives the run the same settings
+    assert config_differences(saved, requested) == []
+
+
 def test_a_shipped_preset_is_named_by_a_plain_name():
     # before, `preset=../methods/dgl` read configs/methods/dgl.yaml (refused only for its keys)
     with pytest.raises(ConfigError, match=r"preset='../methods/dgl': a shipped preset's name is a plain name"):

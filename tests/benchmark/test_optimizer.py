@@ -19,9 +19,10 @@ def test_the_optimizer_takes_beta2_and_eps_from_the_config():
     assert isinstance(clip_style, torch.optim.AdamW)
 
 
+@pytest.mark.parametrize("method", ["stop", "dgl"])
 @pytest.mark.parametrize("dataset", ["msrvtt", "vatex", "lsmdc", "activitynet"])
-def test_the_paper_preset_gives_stop_its_scripts_adamw(dataset):
-    config = resolve_config(["method=stop", f"dataset={dataset}", "preset=paper"])
+def test_the_paper_preset_gives_stop_and_dgl_their_scripts_adamw(method, dataset):
+    config = resolve_config([f"method={method}", f"dataset={dataset}", "preset=paper"])
     assert (config.train.adam_beta2, config.train.adam_eps) == (0.98, pytest.approx(1e-6))
 
 

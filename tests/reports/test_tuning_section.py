@@ -107,7 +107,8 @@ def test_without_records_the_section_says_where_settings_come_from(tmp_path, mak
     write_record(runs, result_record("dgl", make_ranks(100, 30)))
     paths = write_report(runs, tmp_path / "report", resamples=20)
     markdown = paths["markdown"].read_text()
-    assert "No tuning record under" in markdown and "configs/presets/offline.yaml" in markdown
+    assert "No tuning record under" in markdown and "a rule of the run's preset where one matches" in markdown
+    assert "\\`" not in markdown  # plain prose: no escaped code marks
     assert "No result file holds a learning curve" in markdown and "csv:curves" not in paths
 
 

@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from vtrbench.benchmark.config import HARNESS_KEYS, ConfigError, resolve_config
+from vtrbench.benchmark.config import HARNESS_KEYS, ConfigError, resolve_config, untuned_rate, untuned_rate_note
 from vtrbench.benchmark.locks import RunLockedError
 from vtrbench.benchmark.metrics import DivergedError
 from vtrbench.registry import DATASETS, METHODS, UnknownNameError
@@ -53,6 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vtrbench.benchmark.runner import execute, record_failure
 
     config = resolve_config(args.overrides)
+    if untuned_rate(config, args.overrides) and os.environ.get("RANK", "0") == "0":
+        print(untuned_rate_note([(config.method, config.dataset)], config.train.lr), file=sys.stderr, flush=True)
     try:
         result = execute(config)
         prints = dist.is_main()  # every process holds the result; one prints it

@@ -404,7 +404,9 @@ def preset_file(name: str) -> Path | None:
     return path.resolve()
 
 
-def _preset_data(name: str) -> dict:
+def _preset_data(name: str, extended_by: tuple[Path, ...] = ()) -> dict:
+    """A preset's data, checked; with `extends: <preset>`, on top of that preset's: its `defaults` merged over
+    the other's, its `rules` after the other's (a later rule wins), its matrix keys in place of the other's."""
     path = preset_file(name)
     if path is None:
         folder = Path(str(resources.files("vtrbench").joinpath("configs", "presets")))
@@ -429,10 +431,33 @@ def _preset_data(name: str) -> dict:
     known = {"method": METHODS.names(), "dataset": DATASETS.names()}
     for i, rule in enumerate(rules):
         _check_rule(path, i, rule, known)
-    return preset
+    if "extends" not in preset:
+        return preset
+    return _extended(path, preset, extended_by)
 
 
-PRESET_KEYS = ("methods", "datasets", "seeds", "defaults", "rules")
+def _extended(path: Path, preset: dict, extended_by: tuple[Path, ...]) -> dict:
+    base = preset["extends"]
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: extends: expected the name of a shipped preset (offline, paper) or the path of "
+                          f"a YAML file, got {base!r}")
+    if is_preset_file(base) and not Path(base).expanduser().is_absolute():
+        base = str(path.parent / base)  # a file named beside this one
+    if path in extended_by or len(extended_by) >= 8:
+        chain = " -> ".join(str(p) for p in (*extended_by, path))
+        raise ConfigError(f"{path}: extends: the presets extend each other in a loop ({chain})")
+    try:
+        parent = _preset_data(base, (*extended_by, path))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: extends: {err}") from err
+    merged = {**parent, **{k: v for k, v in preset.items() if k not in ("extends", "defaults", "rules")}}
+    merged["defaults"] = OmegaConf.to_container(OmegaConf.merge(parent.get("defaults") or {},
+                                                                preset.get("defaults") or {}))
+    merged["rules"] = [*(parent.get("rules") or []), *(preset.get("rules") or [])]
+    return merged
+
+
+PRESET_KEYS = ("methods", "datasets", "seeds", "defaults", "rules", "extends")
 RULE_KEYS = ("method", "dataset", "source", "set")
 
 
@@ -475,6 +500,30 @@ def preset_layer(name: str, method: str, dataset: str) -> DictConfig:
         if rule.get("method", method) == method and rule.get("dataset", dataset) == dataset:
             layer = OmegaConf.merge(layer, rule.get("set") or {})
     return _only_sections_of(layer, method, dataset)
+
+
+def untuned_rate(config: DictConfig, overrides: list[str]) -> bool:
+    """Whether a run trains at a learning rate that nobody chose for it: its method searches `train.lr` (its
+    tune.space names it), yet neither the command line nor its preset (a rule or the defaults) sets one, so it
+    takes base.yaml's. Every shipped method has a rule in each shipped preset; a new method has none until a
+    search chooses one."""
+    if not any(str(dim.get("key")) == "train.lr" for dim in config.tune.space or []):
+        return False
+    cli = parse_overrides(overrides)
+    if OmegaConf.select(cli, "train.lr") is not None:
+        return False
+    layer = preset_layer(config.preset, config.method, config.dataset) if config.preset else OmegaConf.create()
+    return OmegaConf.select(layer, "train.lr") is None
+
+
+def untuned_rate_note(pairs: list[tuple[str, str]], lr: float) -> str:
+    """One note for the (method, dataset) pairs that `untuned_rate` finds."""
+    names = ", ".join(f"{method} on {dataset}" for method, dataset in pairs)
+    method, dataset = pairs[0]
+    return (f"note: no learning rate was chosen on val for {names}: it runs at base.yaml's train.lr={lr:g}, where "
+            f"every shipped method runs at a rate its preset chose on val. `vtrbench tune method={method} "
+            f"dataset={dataset}` chooses one and prints its rule; put the rule in a preset of your own that "
+            f"starts with `extends: offline` and run with preset=<that file> (or run `leaderboard tune=true`)")
 
 
 def other_sections(method: str, dataset: str) -> set[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from vtrbench.benchmark.config import ConfigError, resolve_config, run_dir
+from vtrbench.benchmark.config import ConfigError, resolve_config, run_dir, untuned_rate, untuned_rate_note
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
 from vtrbench.benchmark.locks import RunLockedError, describe, locked_by_another, run_lock
 from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
@@ -101,6 +101,11 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     records = [None] * len(runs)
     if tune_first:
         runs, records = tune_then_plan(overrides, runs, quiet)
+    else:
+        first_runs = {(c.method, c.dataset): (o, c) for o, c in reversed(runs)}  # seeds share their settings
+        untuned = {pair: c.train.lr for pair, (o, c) in first_runs.items() if untuned_rate(c, o)}
+        if untuned:
+            print(untuned_rate_note(list(untuned), next(iter(untuned.values()))), flush=True)
     started = time.perf_counter()
     pending = []
     conflicts = []

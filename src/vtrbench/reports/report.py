@@ -221,7 +221,7 @@ def reproducibility_section(results: pd.DataFrame) -> Section:
     """Per table, what its finished runs share (processes, batch, GPUs, precision, versions, post-processing)
     and where they differ, run by run: the usual reasons a number does not reproduce."""
     finished = results[results["status"] == "finished"]
-    items: list = ["Recorded by every run (`reproducibility` in result.json). A difference in processes, batch "
+    items: list = ["Recorded by every run (reproducibility, in result.json). A difference in processes, batch "
                    "or precision changes what was trained, not only how fast."]
     for table in dict.fromkeys(finished["table"]):
         rows = finished[finished["table"] == table]
@@ -247,9 +247,11 @@ def tuning_section(runs_dir: Path, out_dir: Path, paths: dict[str, Path], result
     records = load_tuning_records(runs_dir)
     if not records:
         return Section("Tuning", [
-            f"No tuning record under {runs_dir}: the settings of these runs come from their configs (the default "
-            "preset, configs/presets/offline.yaml, names the source of each rule). `vtrbench tune` or "
-            "`vtrbench leaderboard tune=true` choose them on the val split and record the search here."
+            f"No tuning record under {runs_dir}: the settings of these runs come from their configs, a rule of "
+            "the run's preset where one matches (the shipped presets name the search or paper behind each rule), "
+            "else the method's yaml and base.yaml; each run's resolved config is saved beside its result "
+            "(config.yaml). vtrbench tune, or vtrbench leaderboard tune=true, chooses them on the val split and "
+            "records the search here."
         ])
     paths["csv:tuning"] = out_dir / "tuning.csv"
     tuning_frame(records).to_csv(paths["csv:tuning"], index=False)
