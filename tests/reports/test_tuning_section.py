@@ -1,6 +1,7 @@
 """The report's Tuning section and learning curves, from tuning.json records and result files' val_curve."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -96,7 +97,8 @@ def test_learning_curves_are_plotted_per_dataset_with_their_points(report):
     markdown = report["markdown"].read_text()
     assert "## Learning curves (val split)" in markdown and "![msrvtt: Text→Video R@1 on the val split" in markdown
     html = report["html"].read_text()
-    assert "<h2>Tuning</h2>" in html and "<h2>Learning curves (val split)</h2>" in html
+    assert re.search(r'<h2 id="s\d+">Tuning</h2>', html) and re.search(r'<h2 id="s\d+">Learning curves', html)
+    assert re.search(r'<li><a href="#s\d+">Tuning</a></li>', html)  # the page's list of sections links to it
     assert html.count("data:image/png;base64,") == 2  # the parameter plot and the curves
     latex = report["latex"].read_text()
     assert r"\subsection*{Tuning}" in latex and "curves_msrvtt.png" in latex

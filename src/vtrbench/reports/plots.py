@@ -17,18 +17,22 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import LogLocator, NullFormatter
 
+from vtrbench.reports.aggregate import FIRST_METHOD
 from vtrbench.schema import method_label
 
-# tab10, then Dark2's eight: 18 colours that a reader tells apart, so eleven methods never share one.
+# tab10, then navy and Dark2's others: colours that a reader tells apart, so eleven trained methods never share
+# one; zero-shot, the reference that trains nothing, is black.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
+           "#17becf", "#000080", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1b9e77")
+REFERENCE_COLOR = "#000000"
 
 
 def method_colors(rows: pd.DataFrame) -> dict[str, str]:
-    """One colour per method (and variant) label, the same in both figures of a dataset: labels in sorted
-    order take the palette in turn (it repeats only past 18)."""
+    """One colour per method (and variant) label, the same in both figures of a dataset: zero-shot black, the
+    other labels in sorted order take the palette in turn (it repeats only past 18)."""
     labels = sorted({method_label(m, v) for m, v in zip(rows["method"], rows["variant"], strict=True)})
-    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+    others = [label for label in labels if label != FIRST_METHOD]
+    return {FIRST_METHOD: REFERENCE_COLOR} | {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(others)}
 
 
 def zero_params_floor(tuned_counts: pd.Series) -> float:
@@ -157,8 +161,7 @@ def plot_r1_against_params(
                 fmt="o",
                 color=colors[label],
                 capsize=3,
-                label=f"{label} ({backbone})",
-            )
+            )  # labelled beside its point, not in the legend
             labels.append((px, py, label))
             if error is not None:
                 bars.append((px, low, high))
@@ -188,7 +191,7 @@ def plot_r1_against_params(
     axes.set_ylabel("Text→Video R@1 (%)")
     axes.set_title(table, parse_math=False)
     axes.grid(True, which="major", alpha=0.3)
-    legend = axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    legend = axes.legend(fontsize=8, loc="lower right")
     for text in legend.get_texts():
         text.set_parse_math(False)
     place_labels(axes, labels, bars)
@@ -251,7 +254,7 @@ def plot_val_curves(table: str, curves: pd.DataFrame, png_path: Path, svg_path: 
     axes.set_ylabel("val Text→Video R@1 (%)")
     axes.set_title(f"{table}: learning curves on the val split", parse_math=False)
     axes.grid(True, alpha=0.3)
-    legend = axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    legend = axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     for text in legend.get_texts():
         text.set_parse_math(False)
     figure.savefig(png_path, dpi=150)

@@ -179,13 +179,13 @@ def render_latex(title: str, sections: list[Section], relative_to: Path) -> str:
 # ---------------------------------------------------------------- HTML
 
 _HTML_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1400px;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1600px;
        padding: 0 1em; color: #1a1a1a; line-height: 1.45; }
 h1 { border-bottom: 2px solid #333; padding-bottom: .2em; }
 h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: .8em 0; font-size: 13px; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; margin: .8em 0; font-size: 11.5px; font-variant-numeric: tabular-nums; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .4em; }
-th, td { padding: 3px 9px; text-align: right; white-space: nowrap; }
+th, td { padding: 3px 4px; text-align: right; white-space: nowrap; }
 th.label, td.label { text-align: left; }
 thead tr:first-child th { border-top: 2px solid #333; }
 thead tr:last-child th { border-bottom: 1px solid #333; }
@@ -196,9 +196,10 @@ tr.block th { text-align: left; font-style: italic; font-weight: 500; background
 tbody.published td { color: #555; font-style: italic; background: #fafafa; }
 tbody tr:hover td { background: #eef4ff; }
 p.note { font-size: 12px; color: #555; max-width: 1100px; margin: .2em 0; }
-figure { margin: 1em 0; } figure img { max-width: 760px; width: 100%; border: 1px solid #ddd; }
-figcaption { font-size: 12px; color: #444; max-width: 760px; }
+figure { margin: 1em 0; } figure img { max-width: 1100px; width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 12px; color: #444; max-width: 1100px; }
 div.wide { overflow-x: auto; }
+ul.contents { columns: 3; font-size: 13px; margin: .5em 0 1em; }
 """
 
 
@@ -233,9 +234,13 @@ def html_table(table: DisplayTable) -> str:
 
 
 def render_html(title: str, sections: list[Section]) -> str:
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for section in sections:
-        body.append(f"<h2>{html.escape(section.heading)}</h2>")
+    # a long page: a list of its sections first, each a link to its heading
+    anchors = [f"s{i}" for i in range(len(sections))]
+    contents = "".join(f'<li><a href="#{a}">{html.escape(s.heading)}</a></li>' for a, s in zip(anchors, sections,
+                                                                                           strict=True))
+    body = [f"<h1>{html.escape(title)}</h1>", f'<nav><ul class="contents">{contents}</ul></nav>']
+    for anchor, section in zip(anchors, sections, strict=True):
+        body.append(f'<h2 id="{anchor}">{html.escape(section.heading)}</h2>')
         for item in section.items:
             if isinstance(item, DisplayTable):
                 body.append(html_table(item))

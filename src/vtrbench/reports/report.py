@@ -128,9 +128,9 @@ def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: s
             "About this report",
             [
                 f"{len(results)} result files under {runs_dir}: {finished_count} finished, {len(failed)} failed, "
-                f"diverged or degenerate (listed at the end, never averaged nor ranked). Confidence intervals and "
-                f"paired tests: percentile bootstrap over seeds and queries with B = {resamples} resamples, RNG "
-                f"seed {DEFAULT_RNG_SEED}. Paired reference method: {reference_method}. "
+                f"diverged, degenerate or excluded (listed at the end, never averaged nor ranked). Confidence "
+                f"intervals and paired tests: percentile bootstrap over seeds and queries with B = {resamples} "
+                f"resamples, RNG seed {DEFAULT_RNG_SEED}. Paired reference method: {reference_method}. "
                 + (
                     "Published rows are copied from papers (their own backbones, training and parameter "
                     "denominators), shown in separate blocks and never ranked."
