@@ -92,7 +92,7 @@ def cmd_params(args: argparse.Namespace) -> int:
     config = resolve_config(overrides)
     counts = parameter_counts(config)
     print(json.dumps({"method": config.method, "variant": config.variant, "backbone_name": config.backbone.name,
-                      **counts, "tuned_M": round(counts["tuned"] / 1e6, 3)}, indent=2))
+                      **counts, "tuned_M": float(f"{counts['tuned'] / 1e6:.3g}")}, indent=2))
     return 0
 
 
