@@ -95,8 +95,11 @@ def test_output_shapes_with_one_frame_and_padded_clips(name, make_tiny_backbone,
 
         # what sits in a padded slot must not matter, neither to the clip's tensor nor to any score
         noisy = with_noise_in_padding(frames, mask)
-        torch.testing.assert_close(method.encode_video(noisy, mask), video, rtol=0, atol=1e-6)
-        torch.testing.assert_close(scores(method, caption_tokens, noisy, mask), sim, rtol=0, atol=1e-5)
+        torch.testing.assert_close(method.encode_video(noisy, mask), video, rtol=0, atol=1e-6, msg=lambda m: (
+            f"{name}: what sits in a padded frame slot (mask False) changed the clip's video tensor; padded "
+            f"slots must never reach it\n{m}"))
+        torch.testing.assert_close(scores(method, caption_tokens, noisy, mask), sim, rtol=0, atol=1e-5,
+                                   msg=lambda m: f"{name}: what sits in a padded frame slot changed a score\n{m}")
 
 
 @pytest.mark.parametrize("name", ALL_METHODS)
@@ -107,9 +110,13 @@ def test_a_score_depends_only_on_its_caption_and_clip(name, make_tiny_backbone, 
     with torch.no_grad():
         text, video = method.encode_text(caption_tokens), method.encode_video(frames, mask)
         whole = method.similarity(text, video, mask)
-        torch.testing.assert_close(method.similarity(text[1:3], video, mask), whole[1:3], rtol=1e-5, atol=1e-5)
+        def said(m):
+            return f"{name}: a score changed with the other captions or clips scored beside it\n{m}"
+
+        torch.testing.assert_close(method.similarity(text[1:3], video, mask), whole[1:3], rtol=1e-5, atol=1e-5,
+                                   msg=said)
         torch.testing.assert_close(method.similarity(text, video[1:], mask[1:]), whole[:, 1:], rtol=1e-5,
-                                   atol=1e-5)
+                                   atol=1e-5, msg=said)
 
 
 @pytest.mark.parametrize("name", [n for n in ALL_METHODS if METHODS.get(n).frozen_trunk])
