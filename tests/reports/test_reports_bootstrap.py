@@ -114,3 +114,13 @@ def test_few_seeds_have_their_spread_corrected():
     assert plain.std() == pytest.approx(10 / np.sqrt(2), rel=0.05)  # the spread of two runs drawn as two of two
     assert corrected.std() == pytest.approx(10, rel=0.05)  # their own: 10 points either side of 30
     assert np.median(corrected) == pytest.approx(30, abs=0.5) and np.median(plain) == pytest.approx(30, abs=0.5)
+
+
+def test_an_interval_never_leaves_what_a_recall_can_be(make_ranks):
+    # seeds at R@1 0.0, 0.0 and 2.0: the few-seeds correction stretches resamples below 0 (the report showed
+    # [-0.0, 0.3] and [-3.1, 18.8] before)
+    seeds = [np.full(100, 50), np.full(100, 50), np.array(make_ranks(100, 2, miss_rank=50))]
+    (r1,) = recall_intervals(seeds, ks=(1,))
+    assert r1.low == 0.0 and 0.0 <= r1.estimate <= r1.high <= 100.0
+    (r1,) = recall_intervals([np.ones(100, int), np.ones(100, int), np.array(make_ranks(100, 98))], ks=(1,))
+    assert r1.high == 100.0

@@ -109,8 +109,10 @@ def recall_intervals(
     hits = np.stack([np.asarray(r)[:, None] <= np.asarray(ks)[None, :] for r in ranks_per_seed])
     draws = 100.0 * _resampled_means(hits.astype(np.float64), resamples, rng_seed)
     estimates = np.mean([[100.0 * np.mean(np.asarray(r) <= k) for k in ks] for r in ranks_per_seed], axis=0)
+    # The few-seeds correction can stretch a resample past what a recall can be: an interval stays in [0, 100].
     return [
-        RecallInterval(k, float(estimates[i]), *_percentile_interval(draws[:, i])) for i, k in enumerate(ks)
+        RecallInterval(k, float(estimates[i]), *np.clip(_percentile_interval(draws[:, i]), 0.0, 100.0).tolist())
+        for i, k in enumerate(ks)
     ]
 
 
