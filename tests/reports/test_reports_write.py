@@ -256,3 +256,16 @@ def test_a_significantly_worse_method_reads_below(tmp_path, write_run, make_rank
     write_run("dgl", make_ranks(1000, 200), tuned=5_000)
     markdown = write_report(tmp_path / "runs", tmp_path / "report", resamples=200)["markdown"].read_text()
     assert re.search(r"\| dgl \|  \| vtrbench-tiny \| 1 \| -10\.0 \| [^|]+ \| [^|]+ \| yes, below \|", markdown)
+
+
+def test_the_summary_says_when_a_cell_stands_on_fewer_seeds(write_run, write_failed_run, make_ranks, tmp_path):
+    for seed in range(3):
+        write_run("zero_shot", make_ranks(200, 30), seed=seed)
+        write_run("lora", make_ranks(200, 60 + seed), seed=seed, tuned=100)
+    write_run("dgl", make_ranks(200, 90), tuned=10)
+    for seed in (1, 2):
+        write_failed_run("dgl", "diverged at step 3", seed=seed)
+    markdown = write_report(tmp_path / "runs", tmp_path / "report", resamples=10)["markdown"].read_text()
+    summary = markdown.split("**Summary: Text→Video R@1", 1)[1].split("\n\n<sub>", 1)[0]
+    assert "| dgl |  | vtrbench-tiny | 45.0 (1), 1 of 3 seeds |" in summary
+    assert "| lora |  | vtrbench-tiny | 30.5 (2) |" in summary  # a cell of every seed says nothing more

@@ -121,7 +121,7 @@ def summarize_r1(aggregated: pd.DataFrame) -> pd.DataFrame:
 
     Rank 1 is the best R@1 among measured rows of a table (ties share the average rank). The mean rank is
     over the tables where the row has a result; ``tables`` counts them, so that a row measured on fewer
-    datasets can be told apart. Sorted by mean rank.
+    datasets can be told apart; ``seeds <table>`` counts the finished runs behind each cell. Sorted by mean rank.
     """
     identity = ["backbone", "method", "variant"]
     if aggregated.empty:
@@ -132,10 +132,12 @@ def summarize_r1(aggregated: pd.DataFrame) -> pd.DataFrame:
     table_names = list(dict.fromkeys(ranked["table"]))
     r1 = ranked.pivot_table(index=identity, columns="table", values="t2v_R1", aggfunc="first")
     ranks = ranked.pivot_table(index=identity, columns="table", values="rank", aggfunc="first")
+    seeds = ranked.pivot_table(index=identity, columns="table", values="seeds", aggfunc="first")
     summary = (
         r1.reindex(columns=table_names)
         .add_prefix("R1 ")
         .join(ranks.reindex(columns=table_names).add_prefix("rank "))
+        .join(seeds.reindex(columns=table_names).add_prefix("seeds "))
     )
     summary["mean_rank"] = ranks.mean(axis=1)
     summary["tables"] = ranks.notna().sum(axis=1)

@@ -291,11 +291,19 @@ def paired_table(
 def summary_table(summary: pd.DataFrame, published: pd.DataFrame, tables: list[str]) -> DisplayTable:
     """T2V R@1 per dataset with the per-dataset rank, and the mean rank (measured rows only)."""
     rows = []
+    most_seeds = {t: summary[f"seeds {t}"].max() for t in tables if f"seeds {t}" in summary}
+
+    def cell(row, table: str) -> str:
+        if _is_missing(row[f"R1 {table}"]):
+            return MISSING
+        text = f"{row[f'R1 {table}']:.1f} ({row[f'rank {table}']:g})"
+        seeds = row.get(f"seeds {table}")
+        if not _is_missing(seeds) and seeds < most_seeds[table]:  # a cell of fewer runs than its table's others
+            text += f", {seeds:g} of {most_seeds[table]:g} seeds"
+        return text
+
     for _, row in summary.iterrows():
-        cells = [
-            MISSING if _is_missing(row[f"R1 {t}"]) else f"{row[f'R1 {t}']:.1f} ({row[f'rank {t}']:g})"
-            for t in tables
-        ]
+        cells = [cell(row, t) for t in tables]
         rows.append(
             [
                 row["method"],
@@ -333,7 +341,9 @@ def summary_table(summary: pd.DataFrame, published: pd.DataFrame, tables: list[s
         notes=[
             (
                 "Rank 1 = best measured R@1 on that dataset (ties share the average rank); the mean rank is "
-                "over the datasets a row was measured on (Datasets). Published rows are never ranked."
+                "over the datasets a row was measured on (Datasets). A cell whose row has fewer finished seeds "
+                "than the dataset's other rows says how many (the others failed, diverged or were set aside: "
+                "Runs not ranked). Published rows are never ranked."
             )
         ],
         name="summary",
