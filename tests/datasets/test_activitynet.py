@@ -56,6 +56,26 @@ def test_video_files_with_or_without_the_v_prefix(tiny: ActivityNet, make_video:
     assert tiny.load("test").clips[0].path is None
 
 
+def test_one_clip_under_two_spellings_is_one_clip(tiny: ActivityNet, make_video: Callable, capsys) -> None:
+    # `ghi` in train and `v_ghi` in val_1 open the same file: training would see a test clip, and the ids
+    # alone differ (found by an audit: data check listed no shared clip and the run trained on it)
+    from vtrbench.benchmark.cli import main
+    from vtrbench.datasets.base import SharedClipsError
+
+    make_video(tiny.root / "videos" / "v_ghi.mp4")
+    entry = {"duration": 3.0, "timestamps": [[0, 1]], "sentences": ["A dog sits."]}
+    train = json.loads((tiny.root / "train.json").read_text())
+    (tiny.root / "train.json").write_text(json.dumps({**train, "ghi": entry}))
+    with pytest.raises(SharedClipsError, match=r"the (train|val) and test splits share 1 clip\(s\) \(ghi = v_ghi\)"):
+        tiny.check_disjoint_splits()
+    assert main(["data", "check", "activitynet", f"activitynet.root={tiny.root}"]) == 1  # data check says so too
+    assert "and test share 1 clip(s): ghi = v_ghi" in capsys.readouterr().out
+    (tiny.root / "train.json").write_text(json.dumps(train))
+    (tiny.root / "val_1.json").write_text(json.dumps({"v_ghi": entry, "ghi": entry}))
+    with pytest.raises(SharedClipsError, match=r"the test split names 1 video\(s\) under two ids \(ghi and v_ghi\)"):
+        tiny.check_disjoint_splits()
+
+
 def test_a_named_val_json_replaces_the_hold_out(tiny: ActivityNet) -> None:
     entry = {"duration": 3.0, "timestamps": [[0, 1]], "sentences": ["A dog sits."]}
     (tiny.root / "my_val.json").write_text(json.dumps({"v_jkl": entry}))

@@ -93,8 +93,21 @@ def print_report(report: SplitReport, num_frames: int, show: int) -> None:
 
 def shared_ids(reports: list[SplitReport]) -> list[tuple[str, str, list[str]]]:
     """(split, split, ids in both) for every pair of readable splits that share clips: a val or test clip
-    that is also trained on, or a val clip that is tested on, would make the numbers meaningless."""
-    return shared_clip_ids({r.name: {c.video_id for c in r.clips} for r in reports if r.error is None})
+    that is also trained on, or a val clip that is tested on, would make the numbers meaningless. Clips are
+    compared by their video file, as `check_disjoint_splits` does: `v_X` in one split and `X` in another are
+    one clip, listed as `v_X = X`."""
+    def key(clip: Clip) -> str:
+        return str(clip.path.resolve()) if clip.path is not None else clip.video_id
+
+    names: dict[str, list[str]] = {}
+    readable = [r for r in reports if r.error is None]
+    for report in readable:
+        for clip in report.clips:
+            names.setdefault(key(clip), [])
+            if clip.video_id not in names[key(clip)]:
+                names[key(clip)].append(clip.video_id)
+    shared = shared_clip_ids({r.name: {key(c) for c in r.clips} for r in readable})
+    return [(first, second, [" = ".join(names[k]) for k in common]) for first, second, common in shared]
 
 
 def data_check(dataset_name: str, overrides: list[str], show: int = 10) -> int:

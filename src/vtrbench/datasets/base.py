@@ -176,6 +176,7 @@ class AnnotationFormat:
     def __init__(self, config: Any):
         self.config = config
         self._video_index: dict[str, Path] | None = None
+        self._found: dict[str, tuple[Path | None, str | None, str]] = {}  # id -> confined path, why not, clip key
         self._offline_root: Path | None = None
 
     @property
@@ -221,15 +222,29 @@ class AnnotationFormat:
         return [clip for clip in train if clip[0] in held_out]
 
     def check_disjoint_splits(self) -> None:
-        """Refuse splits that share clips (ids only: no video is read). Train excludes val by construction;
-        a val or train file that holds test clips would train or tune on the test split without a word."""
+        """Refuse splits that share clips, and a split that names one video under two ids (no video is read;
+        the videos folder is listed). Train excludes val by construction; a val or train file that holds test
+        clips would train or tune on the test split without a word. Clips are compared by the video file their
+        id finds, so two spellings of one clip (ActivityNet's `v_X` and `X`, LSMDC's `./X` and `X`) are one
+        clip; an id whose video is missing is compared as written."""
         val = {video_id for video_id, _, _ in self.read_val()}
         ids = {"train": {video_id for video_id, _, _ in self.read("train")} - val, "val": val,
                "test": {video_id for video_id, _, _ in self.read("test")}}
-        shared = shared_clip_ids(ids)
+        named: dict[str, dict[str, list[str]]] = {}  # split -> the clip's file (or its id) -> its ids
+        for split, split_ids in ids.items():
+            for video_id in sorted(split_ids):
+                named.setdefault(split, {}).setdefault(self.clip_key(video_id), []).append(video_id)
+        for split, clips in named.items():
+            twice = [" and ".join(names) for names in clips.values() if len(names) > 1]
+            if twice:
+                shown = "; ".join(twice[:3]) + ("; ..." if len(twice) > 3 else "")
+                raise SharedClipsError(f"{self.root}: the {split} split names {len(twice):,} video(s) under two ids "
+                                       f"({shown}): one clip would count twice; fix the split file")
+        shared = shared_clip_ids({split: set(clips) for split, clips in named.items()})
         if shared:
             first, second, common = shared[0]
-            shown = ", ".join(common[:5]) + (", ..." if len(common) > 5 else "")
+            as_named = [" = ".join(dict.fromkeys(named[first][key] + named[second][key])) for key in common]
+            shown = ", ".join(as_named[:5]) + (", ..." if len(common) > 5 else "")
             more = "".join(f"; also {a} and {b} share {len(c):,}" for a, b, c in shared[1:])
             raise SharedClipsError(f"{self.root}: the {first} and {second} splits share {len(common):,} clip(s) "
                                    f"({shown}){more}: a run would train or tune on clips it is scored on; fix the "
@@ -257,15 +272,25 @@ class AnnotationFormat:
         link) outside `<root>/<video_dir>`. Annotation files are shared and downloaded: an id must never make
         a run read a file elsewhere. The videos folder itself may be a link; single files linking out may not.
         """
-        video_root = (self.root / self.config.video_dir).resolve()
-        if not Path(os.path.normpath(video_root / video_id)).is_relative_to(video_root):
-            return None, f"invalid id: it points outside {video_root}"
-        path = self.video_path(video_id)
-        if path is None:
-            return None, None
-        if not path.resolve().is_relative_to(video_root):
-            return None, f"invalid id: its video {path} resolves outside {video_root}"
-        return path, None
+        return self._find(video_id)[:2]
+
+    def clip_key(self, video_id: str) -> str:
+        """What makes two ids one clip: the video file the id finds (resolved), else the id as written."""
+        return self._find(video_id)[2]
+
+    def _find(self, video_id: str) -> tuple[Path | None, str | None, str]:
+        if video_id not in self._found:  # each id is looked up once per dataset object
+            video_root = (self.root / self.config.video_dir).resolve()
+            if not Path(os.path.normpath(video_root / video_id)).is_relative_to(video_root):
+                found = None, f"invalid id: it points outside {video_root}", video_id
+            elif (path := self.video_path(video_id)) is None:
+                found = None, None, video_id
+            elif not (resolved := path.resolve()).is_relative_to(video_root):
+                found = None, f"invalid id: its video {path} resolves outside {video_root}", video_id
+            else:
+                found = path, None, str(resolved)
+            self._found[video_id] = found
+        return self._found[video_id]
 
     def video_path(self, video_id: str) -> Path | None:
         video_root = self.root / self.config.video_dir
