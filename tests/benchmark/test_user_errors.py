@@ -67,6 +67,37 @@ def test_a_result_file_that_is_not_an_object(tiny_msrvtt, tmp_path, capsys):
     assert bad.read_text() == "[1, 2]"  # said, not overwritten
 
 
+@pytest.mark.parametrize("damage, expected", [
+    (lambda r: r.pop("params"), "missing key 'params.tuned'"),
+    (lambda r: r["metrics"]["t2v"].update(R1="high"), "'metrics.t2v.R1' must be a number, got 'high'"),
+    (lambda r: r.update(timing=[1]), "'timing' must be an object"),
+])
+def test_a_finished_result_with_a_missing_or_mistyped_field_is_named(tiny_msrvtt, tmp_path, capsys, damage,
+                                                                      expected):
+    """A finished result the run would reuse: before, `run` ended on a bare KeyError: 'params'."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from vtrbench.benchmark.config import resolve_config, run_dir
+    from vtrbench.ranking import metrics_from_ranks
+    from vtrbench.schema import RunResult
+
+    overrides = tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot")
+    config = resolve_config(overrides)
+    ranks = {"t2v": [1, 2, 1, 3], "v2t": [1, 1, 2, 4]}
+    record = RunResult(status="finished", method="zero_shot", variant="", dataset="msrvtt", split="test",
+                       backbone=config.backbone.name, pretrained="random", seed=0,
+                       metrics=metrics_from_ranks(ranks), ranks=ranks, params={"tuned": 0, "tuned_pct": 0.0},
+                       timing={"steps": 0}, config=OmegaConf.to_container(config, resolve=True)).to_json()
+    damage(record)
+    path = run_dir(config) / "result.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    assert main(["run", *overrides]) == 2
+    assert f"{path}: {expected}" in one_error_line(capsys)
+
+
 def test_open_clip_weights_that_cannot_be_downloaded(tiny_msrvtt, tmp_path, capsys, monkeypatch):
     import open_clip
 

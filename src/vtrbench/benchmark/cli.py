@@ -66,8 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         dist.shutdown()
     if prints:
-        print(json.dumps({"run": str(run_dir(config)), "status": result["status"], "params": result["params"],
-                          "metrics": result["metrics"], "skipped": skipped_counts(result)}, indent=2))
+        print(json.dumps({"run": str(run_dir(config)), "status": result["status"], "params": result.get("params"),
+                          "metrics": result.get("metrics"), "skipped": skipped_counts(result)}, indent=2))
     return 0
 
 

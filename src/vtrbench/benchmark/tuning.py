@@ -236,7 +236,7 @@ def run_search(search: Search, quiet: bool = False) -> dict | None:
               f"({degenerate} T2V R@1 {result['metrics']['t2v']['R1']:.1f}; {took})", flush=True)
         trials.append({"trial": index, "settings": settings, "status": result["status"], "score": score,
                        "metrics": result["metrics"], "val_curve": result.get("val_curve", []),
-                       "steps": result["timing"]["steps"], "run": str(run_dir(trial_config))})
+                       "steps": (result.get("timing") or {}).get("steps"), "run": str(run_dir(trial_config))})
     finished = [t for t in trials if t["status"] == "finished"]
     if not finished:
         raise ValueError(f"{search.label}: no trial finished with usable scores (failed, diverged or degenerate); "
