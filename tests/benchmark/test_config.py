@@ -322,3 +322,24 @@ def test_a_preset_file_with_a_misspelt_rule_is_refused_naming_it(tmp_path, text,
     bad.write_text(text)
     with pytest.raises(ConfigError, match=f"bad.yaml: {message}"):
         resolve_config(["method=dgl", f"preset={bad}"])
+
+
+@pytest.mark.parametrize("device", ["banana", "cuda:x", "gpu"])
+def test_a_device_no_run_can_mean_is_refused(device):
+    with pytest.raises(ConfigError, match=rf"device='{device}': expected auto, cpu, cuda, cuda:N, mps or xpu"):
+        resolve_config(["method=dgl", f"device={device}"])
+    assert resolve_config(["method=dgl", "device=cuda:1"]).device == "cuda:1"  # checked when the run starts
+
+
+def test_a_gpu_that_is_not_there_is_said():
+    import torch
+
+    from vtrbench.benchmark.runner import pick_device
+
+    if torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match=r"device=cuda:99: this machine has \d+ CUDA GPU"):
+            pick_device("cuda:99")
+    else:  # before, torch's "Found no NVIDIA driver" traceback
+        with pytest.raises(RuntimeError, match="device=cuda: torch finds no CUDA GPU on this machine"):
+            pick_device("cuda")
+    assert pick_device("cpu").type == "cpu"

@@ -158,6 +158,8 @@ def check_path_names(config: DictConfig) -> None:
 # step (epochs 0, lr 0, batches of one pair) would write zero-shot numbers under a tuning method's name.
 VALUE_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("seed", lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32 - 1"),
+    ("device", lambda v: re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", v) is not None,
+     "auto, cpu, cuda, cuda:N, mps or xpu"),
     ("train.epochs", lambda v: v >= 1, "an integer >= 1"),
     ("train.lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     ("train.backbone_lr_scale", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),

@@ -76,7 +76,12 @@ def seed_everything(seed: int) -> None:
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name}: torch finds no CUDA GPU on this machine; use device=auto or cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise RuntimeError(f"device={name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
 
 
 def build_method(config: DictConfig, backbone: Backbone) -> RetrievalMethod:
