@@ -137,6 +137,11 @@ def test_a_tuning_record_that_cannot_be_read_names_the_file(tmp_path, make_ranks
     (lambda r: r.update(trials_budget="3"), "'trials_budget' must be int, got '3'"),
     (lambda r: r["trials"][1].update(score=None), r"'trials\[1\].score' must be a number, got None"),
     (lambda r: r["chosen"].pop("settings"), "'chosen' must hold 'trial' and 'settings'"),
+    # found by an audit: each gave a bare TypeError, ValueError, StopIteration or AttributeError
+    (lambda r: r["space"][0].update(log_range=5), r"'space\[0\].log_range' must be two numbers, got 5"),
+    (lambda r: r["space"][0].update(log_range=[1]), r"'space\[0\].log_range' must be two numbers, got \[1\]"),
+    (lambda r: r["trials"][0].update(settings={}), r"'trials\[0\].settings' must name at least one setting"),
+    (lambda r: r.update(val="x"), "'val' must be an object, got 'x'"),
 ])
 def test_a_tuning_record_with_a_bad_field_names_the_file_and_the_field(tmp_path, make_ranks, change, expected):
     from vtrbench.reports.result_table import ResultFileError

@@ -59,6 +59,21 @@ def check_tuning_record(record: Any, path: Path) -> None:
     for index, dim in enumerate(record["space"]):
         if not isinstance(dim, dict) or "key" not in dim:
             raise ResultFileError(f"{path}: 'space[{index}]' must be an object with a 'key', got {dim!r}")
+        log_range, choices = dim.get("log_range"), dim.get("choices", [])
+        if log_range is not None and not (isinstance(log_range, list) and len(log_range) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in log_range)):
+            raise ResultFileError(f"{path}: 'space[{index}].log_range' must be two numbers, got {log_range!r}")
+        if not isinstance(choices, list):
+            raise ResultFileError(f"{path}: 'space[{index}].choices' must be a list, got {choices!r}")
+    for index, trial in enumerate(record["trials"]):
+        if not trial["settings"]:  # a cell shows a trial by its settings
+            raise ResultFileError(f"{path}: 'trials[{index}].settings' must name at least one setting")
+    if not record["chosen"]["settings"]:
+        raise ResultFileError(f"{path}: 'chosen.settings' must name at least one setting")
+    for key in ("val", "at_edge"):
+        if key in record and not isinstance(record[key], dict if key == "val" else list):
+            kind = "an object" if key == "val" else "a list"
+            raise ResultFileError(f"{path}: '{key}' must be {kind}, got {record[key]!r:.80}")
 
 
 def _value(value: Any) -> str:
