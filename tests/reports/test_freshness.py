@@ -37,6 +37,10 @@ def test_an_unchanged_report_is_kept_and_any_change_writes_it_again(tmp_path, ma
     assert refresh_report(runs, out, resamples=21)[1] and paths["markdown"].read_text() != "edited by hand"
     (out / REPORT_RECORD).write_text("{not json")  # an unreadable record is no record
     assert refresh_report(runs, out, resamples=21)[1]
+    record = json.loads((out / REPORT_RECORD).read_text())
+    for shape in (list(record["files"]), [1], "x"):  # nor is one of another shape (`files` a list crashed)
+        (out / REPORT_RECORD).write_text(json.dumps({**record, "files": shape}))
+        assert refresh_report(runs, out, resamples=21)[1]
 
 
 def test_the_record_names_files_inside_the_report_folder_only(tmp_path, make_ranks):

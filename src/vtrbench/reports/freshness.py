@@ -70,5 +70,5 @@ def current_report(out_dir: str | Path, fingerprint: str) -> dict[str, Path] | N
                 return None
             paths[kind] = path
         return paths
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # AttributeError: `files` not an object
         return None
