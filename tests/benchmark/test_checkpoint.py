@@ -146,3 +146,32 @@ def test_save_and_load_round_trip_the_optimizer(tmp_path):
             assert torch.equal(loaded["state"][index][key], value), (index, key)
     assert set(tuned) == {name for name, _ in model.named_parameters()}
     assert state["epoch"] == 3 and state["config"] == {"a": 1}
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda s: s.update(epoch="abc"), "the saved state's 'epoch' must be int, got 'abc'"),
+    (lambda s: s.update(stats=[1, 2]), "the saved state's 'stats' must be dict"),
+    (lambda s: s.update(scheduler="x"), "the saved state's 'scheduler' must be dict"),
+    (lambda s: s["optimizer"].update(param_groups="x"), "'param_groups' must be a list of objects"),
+])
+def test_a_resume_state_with_a_mistyped_field_is_set_aside(tmp_path, change, expected):
+    """Found by an audit: each gave a TypeError or AttributeError deep in the resume, and a failed run."""
+    import json
+
+    from omegaconf import OmegaConf
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from vtrbench.benchmark.results import CheckpointError, load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    path = tmp_path / "state.safetensors"
+    save_checkpoint(path, model, optimizer, {"epoch": 1, "scheduler": {}, "stats": {}}, OmegaConf.create({"a": 1}))
+    with safe_open(str(path), framework="pt") as handle:
+        header, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    state = json.loads(header["state"])
+    change(state)
+    save_file(tensors, str(path), metadata={**header, "state": json.dumps(state)})
+    with pytest.raises(CheckpointError, match=f"{path}: .*{expected}"):
+        load_checkpoint(path)

@@ -152,9 +152,14 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
                 optimizer_state.setdefault(int(index), {})[name] = tensor
             else:
                 raise CheckpointError(f"{path}: unexpected tensor {key!r}")
-        for required in ("epoch", "stats", "scheduler", "config"):
+        for required, kind in (("epoch", int), ("stats", dict), ("scheduler", dict), ("config", dict)):
             if required not in state:
                 raise CheckpointError(f"{path}: the saved state has no {required!r}")
+            if not isinstance(state[required], kind) or isinstance(state[required], bool):
+                raise CheckpointError(f"{path}: the saved state's {required!r} must be {kind.__name__}, got "
+                                      f"{state[required]!r:.60}")
+        if not isinstance(groups["param_groups"], list) or not all(isinstance(g, dict) for g in groups["param_groups"]):
+            raise CheckpointError(f"{path}: the saved optimizer's 'param_groups' must be a list of objects")
     except CheckpointError:
         raise
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError) as err:
