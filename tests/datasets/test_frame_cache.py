@@ -104,13 +104,25 @@ def test_a_truncated_frames_file_is_not_opened(cache: FrameCache, tmp_path: Path
     assert FrameCache.open(tmp_path / "elsewhere", "train", SETTINGS) is None
 
 
-@pytest.mark.parametrize("damage", ["[1, 2]", "no total_frames", "clips not a mapping"])
+ENTRY_DAMAGE = {  # one clip's entry: found by an audit, each crashed a run or (a negative count) passed unseen
+    "no stamp": lambda e: e.pop("stamp"), "offset past the file": lambda e: e.update(offset=10**9),
+    "offset not a number": lambda e: e.update(offset="abc"), "negative count": lambda e: e.update(count=-5),
+}
+
+
+@pytest.mark.parametrize("damage", ["[1, 2]", "no total_frames", "clips not a mapping", "entry not a mapping",
+                                    *ENTRY_DAMAGE])
 def test_an_index_that_was_not_written_whole_is_not_opened(cache: FrameCache, tmp_path: Path, damage: str) -> None:
     """Before: a bare AttributeError or KeyError out of `open`; now the cache is rebuilt, as a stale one is."""
     index_file = tmp_path / "cache" / "train.index.json"
     index = json.loads(index_file.read_text())
+    entry = dict(index["clips"]["long"])
+    if damage in ENTRY_DAMAGE:
+        ENTRY_DAMAGE[damage](entry)
     damaged = {"[1, 2]": [1, 2], "no total_frames": {k: v for k, v in index.items() if k != "total_frames"},
-               "clips not a mapping": {**index, "clips": ["long"]}}[damage]
+               "clips not a mapping": {**index, "clips": ["long"]},
+               "entry not a mapping": {**index, "clips": {**index["clips"], "long": "x"}}}.get(
+        damage, {**index, "clips": {**index["clips"], "long": entry}})
     index_file.write_text(json.dumps(damaged))
     assert FrameCache.open(tmp_path / "cache", "train", SETTINGS) is None
 

@@ -148,6 +148,13 @@ def _file_names(directory: Path, split: str) -> tuple[Path, Path]:
     return directory / f"{split}.frames.u8", directory / f"{split}.index.json"
 
 
+def _whole_entry(entry: Any, total_frames: int) -> bool:
+    """A clip's entry as `build_frame_cache` writes it: frames inside the file, and the stamp of its video."""
+    return (isinstance(entry, dict) and type(entry.get("offset")) is int and type(entry.get("count")) is int
+            and entry["offset"] >= 0 and entry["count"] >= 0 and entry["offset"] + entry["count"] <= total_frames
+            and isinstance(entry.get("stamp"), list))
+
+
 class FrameCache:
     """The cached frames of one split; open with `FrameCache.open`, build with `build_frame_cache`."""
 
@@ -175,6 +182,8 @@ class FrameCache:
             return None  # an index this code did not write whole: rebuilt, as a stale one is
         if frames_size != index["total_frames"] * settings.image_size**2 * 3:
             return None  # truncated or replaced behind the index's back
+        if not all(_whole_entry(entry, index["total_frames"]) for entry in index["clips"].values()):
+            return None
         return cls(frames_path, index)
 
     def covers(self, clip: Clip) -> bool:
