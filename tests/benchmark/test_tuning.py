@@ -43,6 +43,8 @@ def test_log_grids_are_rounded_to_three_digits():
      "2 log_range dimensions"),
     ("[{key: train.lrr, choices: [1, 2, 3, 4, 5]}]", "train.lrr: not a setting a search may vary"),
     ("[{key: train.lr, choices: [1, 2, 3, 4, 5], log_range: [0.1, 1.0]}]", "exactly one of log_range or choices"),
+    ("[{key: train.lr, log_range: [0.001, 0.1]}, {key: train.lr, choices: [1]}]",
+     "tune.space names train.lr more than once"),
 ])
 def test_a_space_that_breaks_the_budget_is_refused(space, expected):
     config = resolve_config(["method=dgl", f"tune.space={space}"])
@@ -66,6 +68,18 @@ def test_a_space_and_the_budget_may_combine_choices_and_a_range():
     grid = search_grid(config)
     assert len(grid) == 6 and {s["dgl.latent"] for s in grid} == {"linear", "transformer"}
     assert sorted({s["train.lr"] for s in grid}) == [0.001, 0.01, 0.1]
+
+
+@pytest.mark.parametrize("choices, first, second", [
+    ("[0.1, 0.1, 0.1, 0.1, 0.1]", "train.lr=0.1", "train.lr=0.1"),
+    ("[true, false, 1, 0, true]", "train.val_curve=True", "train.val_curve=1"),  # 1 is read as true
+])
+def test_a_space_of_repeated_trials_is_refused(choices, first, second):
+    """Found by an audit: one distinct trial, reused four times, was recorded as a search of five."""
+    key = "train.lr" if "0.1" in choices else "train.val_curve"
+    with pytest.raises(ConfigError, match=f"trials {first} and {second} set the same values: every method gets "
+                                          f"tune.trials=5 distinct trials"):
+        plan_searches(["method=bitfit", f"tune.space=[{{key: {key}, choices: {choices}}}]"])
 
 
 def test_a_search_refuses_a_searched_key_on_its_command_line_and_a_trained_method_without_space():

@@ -54,6 +54,9 @@ def search_grid(config: DictConfig) -> list[dict[str, Any]]:
     if not dims:
         return []
     explicit, ranged = 1, [d for d in dims if d.log_range is not None]
+    repeated = sorted({d.key for d in dims if [e.key for e in dims].count(d.key) > 1})
+    if repeated:
+        raise ConfigError(f"{source}: tune.space names {', '.join(repeated)} more than once; give each key once")
     for dim in dims:
         if (dim.log_range is None) == (dim.choices is None):
             raise ConfigError(f"{source}: tune.space {dim.key}: give exactly one of log_range or choices")
@@ -171,12 +174,20 @@ def plan_searches(overrides: list[str]) -> list[Search]:
             elif not search.grid:
                 raise ConfigError(f"{space_source(config)}: {method} trains parameters but declares no tune.space: "
                                   f"give it one of tune.trials={config.tune.trials} trials")
+            seen: dict[tuple, str] = {}
             for settings in search.grid:  # every trial's values checked before the first trial trains
+                shown = " ".join(settings_overrides(settings))
                 try:
-                    search.trial_config(settings)
+                    trial = search.trial_config(settings)
                 except ConfigError as err:
                     raise ConfigError(f"{space_source(config)} (or tune.space on the command line): trial "
-                                      f"{' '.join(settings_overrides(settings))}: {err}") from err
+                                      f"{shown}: {err}") from err
+                values = tuple(repr(OmegaConf.select(trial, key)) for key in settings)  # as the run reads them
+                if values in seen:  # `choices: [0.1, 0.1, ...]`, or `[true, 1]` for a flag: fewer distinct trials
+                    raise ConfigError(f"{space_source(config)} (or tune.space on the command line): trials "
+                                      f"{seen[values]} and {shown} set the same values: every method gets "
+                                      f"tune.trials={config.tune.trials} distinct trials")
+                seen[values] = shown
             searches.append(search)
     check_equal_budgets(searches)
     check_disjoint_splits([search.config for search in searches])
