@@ -156,3 +156,13 @@ def test_a_row_never_averages_seeds_of_different_settings(write_run, make_ranks,
 
     assert list(results["status"]) == ["finished", "finished", "excluded"]  # the output folder does not count
     assert "other settings than seed(s) 0, 1 of its row (train.lr: 0.01 -> 0.5)" in results.loc[2, "error"]
+
+
+def test_seeds_of_one_row_on_different_test_sets_name_their_files(write_run, make_ranks, tmp_path):
+    from vtrbench.reports import write_report
+
+    write_run("dgl", make_ranks(100, 20), seed=0)
+    other = write_run("dgl", make_ranks(90, 20), seed=1)
+    with pytest.raises(ResultFileError, match=rf"rank different numbers of test queries: .*seed0.* \(100\), "
+                                              rf"{other} \(90\)"):
+        write_report(tmp_path / "runs", tmp_path / "report", resamples=10)

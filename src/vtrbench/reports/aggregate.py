@@ -21,7 +21,7 @@ from vtrbench.reports.bootstrap import (
     paired_bootstrap,
     recall_intervals,
 )
-from vtrbench.reports.result_table import DIRECTIONS, RANK_METRICS
+from vtrbench.reports.result_table import DIRECTIONS, RANK_METRICS, ResultFileError
 from vtrbench.schema import method_label
 
 TABLE_KEYS = ("table", "dataset", "split", "backbone")
@@ -77,6 +77,10 @@ def aggregate_runs(
         row["skipped_test"] = int(group["skipped_test"].max())
         row["model_selection"] = " ".join(sorted(set(group["model_selection"])))
         ranks = list(group["t2v_ranks"])
+        if all(r is not None for r in ranks) and len({len(r) for r in ranks}) > 1:
+            sizes = ", ".join(f"{path} ({len(r):,})" for path, r in zip(group["path"], ranks, strict=True))
+            raise ResultFileError(f"the seeds of one row rank different numbers of test queries: {sizes}; they "
+                                  f"were not run on the same test split")
         intervals = (
             recall_intervals(ranks, CI_KS, resamples, rng_seed) if all(r is not None for r in ranks) else []
         )
