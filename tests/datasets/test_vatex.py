@@ -73,6 +73,9 @@ def tiny(tmp_path: Path) -> VATEX:
         ("vatex_data.json", '{"b_000000_000010": ["fine", ""]}',
          r"vatex_data.json: key 'b_000000_000010'\[1\]: empty or non-text caption"),
         ("vatex_data.json", '{"b_000000_000010": []}', r"key 'b_000000_000010': expected a non-empty list"),
+        ("vatex_data.json", '[{"videoID": null, "enCap": ["x"]}]',  # read as the id "None" before
+         r"vatex_data.json: \[0\]: 'videoID' must be a non-empty string, got None"),
+        ("vatex_data.json", '[{"videoID": 12345, "enCap": ["x"]}]', r"'videoID' must be a non-empty string, got 12345"),
         ("vatex_data.json", '"captions"', r"vatex_data.json: expected a list"),
         ("test_list.txt", "b_000000_000010\nz_000000_000010\n",
          r"test_list.txt, line 2: video 'z_000000_000010' has no caption in vatex_data.json"),

@@ -50,7 +50,9 @@ def read_vatex_captions(path: Path) -> dict[str, list[str]]:
         for i, entry in enumerate(data):
             if not isinstance(entry, dict) or "videoID" not in entry or "enCap" not in entry:
                 raise AnnotationError(f"{path}: [{i}]: expected an object with 'videoID' and 'enCap'")
-            video_id = str(entry["videoID"])
+            if not isinstance(entry["videoID"], str) or not entry["videoID"]:  # str() made null "None"
+                raise AnnotationError(f"{path}: [{i}]: 'videoID' must be a non-empty string, got {entry['videoID']!r}")
+            video_id = entry["videoID"]
             if video_id in captions:
                 raise AnnotationError(f"{path}: [{i}]: videoID {video_id!r} appears twice")
             captions[video_id] = _checked_captions(path, f"[{i}] ({video_id}) enCap", entry["enCap"])
