@@ -132,3 +132,14 @@ def test_frozen_trunk_heads_reproduce_the_encoders(name, make_tiny_backbone, cap
                                    rtol=0, atol=0)
         torch.testing.assert_close(method.video_head(video_trunk, mask), method.encode_video(frames, mask),
                                    rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method, options, expected", [
+    ("lora", {"dropout": 1.5}, "lora: dropout must be in"),  # before: torch's message, naming no option
+    ("lora", {"alpha": float("nan")}, "alpha a finite number"),  # before: a NaN scale, then a diverged run
+    ("adaptformer", {"scale": float("nan")}, "scale finite"),
+    ("cross_modal_adapter", {"temperature": float("nan")}, "temperature and init_std must be > 0"),
+])
+def test_an_option_no_run_can_mean_is_refused_by_its_method(method, options, expected):
+    with pytest.raises(ValueError, match=expected):
+        METHODS.get(method).Config(**options)

@@ -13,6 +13,7 @@ does not mention; it is the default here (`dropout`), and 0 turns it off. Beside
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,9 +31,9 @@ class AdaptFormerConfig:
     dropout: float = 0.1  # on the hidden activations, as the repository's blocks set it
 
     def __post_init__(self) -> None:
-        if self.bottleneck < 1 or not 0 <= self.dropout < 1:
-            raise ValueError(f"adaptformer: bottleneck must be >= 1 and dropout in [0, 1), got "
-                             f"bottleneck={self.bottleneck}, dropout={self.dropout}")
+        if self.bottleneck < 1 or not 0 <= self.dropout < 1 or not math.isfinite(self.scale):
+            raise ValueError(f"adaptformer: bottleneck must be >= 1, dropout in [0, 1) and scale finite, got "
+                             f"bottleneck={self.bottleneck}, dropout={self.dropout}, scale={self.scale}")
 
 
 class ParallelAdapter(nn.Module):

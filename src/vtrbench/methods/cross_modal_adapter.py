@@ -24,6 +24,7 @@ protocol (its frame sampling, loss loop, AdamW with its cosine schedule, metrics
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,7 @@ class CrossModalAdapterConfig:
         if self.bottleneck < 1 or self.shared_dim < 0:
             raise ValueError(f"cross_modal_adapter: bottleneck must be >= 1 and shared_dim >= 0, got "
                              f"bottleneck={self.bottleneck}, shared_dim={self.shared_dim}")
-        if self.temperature <= 0 or self.init_std <= 0 or not 0 <= self.dropout < 1:
+        if not (0 < self.temperature < math.inf and 0 < self.init_std < math.inf and 0 <= self.dropout < 1):
             raise ValueError("cross_modal_adapter: temperature and init_std must be > 0, dropout in [0, 1)")
 
 

@@ -11,6 +11,7 @@ peft freezes everything but the LoRA matrices; B starts at zero, so the method s
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -37,6 +38,9 @@ class LoRAConfig:
             )
         if self.rank < 1:
             raise ValueError("lora.rank must be at least 1")
+        if not (0 <= self.dropout < 1 and math.isfinite(self.alpha) and self.alpha > 0):
+            raise ValueError(f"lora: dropout must be in [0, 1) and alpha a finite number > 0, got "
+                             f"dropout={self.dropout}, alpha={self.alpha}")
 
 
 @METHODS.register("lora")
