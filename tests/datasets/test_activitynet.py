@@ -105,3 +105,14 @@ def test_wrong_encoding_is_named(tiny: ActivityNet) -> None:
     (tiny.root / "val_1.json").write_bytes('{"v_ghi": {"sentences": ["caf\u00e9"]}}'.encode("latin-1"))
     with pytest.raises(AnnotationError, match=r"val_1.json: not UTF-8"):
         tiny.load("test")
+
+
+def test_a_hold_out_that_cannot_be_drawn_names_the_option(tiny: ActivityNet) -> None:
+    # found by an audit: 'val_fraction=0.0: ...' and 'a hold-out needs at least 2 training clips, found 0' named
+    # neither the dataset's option nor where the train file is
+    with pytest.raises(ValueError, match=r"activitynet.val_fraction \(val held out of the train file under .*\): "
+                                         r"val_fraction=0.0"):
+        ActivityNet(ActivityNetConfig(root=str(tiny.root), val_fraction=0.0)).load("val")
+    (tiny.root / "train.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"activitynet.val_fraction .*a hold-out needs at least 2 training clips"):
+        tiny.load("train")

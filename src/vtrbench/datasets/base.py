@@ -217,8 +217,13 @@ class AnnotationFormat:
             self.annotation(self.val_file)  # raises FileNotFoundError naming the file when it is not there
             return self.read("val")
         train = self.read("train")
-        held_out = holdout_ids([video_id for video_id, _, _ in train], self.config.val_fraction,
-                               self.config.val_seed)
+        try:
+            held_out = holdout_ids([video_id for video_id, _, _ in train], self.config.val_fraction,
+                                   self.config.val_seed)
+        except ValueError as err:  # name the option and the file the hold-out draws from
+            name = self.offline_format or "<dataset>"
+            raise ValueError(f"{name}.val_fraction (val held out of the train file under {self.root}): "
+                             f"{err}") from err
         return [clip for clip in train if clip[0] in held_out]
 
     def check_disjoint_splits(self) -> None:
