@@ -166,3 +166,13 @@ def test_seeds_of_one_row_on_different_test_sets_name_their_files(write_run, mak
     with pytest.raises(ResultFileError, match=rf"rank different numbers of test queries: .*seed0.* \(100\), "
                                               rf"{other} \(90\)"):
         write_report(tmp_path / "runs", tmp_path / "report", resamples=10)
+
+
+def test_a_setting_added_to_the_suite_after_a_seed_ran_does_not_split_its_row(write_run, make_ranks, tmp_path):
+    # seed 0 was saved before train.adam_eps existed: its file stands for the default, as a reused run's does
+    for seed, train in ((0, {"lr": 0.01}), (1, {"lr": 0.01, "adam_eps": 1e-8}), (2, {"lr": 0.01, "adam_eps": 1e-8})):
+        path = write_run("dgl", make_ranks(1000, 100 + seed), seed=seed)
+        record = json.loads(path.read_text())
+        record["config"] = {"method": "dgl", "seed": seed, "train": train}
+        path.write_text(json.dumps(record))
+    assert list(load_results(tmp_path / "runs")["status"]) == ["finished"] * 3

@@ -224,33 +224,42 @@ def _computing_config(config: Any) -> str:
     return json.dumps({k: v for k, v in sorted(flat.items()) if computes(k) and k != "seed"}, default=str)
 
 
-def _config_difference(a: str, b: str) -> str:
-    """`key: a -> b` for the first settings in which two `_computing_config` strings differ."""
+def _differences(a: str, b: str) -> list[str]:
+    """`key: a -> b` for the settings both `_computing_config` strings hold and set differently. A setting one
+    of them lacks was added to the suite after that run, whose file stands for its default (as a reused run's
+    does), so it does not count."""
     first, second = json.loads(a), json.loads(b)
-    keys = [k for k in sorted(set(first) | set(second)) if first.get(k, "(absent)") != second.get(k, "(absent)")]
-    shown = "; ".join(f"{k}: {first.get(k, '(absent)')!r} -> {second.get(k, '(absent)')!r}" for k in keys[:3])
-    return shown + (f" (and {len(keys) - 3} more)" if len(keys) > 3 else "")
+    return [f"{k}: {first[k]!r} -> {second[k]!r}" for k in sorted(set(first) & set(second)) if first[k] != second[k]]
 
 
 def exclude_mixed_configs(frame: pd.DataFrame) -> pd.DataFrame:
     """A row of a table averages seeds of one config. Where the finished runs of one (dataset, split,
     backbone, method, variant) were made with different settings (another rate, another backbone weight,
-    another budget), the config of most of them stays (of the lowest seed on a tie) and the others are
+    another budget), the settings of most of them stay (of the lowest seed on a tie) and the others are
     excluded, with the settings that differ: nothing is averaged across configs."""
     finished = frame[(frame["status"] == "finished") & (frame["config_key"] != "")]
     keys = [k for k in RUN_IDENTITY if k != "seed"]
     for _, group in finished.groupby(keys, sort=False):
-        if group["config_key"].nunique() < 2:
+        clusters: list[list] = []  # runs whose settings agree with the first run of their cluster, by seed
+        for index, row in group.sort_values("seed", kind="stable").iterrows():
+            home = next((c for c in clusters if not _differences(c[0][1], row["config_key"])), None)
+            if home is None:
+                clusters.append(home := [])
+            home.append((index, row["config_key"]))
+        if len(clusters) < 2:
             continue
-        counts = group.sort_values("seed", kind="stable")["config_key"].value_counts(sort=False)
-        kept = counts.idxmax()  # value_counts keeps first-seen order, so a tie goes to the lowest seed
-        kept_seeds = ", ".join(str(s) for s in sorted(group.loc[group["config_key"] == kept, "seed"]))
-        for index, row in group[group["config_key"] != kept].iterrows():
-            frame.loc[index, "status"] = EXCLUDED
-            frame.loc[index, "error"] = (
-                f"made with other settings than seed(s) {kept_seeds} of its row "
-                f"({_config_difference(kept, row['config_key'])}): not averaged with them; give it a variant "
-                f"of its own (variant=...) or another output.runs_dir")
+        kept = max(clusters, key=len)  # the first of the largest: the lowest seed on a tie
+        kept_seeds = ", ".join(str(group.loc[i, "seed"]) for i, _ in kept)
+        for cluster in clusters:
+            if cluster is kept:
+                continue
+            for index, config_key in cluster:
+                shown = _differences(kept[0][1], config_key)
+                frame.loc[index, "status"] = EXCLUDED
+                frame.loc[index, "error"] = (
+                    f"made with other settings than seed(s) {kept_seeds} of its row ({'; '.join(shown[:3])}"
+                    f"{f' (and {len(shown) - 3} more)' if len(shown) > 3 else ''}): not averaged with them; give "
+                    f"it a variant of its own (variant=...) or another output.runs_dir")
     return frame
 
 
