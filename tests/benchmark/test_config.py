@@ -343,3 +343,9 @@ def test_a_gpu_that_is_not_there_is_said():
         with pytest.raises(RuntimeError, match="device=cuda: torch finds no CUDA GPU on this machine"):
             pick_device("cuda")
     assert pick_device("cpu").type == "cpu"
+
+
+def test_a_val_fraction_no_hold_out_can_mean_is_refused_even_beside_a_val_file():
+    # found by an audit: msrvtt.val_fraction=2 passed unseen while msrvtt.val_csv was set
+    with pytest.raises(ConfigError, match=r"msrvtt.val_fraction=2.0: expected a fraction between 0 and 1"):
+        resolve_config(["method=dgl", "dataset=msrvtt", "msrvtt.val_fraction=2"])

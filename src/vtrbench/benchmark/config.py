@@ -184,6 +184,10 @@ def check_values(config: DictConfig) -> None:
         value = OmegaConf.select(config, key)
         if not holds(value):
             raise ConfigError(f"{key}={value!r}: expected {expected}")
+    fraction = OmegaConf.select(config, f"{config.dataset}.val_fraction")  # checked also where a val file is set
+    if fraction is not None and not 0 < fraction < 1:
+        raise ConfigError(f"{config.dataset}.val_fraction={fraction!r}: expected a fraction between 0 and 1 "
+                          f"(exclusive)")
 
 
 def config_file(*parts: str) -> Path | None:
