@@ -259,8 +259,11 @@ def test_a_preset_that_extends_badly_is_refused_naming_it(tmp_path, text, messag
         resolve_config(["method=dgl", f"preset={tmp_path / 'loop.yaml'}"])
 
 
-def test_a_run_whose_rate_nobody_chose_is_said(tmp_path):
+def test_a_run_whose_rate_nobody_chose_is_said(tmp_path, monkeypatch):
+    from vtrbench.benchmark import config as config_module
     from vtrbench.benchmark.config import untuned_rate, untuned_rate_note
+
+    real_config_file = config_module.config_file
 
     def untuned(*overrides):
         return untuned_rate(resolve_config(list(overrides)), list(overrides))
@@ -269,8 +272,14 @@ def test_a_run_whose_rate_nobody_chose_is_said(tmp_path):
     assert not untuned("method=zero_shot")  # tunes nothing
     assert untuned("method=dgl", "dataset=lsmdc", "preset=")  # no preset: base.yaml's rate
     assert not untuned("method=dgl", "dataset=lsmdc", "preset=", "train.lr=0.01")  # the user's own
-    note = untuned_rate_note([("dgl", "lsmdc")], 1e-3)
-    assert "dgl on lsmdc: it runs at base.yaml's train.lr=0.001" in note
+    # found in review: a rate the method's own yaml sets is that file's choice, not base.yaml's
+    method_yaml = config_file("methods", "lora.yaml")
+    monkeypatch.setattr(config_module, "config_file", lambda *parts: (tmp_path / "lora.yaml") if parts == (
+        "methods", "lora.yaml") else real_config_file(*parts))
+    (tmp_path / "lora.yaml").write_text(method_yaml.read_text() + "train:\n  lr: 0.05\n")
+    assert not untuned("method=lora", "dataset=lsmdc", "preset=")
+    note = untuned_rate_note({("dgl", "lsmdc"): 1e-3, ("vop", "vatex"): 1e-3})
+    assert "for dgl on lsmdc (train.lr=0.001), vop on vatex (train.lr=0.001): base.yaml's rate" in note
     assert "vtrbench tune method=dgl dataset=lsmdc" in note and "extends: offline" in note
 
 

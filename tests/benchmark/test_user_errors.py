@@ -98,6 +98,44 @@ def test_a_finished_result_with_a_missing_or_mistyped_field_is_named(tiny_msrvtt
     assert f"{path}: {expected}" in one_error_line(capsys)
 
 
+@pytest.mark.parametrize("written", ["under the old tie rule", "with metrics its ranks do not give"])
+def test_a_reused_result_is_judged_by_todays_rules(tiny_msrvtt, tmp_path, capsys, written):
+    """Found in review: a file the report calls degenerate (700 of 1,000 queries tied, none collapsed, written
+    as finished by the old rule) was reused as finished, so a search could choose it."""
+    import json
+
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from vtrbench.benchmark.config import resolve_config, run_dir
+    from vtrbench.ranking import metrics_from_ranks
+    from vtrbench.schema import RunResult
+
+    overrides = tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot")
+    config = resolve_config(overrides)
+    ranks = {d: np.random.default_rng(i).integers(1, 30, 1000).tolist() for i, d in enumerate(("t2v", "v2t"))}
+    metrics = metrics_from_ranks(ranks)
+    ties = {"t2v": {"tied_queries": 700, "collapsed_queries": 0, "queries": 1000},
+            "v2t": {"tied_queries": 0, "collapsed_queries": 0, "queries": 1000}, "degenerate": False}
+    if written != "under the old tie rule":
+        ties["t2v"]["tied_queries"] = 0
+        metrics["t2v"]["R1"] += 5.0
+    record = RunResult(status="finished", method="zero_shot", variant="", dataset="msrvtt", split="test",
+                       backbone=config.backbone.name, pretrained="random", seed=0, metrics=metrics, ranks=ranks,
+                       ties=ties, params={"tuned": 0, "tuned_pct": 0.0}, timing={"steps": 0},
+                       config=OmegaConf.to_container(config, resolve=True)).to_json()
+    path = run_dir(config) / "result.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    if written == "under the old tie rule":
+        assert main(["run", *overrides]) == 0
+        assert json.loads(capsys.readouterr().out)["status"] == "degenerate"
+    else:
+        assert main(["run", *overrides]) == 2
+        assert "its metrics disagree with its per-query ranks" in one_error_line(capsys)
+    assert json.loads(path.read_text()) == record  # kept as written
+
+
 def test_open_clip_weights_that_cannot_be_downloaded(tiny_msrvtt, tmp_path, capsys, monkeypatch):
     import open_clip
 

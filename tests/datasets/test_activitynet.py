@@ -74,6 +74,8 @@ def test_one_clip_under_two_spellings_is_one_clip(tiny: ActivityNet, make_video:
     (tiny.root / "val_1.json").write_text(json.dumps({"v_ghi": entry, "ghi": entry}))
     with pytest.raises(SharedClipsError, match=r"the test split names 1 video\(s\) under two ids \(ghi and v_ghi\)"):
         tiny.check_disjoint_splits()
+    assert main(["data", "check", "activitynet", f"activitynet.root={tiny.root}"]) == 1  # as run refuses it
+    assert "test names 1 video(s) under two ids: v_ghi and ghi" in capsys.readouterr().out
 
 
 def test_a_named_val_json_replaces_the_hold_out(tiny: ActivityNet) -> None:

@@ -176,3 +176,15 @@ def test_a_setting_added_to_the_suite_after_a_seed_ran_does_not_split_its_row(wr
         record["config"] = {"method": "dgl", "seed": seed, "train": train}
         path.write_text(json.dumps(record))
     assert list(load_results(tmp_path / "runs")["status"]) == ["finished"] * 3
+
+
+@pytest.mark.parametrize("order", [(None, 1e-6, 1e-8), (1e-6, None, 1e-8)])
+def test_a_seed_joins_a_row_only_if_it_agrees_with_every_seed_there(write_run, make_ranks, tmp_path, order):
+    # found in review: compared with the first seed of a row alone, an old file (no adam_eps) let 1e-6 and
+    # 1e-8 seeds both in, or not, by seed order
+    for seed, eps in enumerate(order):
+        path = write_run("dgl", make_ranks(1000, 100 + seed), seed=seed)
+        record = json.loads(path.read_text())
+        record["config"] = {"method": "dgl", "train": {"lr": 0.01} | ({} if eps is None else {"adam_eps": eps})}
+        path.write_text(json.dumps(record))
+    assert list(load_results(tmp_path / "runs")["status"]) == ["finished", "finished", "excluded"]

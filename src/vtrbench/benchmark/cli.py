@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = resolve_config(args.overrides)
     if untuned_rate(config, args.overrides) and os.environ.get("RANK", "0") == "0":
-        print(untuned_rate_note([(config.method, config.dataset)], config.train.lr), file=sys.stderr, flush=True)
+        print(untuned_rate_note({(config.method, config.dataset): config.train.lr}), file=sys.stderr, flush=True)
     try:
         result = execute(config)
         prints = dist.is_main()  # every process holds the result; one prints it

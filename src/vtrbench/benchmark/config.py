@@ -515,21 +515,24 @@ def untuned_rate(config: DictConfig, overrides: list[str]) -> bool:
     search chooses one."""
     if not any(str(dim.get("key")) == "train.lr" for dim in config.tune.space or []):
         return False
-    cli = parse_overrides(overrides)
-    if OmegaConf.select(cli, "train.lr") is not None:
+    if OmegaConf.select(parse_overrides(overrides), "train.lr") is not None:
         return False
+    for folder, name in (("datasets", config.dataset), ("methods", config.method)):
+        train = _yaml_data(config_file(folder, f"{name}.yaml")).get("train")
+        if isinstance(train, dict) and "lr" in train:  # a rate the dataset's or the method's own file sets
+            return False
     layer = preset_layer(config.preset, config.method, config.dataset) if config.preset else OmegaConf.create()
     return OmegaConf.select(layer, "train.lr") is None
 
 
-def untuned_rate_note(pairs: list[tuple[str, str]], lr: float) -> str:
-    """One note for the (method, dataset) pairs that `untuned_rate` finds."""
-    names = ", ".join(f"{method} on {dataset}" for method, dataset in pairs)
-    method, dataset = pairs[0]
-    return (f"note: no learning rate was chosen on val for {names}: it runs at base.yaml's train.lr={lr:g}, where "
-            f"every shipped method runs at a rate its preset chose on val. `vtrbench tune method={method} "
-            f"dataset={dataset}` chooses one and prints its rule; put the rule in a preset of your own that "
-            f"starts with `extends: offline` and run with preset=<that file> (or run `leaderboard tune=true`)")
+def untuned_rate_note(rates: dict[tuple[str, str], float]) -> str:
+    """One note for the (method, dataset) pairs that `untuned_rate` finds, each with the rate it runs at."""
+    names = ", ".join(f"{method} on {dataset} (train.lr={lr:g})" for (method, dataset), lr in rates.items())
+    method, dataset = next(iter(rates))
+    return (f"note: no learning rate was chosen on val for {names}: base.yaml's rate, where every shipped method "
+            f"runs at a rate its preset chose on val. `vtrbench tune method={method} dataset={dataset}` chooses "
+            f"one and prints its rule; put the rule in a preset of your own that starts with `extends: offline` "
+            f"and run with preset=<that file> (or run `leaderboard tune=true`)")
 
 
 def other_sections(method: str, dataset: str) -> set[str]:

@@ -91,14 +91,25 @@ def print_report(report: SplitReport, num_frames: int, show: int) -> None:
     print(f"  {state}: {report.usable:,} of {len(report.clips):,} clips")
 
 
+def _clip_key(clip: Clip) -> str:
+    """The video file a clip's id finds (resolved), else the id: two spellings of one clip share it."""
+    return str(clip.path.resolve()) if clip.path is not None else clip.video_id
+
+
+def named_twice(report: SplitReport) -> list[str]:
+    """`X and v_X` for every video a readable split names under two ids (a run refuses such a split)."""
+    ids: dict[str, list[str]] = {}
+    for clip in report.clips if report.error is None else []:
+        ids.setdefault(_clip_key(clip), []).append(clip.video_id)
+    return [" and ".join(names) for names in ids.values() if len(names) > 1]
+
+
 def shared_ids(reports: list[SplitReport]) -> list[tuple[str, str, list[str]]]:
     """(split, split, ids in both) for every pair of readable splits that share clips: a val or test clip
     that is also trained on, or a val clip that is tested on, would make the numbers meaningless. Clips are
     compared by their video file, as `check_disjoint_splits` does: `v_X` in one split and `X` in another are
     one clip, listed as `v_X = X`."""
-    def key(clip: Clip) -> str:
-        return str(clip.path.resolve()) if clip.path is not None else clip.video_id
-
+    key = _clip_key
     names: dict[str, list[str]] = {}
     readable = [r for r in reports if r.error is None]
     for report in readable:
@@ -128,6 +139,11 @@ def data_check(dataset_name: str, overrides: list[str], show: int = 10) -> int:
         print_report(report, num_frames, show)
         unusable += report.error is not None or report.usable == 0
         reports.append(report)
+    for report in reports:
+        twice = named_twice(report)
+        if twice:
+            print(f"{report.name} names {len(twice):,} video(s) under two ids: {_listed(twice, show)}")
+            unusable += 1
     for first, second, common in shared_ids(reports):
         print(f"{first} and {second} share {len(common):,} clip(s): {_listed(common, show)}")
         unusable += 1

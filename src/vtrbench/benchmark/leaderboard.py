@@ -105,7 +105,7 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
         first_runs = {(c.method, c.dataset): (o, c) for o, c in reversed(runs)}  # seeds share their settings
         untuned = {pair: c.train.lr for pair, (o, c) in first_runs.items() if untuned_rate(c, o)}
         if untuned:
-            print(untuned_rate_note(list(untuned), next(iter(untuned.values()))), flush=True)
+            print(untuned_rate_note(untuned), flush=True)
     started = time.perf_counter()
     pending = []
     conflicts = []

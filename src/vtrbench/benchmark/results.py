@@ -24,7 +24,7 @@ from torch import nn
 from vtrbench.benchmark.config import config_differences
 from vtrbench.benchmark.counting import tuned_parameters
 from vtrbench.files import atomic_write
-from vtrbench.reports.result_table import ResultFileError, parse_result
+from vtrbench.reports.result_table import EXCLUDED, ResultFileError, parse_result
 from vtrbench.schema import COMPLETE_STATUSES, RESULT_FILE
 
 CHECKPOINT_FILE = "last_epoch.safetensors"
@@ -73,10 +73,16 @@ def finished_result(run_dir: Path, config: DictConfig) -> dict | None:
             f"{run_dir} holds a finished run of another config ({shown}); it is kept, not reused: choose "
             f"another output.runs_dir or variant=NAME, or delete that folder to run this config there"
         )
-    # reused as it is read by the report: a missing or mistyped field is named with the file, never a KeyError
-    parse_result(result, run_dir / RESULT_FILE)
+    # reused as the report reads it: a missing or mistyped field is named with the file, never a KeyError, and
+    # today's rules judge it, whichever version wrote it (a search never chooses what the report would not rank)
+    path = run_dir / RESULT_FILE
+    row = parse_result(result, path)
     if not isinstance(result.get("timing", {}), dict):
-        raise ResultFileError(f"{run_dir / RESULT_FILE}: 'timing' must be an object, got {result['timing']!r:.80}")
+        raise ResultFileError(f"{path}: 'timing' must be an object, got {result['timing']!r:.80}")
+    if row["status"] == EXCLUDED:
+        raise ResultFileError(f"{path}: {row['error']}; it is kept, not reused: delete that folder to run it again")
+    if row["status"] != result["status"]:
+        return {**result, "status": row["status"], "reason": row["error"]}
     return result
 
 

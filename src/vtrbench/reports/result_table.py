@@ -226,8 +226,8 @@ def _computing_config(config: Any) -> str:
 
 def _differences(a: str, b: str) -> list[str]:
     """`key: a -> b` for the settings both `_computing_config` strings hold and set differently. A setting one
-    of them lacks was added to the suite after that run, whose file stands for its default (as a reused run's
-    does), so it does not count."""
+    of them lacks was added to the suite after that run; the report cannot tell its default (the harness's
+    structured config holds it, and a reused run is compared against it), so it is not counted here."""
     first, second = json.loads(a), json.loads(b)
     return [f"{k}: {first[k]!r} -> {second[k]!r}" for k in sorted(set(first) & set(second)) if first[k] != second[k]]
 
@@ -240,9 +240,9 @@ def exclude_mixed_configs(frame: pd.DataFrame) -> pd.DataFrame:
     finished = frame[(frame["status"] == "finished") & (frame["config_key"] != "")]
     keys = [k for k in RUN_IDENTITY if k != "seed"]
     for _, group in finished.groupby(keys, sort=False):
-        clusters: list[list] = []  # runs whose settings agree with the first run of their cluster, by seed
+        clusters: list[list] = []  # runs whose settings agree with every run of their cluster, by seed
         for index, row in group.sort_values("seed", kind="stable").iterrows():
-            home = next((c for c in clusters if not _differences(c[0][1], row["config_key"])), None)
+            home = next((c for c in clusters if not any(_differences(k, row["config_key"]) for _, k in c)), None)
             if home is None:
                 clusters.append(home := [])
             home.append((index, row["config_key"]))
