@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from vtrbench.benchmark.config import HARNESS_KEYS, ConfigError, resolve_config, untuned_rate, untuned_rate_note
-from vtrbench.benchmark.locks import RunLockedError
+from vtrbench.benchmark.locks import RunLockedError, is_run_writer
 from vtrbench.benchmark.metrics import DivergedError
 from vtrbench.registry import DATASETS, METHODS, UnknownNameError
 
@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vtrbench.benchmark.runner import execute, record_failure
 
     config = resolve_config(args.overrides)
-    if untuned_rate(config, args.overrides) and os.environ.get("RANK", "0") == "0":
+    if untuned_rate(config, args.overrides) and is_run_writer():  # said once in a torchrun group
         print(untuned_rate_note({(config.method, config.dataset): config.train.lr}), file=sys.stderr, flush=True)
     try:
         result = execute(config)

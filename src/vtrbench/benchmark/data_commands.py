@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vtrbench.benchmark.config import dataset_options, resolve_config
-from vtrbench.datasets.base import SPLITS, AnnotationError, AnnotationFormat, Clip, shared_clip_ids
+from vtrbench.datasets.base import SPLITS, AnnotationError, AnnotationFormat, Clip, named_twice, shared_clips
 from vtrbench.datasets.frame_cache import frame_cache_dir, prepare_frame_cache
 from vtrbench.datasets.video import VideoReadError, decoder_log_path, log_decoder_messages, read_frames
 from vtrbench.registry import DATASETS
@@ -91,36 +91,6 @@ def print_report(report: SplitReport, num_frames: int, show: int) -> None:
     print(f"  {state}: {report.usable:,} of {len(report.clips):,} clips")
 
 
-def _clip_key(clip: Clip) -> str:
-    """The video file a clip's id finds (resolved), else the id: two spellings of one clip share it."""
-    return str(clip.path.resolve()) if clip.path is not None else clip.video_id
-
-
-def named_twice(report: SplitReport) -> list[str]:
-    """`X and v_X` for every video a readable split names under two ids (a run refuses such a split)."""
-    ids: dict[str, list[str]] = {}
-    for clip in report.clips if report.error is None else []:
-        ids.setdefault(_clip_key(clip), []).append(clip.video_id)
-    return [" and ".join(names) for names in ids.values() if len(names) > 1]
-
-
-def shared_ids(reports: list[SplitReport]) -> list[tuple[str, str, list[str]]]:
-    """(split, split, ids in both) for every pair of readable splits that share clips: a val or test clip
-    that is also trained on, or a val clip that is tested on, would make the numbers meaningless. Clips are
-    compared by their video file, as `check_disjoint_splits` does: `v_X` in one split and `X` in another are
-    one clip, listed as `v_X = X`."""
-    key = _clip_key
-    names: dict[str, list[str]] = {}
-    readable = [r for r in reports if r.error is None]
-    for report in readable:
-        for clip in report.clips:
-            names.setdefault(key(clip), [])
-            if clip.video_id not in names[key(clip)]:
-                names[key(clip)].append(clip.video_id)
-    shared = shared_clip_ids({r.name: {key(c) for c in r.clips} for r in readable})
-    return [(first, second, [" = ".join(names[k]) for k in common]) for first, second, common in shared]
-
-
 def data_check(dataset_name: str, overrides: list[str], show: int = 10) -> int:
     """Print what a run of this dataset would see: train (after the val hold-out), val and test; 1 when a
     split is unusable or two splits share clips, else 0."""
@@ -139,12 +109,14 @@ def data_check(dataset_name: str, overrides: list[str], show: int = 10) -> int:
         print_report(report, num_frames, show)
         unusable += report.error is not None or report.usable == 0
         reports.append(report)
-    for report in reports:
-        twice = named_twice(report)
+    # clips compared by the video file each id finds, as a run's `check_disjoint_splits` compares them
+    named = dataset.clips_by_file({r.name: [c.video_id for c in r.clips] for r in reports if r.error is None})
+    for split, clips in named.items():
+        twice = named_twice(clips)
         if twice:
-            print(f"{report.name} names {len(twice):,} video(s) under two ids: {_listed(twice, show)}")
+            print(f"{split} names {len(twice):,} video(s) under two ids: {_listed(twice, show)}")
             unusable += 1
-    for first, second, common in shared_ids(reports):
+    for first, second, common in shared_clips(named):
         print(f"{first} and {second} share {len(common):,} clip(s): {_listed(common, show)}")
         unusable += 1
     if log.is_file() and log.stat().st_size > logged_before:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def search_grid(config: DictConfig) -> list[dict[str, Any]]:
     if not dims:
         return []
     explicit, ranged = 1, [d for d in dims if d.log_range is not None]
-    repeated = sorted({d.key for d in dims if [e.key for e in dims].count(d.key) > 1})
+    repeated = sorted(key for key, times in Counter(d.key for d in dims).items() if times > 1)
     if repeated:
         raise ConfigError(f"{source}: tune.space names {', '.join(repeated)} more than once; give each key once")
     for dim in dims:

@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -139,6 +140,18 @@ def shared_clip_ids(ids: dict[str, set[str]]) -> list[tuple[str, str, list[str]]
             for i, first in enumerate(names) for second in names[i + 1:] if ids[first] & ids[second]]
 
 
+def named_twice(clips: dict[str, list[str]]) -> list[str]:
+    """`X and v_X` for every clip of one split (`clips_by_file`) that it names under more than one id."""
+    return [" and ".join(names) for names in clips.values() if len(names) > 1]
+
+
+def shared_clips(named: dict[str, dict[str, list[str]]]) -> list[tuple[str, str, list[str]]]:
+    """`shared_clip_ids` over the clips of `clips_by_file`, each clip shown by its ids in both splits
+    (`X = v_X`, or `X` where both spell it alike)."""
+    return [(first, second, [" = ".join(dict.fromkeys(named[first][key] + named[second][key])) for key in common])
+            for first, second, common in shared_clip_ids({split: set(clips) for split, clips in named.items()})]
+
+
 class SharedClipsError(ValueError):
     """Two splits share clips; the message names the root, the splits and the clips."""
 
@@ -177,6 +190,7 @@ class AnnotationFormat:
         self.config = config
         self._video_index: dict[str, Path] | None = None
         self._found: dict[str, tuple[Path | None, str | None, str]] = {}  # id -> confined path, why not, clip key
+        self._video_root: Path | None = None  # the videos folder, resolved once
         self._offline_root: Path | None = None
 
     @property
@@ -235,21 +249,17 @@ class AnnotationFormat:
         val = {video_id for video_id, _, _ in self.read_val()}
         ids = {"train": {video_id for video_id, _, _ in self.read("train")} - val, "val": val,
                "test": {video_id for video_id, _, _ in self.read("test")}}
-        named: dict[str, dict[str, list[str]]] = {}  # split -> the clip's file (or its id) -> its ids
-        for split, split_ids in ids.items():
-            for video_id in sorted(split_ids):
-                named.setdefault(split, {}).setdefault(self.clip_key(video_id), []).append(video_id)
+        named = self.clips_by_file({split: sorted(split_ids) for split, split_ids in ids.items()})
         for split, clips in named.items():
-            twice = [" and ".join(names) for names in clips.values() if len(names) > 1]
+            twice = named_twice(clips)
             if twice:
                 shown = "; ".join(twice[:3]) + ("; ..." if len(twice) > 3 else "")
                 raise SharedClipsError(f"{self.root}: the {split} split names {len(twice):,} video(s) under two ids "
                                        f"({shown}): one clip would count twice; fix the split file")
-        shared = shared_clip_ids({split: set(clips) for split, clips in named.items()})
+        shared = shared_clips(named)
         if shared:
             first, second, common = shared[0]
-            as_named = [" = ".join(dict.fromkeys(named[first][key] + named[second][key])) for key in common]
-            shown = ", ".join(as_named[:5]) + (", ..." if len(common) > 5 else "")
+            shown = ", ".join(common[:5]) + (", ..." if len(common) > 5 else "")
             more = "".join(f"; also {a} and {b} share {len(c):,}" for a, b, c in shared[1:])
             raise SharedClipsError(f"{self.root}: the {first} and {second} splits share {len(common):,} clip(s) "
                                    f"({shown}){more}: a run would train or tune on clips it is scored on; fix the "
@@ -279,13 +289,25 @@ class AnnotationFormat:
         """
         return self._find(video_id)[:2]
 
+    def clips_by_file(self, ids: dict[str, Iterable[str]]) -> dict[str, dict[str, list[str]]]:
+        """split -> the clip (`clip_key`) -> its ids in the order given: the grouping that `named_twice` and
+        `shared_clips` read."""
+        named: dict[str, dict[str, list[str]]] = {}
+        for split, split_ids in ids.items():
+            clips = named.setdefault(split, {})
+            for video_id in split_ids:
+                clips.setdefault(self.clip_key(video_id), []).append(video_id)
+        return named
+
     def clip_key(self, video_id: str) -> str:
         """What makes two ids one clip: the video file the id finds (resolved), else the id as written."""
         return self._find(video_id)[2]
 
     def _find(self, video_id: str) -> tuple[Path | None, str | None, str]:
         if video_id not in self._found:  # each id is looked up once per dataset object
-            video_root = (self.root / self.config.video_dir).resolve()
+            if self._video_root is None:
+                self._video_root = (self.root / self.config.video_dir).resolve()
+            video_root = self._video_root
             if not Path(os.path.normpath(video_root / video_id)).is_relative_to(video_root):
                 found = None, f"invalid id: it points outside {video_root}", video_id
             elif (path := self.video_path(video_id)) is None:

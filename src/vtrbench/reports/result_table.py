@@ -215,20 +215,18 @@ def _why_not_ranked(record: dict[str, Any], row: dict[str, Any]) -> tuple[str, s
     return None if reason is None else ("degenerate", reason)
 
 
-def _computing_config(config: Any) -> str:
-    """The settings of a run's config that change what it computes, the seed aside, as one comparable string
-    ("" for a file without its config)."""
+def _computing_config(config: Any) -> dict[str, Any] | None:
+    """The settings of a run's config that change what it computes, the seed aside, by dotted key (None for a
+    file without its config)."""
     if not isinstance(config, dict):
-        return ""
-    flat = flatten_config(config)
-    return json.dumps({k: v for k, v in sorted(flat.items()) if computes(k) and k != "seed"}, default=str)
+        return None
+    return {k: v for k, v in flatten_config(config).items() if computes(k) and k != "seed"}
 
 
-def _differences(a: str, b: str) -> list[str]:
-    """`key: a -> b` for the settings both `_computing_config` strings hold and set differently. A setting one
-    of them lacks was added to the suite after that run; the report cannot tell its default (the harness's
-    structured config holds it, and a reused run is compared against it), so it is not counted here."""
-    first, second = json.loads(a), json.loads(b)
+def _differences(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """`key: first -> second` for the settings both configs hold and set differently. A setting one of them
+    lacks was added to the suite after that run; the report cannot tell its default (the harness's structured
+    config holds it, and a reused run is compared against it), so it is not counted here."""
     return [f"{k}: {first[k]!r} -> {second[k]!r}" for k in sorted(set(first) & set(second)) if first[k] != second[k]]
 
 
@@ -237,7 +235,7 @@ def exclude_mixed_configs(frame: pd.DataFrame) -> pd.DataFrame:
     backbone, method, variant) were made with different settings (another rate, another backbone weight,
     another budget), the settings of most of them stay (of the lowest seed on a tie) and the others are
     excluded, with the settings that differ: nothing is averaged across configs."""
-    finished = frame[(frame["status"] == "finished") & (frame["config_key"] != "")]
+    finished = frame[(frame["status"] == "finished") & frame["config_key"].notna()]
     keys = [k for k in RUN_IDENTITY if k != "seed"]
     for _, group in finished.groupby(keys, sort=False):
         clusters: list[list] = []  # runs whose settings agree with every run of their cluster, by seed
@@ -310,8 +308,7 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
     for column in FINISHED_COLUMNS:
         if column not in frame:
             frame[column] = None if column.endswith(("_ranks", "_curve")) else np.nan
-    if "config_key" not in frame:
-        frame["config_key"] = ""
-    frame["config_key"] = frame["config_key"].fillna("")
+    if "config_key" not in frame:  # every run failed: none holds its settings
+        frame["config_key"] = None
     frame = exclude_mixed_configs(frame).drop(columns="config_key")
     return frame.sort_values(list(RUN_IDENTITY), kind="stable").reset_index(drop=True)
