@@ -10,7 +10,13 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from vtrbench.reports.plots import method_colors, place_labels, plot_r1_against_params, plot_val_curves
+from vtrbench.reports.plots import (
+    method_colors,
+    place_labels,
+    plot_r1_against_params,
+    plot_val_curves,
+    step_segments,
+)
 
 
 def test_labels_of_clustered_points_do_not_overlap() -> None:
@@ -31,6 +37,30 @@ def test_labels_of_clustered_points_do_not_overlap() -> None:
     assert sorted(text.get_text() for text in axes.texts) == sorted(p[2] for p in points)
     for a, b in itertools.combinations(boxes, 2):
         assert not a.overlaps(b), "two labels overlap"
+
+
+def test_labels_keep_off_the_pareto_front() -> None:
+    figure = Figure(figsize=(8.0, 4.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.set_xscale("log")
+    # the front runs level to the right of each point, where a label is tried first
+    x, y = np.array([1e4, 1e5, 1e6, 1e8]), np.array([5.0, 10.0, 15.0, 20.0])
+    axes.step(x, y, where="post")
+    axes.set_xlim(1e3, 1e9)
+    axes.set_ylim(0, 25)
+    segments = step_segments(x, y)
+    assert len(segments) == 6 and segments[0] == (1e4, 5.0, 1e5, 5.0) and segments[1] == (1e5, 5.0, 1e5, 10.0)
+    place_labels(axes, [(a, b, f"method {i}") for i, (a, b) in enumerate(zip(x, y, strict=True))],
+                 segments=segments)
+    renderer = figure.canvas.get_renderer()
+    to_display = axes.transData.transform
+    for text in axes.texts:
+        box = text.get_window_extent(renderer)
+        for x0, y0, x1, y1 in segments:
+            (ax, ay), (bx, by) = to_display((x0, y0)), to_display((x1, y1))
+            crosses = box.x0 < max(ax, bx) and min(ax, bx) < box.x1 and box.y0 < max(ay, by) and min(ay, by) < box.y1
+            assert not crosses, f"{text.get_text()} lies on the front"
 
 
 def measured_row(method: str, tuned: float, r1: float, backbone: str) -> dict:

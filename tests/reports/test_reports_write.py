@@ -269,3 +269,15 @@ def test_the_summary_says_when_a_cell_stands_on_fewer_seeds(write_run, write_fai
     summary = markdown.split("**Summary: Text→Video R@1", 1)[1].split("\n\n<sub>", 1)[0]
     assert "| dgl |  | vtrbench-tiny | 45.0 (1), 1 of 3 seeds |" in summary
     assert "| lora |  | vtrbench-tiny | 30.5 (2) |" in summary  # a cell of every seed says nothing more
+
+
+def test_datasets_come_in_the_fields_order_then_by_name(write_run, make_ranks, tmp_path):
+    for dataset in ("activitynet", "aaa_custom", "msrvtt", "lsmdc", "vatex"):
+        write_run("zero_shot", make_ranks(200, 40), dataset=dataset)
+    markdown = write_report(tmp_path / "runs", tmp_path / "report", resamples=10)["markdown"].read_text()
+    sections = re.findall(r"^## (\w+)$", markdown, flags=re.MULTILINE)
+    assert [s for s in sections if s in {"activitynet", "aaa_custom", "msrvtt", "lsmdc", "vatex"}] == [
+        "msrvtt", "vatex", "lsmdc", "activitynet", "aaa_custom"]
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    assert [c for c in summary.columns if c.startswith("R1 ")] == [
+        "R1 msrvtt", "R1 vatex", "R1 lsmdc", "R1 activitynet", "R1 aaa_custom"]

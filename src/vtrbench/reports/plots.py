@@ -58,11 +58,21 @@ def same_backbone(a: str, b: str) -> bool:
     return str(a).replace("/", "-").lower() == str(b).replace("/", "-").lower()
 
 
+def step_segments(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """The horizontal and vertical pieces (x0, y0, x1, y1) of `axes.step(x, y, where="post")`."""
+    pieces = []
+    for i in range(len(x) - 1):
+        pieces += [(x[i], y[i], x[i + 1], y[i]), (x[i + 1], y[i], x[i + 1], y[i + 1])]
+    return pieces
+
+
 def place_labels(
-    axes, points: list[tuple[float, float, str]], bars: list[tuple[float, float, float]] = (), fontsize: float = 7
+    axes, points: list[tuple[float, float, str]], bars: list[tuple[float, float, float]] = (), fontsize: float = 7,
+    segments: list[tuple[float, float, float, float]] = (),
 ) -> None:
-    """Annotate each (x, y, text) beside its point where it overlaps no label placed before it, no point and
-    no error bar (`bars`: (x, low, high) in data coordinates), inside the axes.
+    """Annotate each (x, y, text) beside its point where it overlaps no label placed before it, no point, no
+    error bar (`bars`: (x, low, high) in data coordinates) and no line piece (`segments`: horizontal or
+    vertical (x0, y0, x1, y1), such as the Pareto front's steps), inside the axes.
 
     Greedy, from the highest point down: candidates right and left of the point, level, then above and below
     it at growing distances (with a leader line when away from the point); the first free one wins, else the
@@ -78,6 +88,9 @@ def place_labels(
     for x, low, high in bars:
         (px, y0), (_, y1) = to_display((x, low)), to_display((x, high))
         obstacles.append((px - 4, min(y0, y1), px + 4, max(y0, y1)))
+    for x0, y0, x1, y1 in segments:
+        (ax, ay), (bx, by) = to_display((x0, y0)), to_display((x1, y1))
+        obstacles.append((min(ax, bx) - 1, min(ay, by) - 1, max(ax, bx) + 1, max(ay, by) + 1))
     offsets = [(dx, dy * level) for level in range(9) for dy in ((1,) if level == 0 else (1, -1))
                for dx in (6, -6)]
     offsets = [(dx, -3 + 10 * dy) for dx, dy in offsets] + [(dx, dy) for dx in (40, -40) for dy in (25, -35)]
@@ -136,6 +149,7 @@ def plot_r1_against_params(
     colors = method_colors(measured)
     labels: list[tuple[float, float, str]] = []
     bars: list[tuple[float, float, float]] = []
+    segments: list[tuple[float, float, float, float]] = []
 
     for backbone, rows in measured.groupby("backbone", sort=False):
         x = np.maximum(rows["tuned"].to_numpy(float), floor)
@@ -150,6 +164,7 @@ def plot_r1_against_params(
             linewidth=1,
             label=f"Pareto front ({backbone})",
         )
+        segments += step_segments(front_x, front_y)
         for (_, row), px, py in zip(rows.iterrows(), x, y, strict=True):
             low, high = row["t2v_R1_ci_low"], row["t2v_R1_ci_high"]
             error = None if pd.isna(low) else [[py - low], [high - py]]
@@ -194,7 +209,7 @@ def plot_r1_against_params(
     legend = axes.legend(fontsize=8, loc="lower right")
     for text in legend.get_texts():
         text.set_parse_math(False)
-    place_labels(axes, labels, bars)
+    place_labels(axes, labels, bars, segments=segments)
     figure.savefig(png_path, dpi=150)
     figure.savefig(svg_path)
 

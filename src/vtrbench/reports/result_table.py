@@ -59,6 +59,9 @@ VAL_SPLIT = "val"  # the split tuning trials are scored on
 # ranks, or its config with the other seeds of its row. Listed under "Runs not ranked" with the reason.
 EXCLUDED = "excluded"
 METRIC_TOLERANCE = 1e-6
+# The order of the DGL paper's tables (and most of the field's): a report shows these datasets in it, any other
+# after them, by name.
+DATASET_ORDER = ("msrvtt", "vatex", "lsmdc", "activitynet")
 # result.json's `reproducibility` record (processes, batches, GPUs, precision, versions, post-processing): one
 # `repro_<key>` column each, "unrecorded" for files written before it existed.
 REPRODUCIBILITY_KEYS = ("processes", "batch_per_process", "global_batch", "gpu_model", "gpu_count", "precision",
@@ -287,7 +290,8 @@ def load_result_file(path: Path) -> dict[str, Any]:
 
 
 def load_results(runs_dir: str | Path) -> pd.DataFrame:
-    """Every ``result.json`` under ``runs_dir`` (recursively) as one row, sorted by run identity.
+    """Every ``result.json`` under ``runs_dir`` (recursively) as one row, sorted by run identity
+    (datasets in `DATASET_ORDER`, the order of the field's tables).
 
     Raises ``FileNotFoundError`` when there is none, and ``ResultFileError`` (naming the files) for a
     malformed file or for two files that claim the same run.
@@ -311,4 +315,12 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
     if "config_key" not in frame:  # every run failed: none holds its settings
         frame["config_key"] = None
     frame = exclude_mixed_configs(frame).drop(columns="config_key")
-    return frame.sort_values(list(RUN_IDENTITY), kind="stable").reset_index(drop=True)
+    return frame.sort_values(list(RUN_IDENTITY), kind="stable", key=_dataset_first).reset_index(drop=True)
+
+
+def _dataset_first(column: pd.Series) -> pd.Series:
+    """Sort key: datasets in `DATASET_ORDER`, then the others by name; other columns as they are."""
+    if column.name != "dataset":
+        return column
+    known = {name: f"{i:02d}" for i, name in enumerate(DATASET_ORDER)}
+    return column.map(lambda name: known.get(name, f"{len(DATASET_ORDER):02d}{name}"))
