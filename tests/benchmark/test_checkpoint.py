@@ -175,3 +175,23 @@ def test_a_resume_state_with_a_mistyped_field_is_set_aside(tmp_path, change, exp
     save_file(tensors, str(path), metadata={**header, "state": json.dumps(state)})
     with pytest.raises(CheckpointError, match=f"{path}: .*{expected}"):
         load_checkpoint(path)
+
+
+def test_a_resume_state_whose_weights_do_not_fit_is_set_aside(tiny_msrvtt, tmp_path, monkeypatch, capsys):
+    """Its own config, but tensors another version of the method wrote: the run starts afresh, as the README
+    says, where it had failed with "delete it to start afresh"."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe"))
+    interrupted_after_first_epoch(config, monkeypatch)
+    path = run_dir(config) / CHECKPOINT_FILE
+    with safe_open(str(path), framework="pt") as handle:
+        header, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    tuned = next(key for key in tensors if key.startswith("tuned/"))
+    tensors[tuned] = torch.zeros(3, 5)
+    save_file(tensors, str(path), metadata=header)
+    result = runner.execute(config)
+    err = capsys.readouterr().err
+    assert "do not fit" in err and "starting afresh" in err and "resuming" not in err
+    assert result["status"] == "finished" and result["timing"]["epochs"] == config.train.epochs

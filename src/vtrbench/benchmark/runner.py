@@ -375,14 +375,14 @@ class Run:
             return 0
         params = tuned_parameters(self.method)
         shapes = {name: tuple(p.shape) for name, p in params.items()}
-        if {name: tuple(t.shape) for name, t in tuned.items()} != shapes:
-            raise CheckpointError(f"{path}: its tuned weights do not fit {self.config.method}; delete it to "
-                                  f"start afresh")
-        try:
+        if {name: tuple(t.shape) for name, t in tuned.items()} != shapes:  # written by another version of it
+            self.say(f"{path}: its tuned weights do not fit {self.config.method}'s; starting afresh")
+            return 0
+        try:  # checked before anything is changed: a state that does not fit leaves the optimizer as it was
             optimizer.load_state_dict(optimizer_state)
         except (ValueError, KeyError) as err:
-            raise CheckpointError(f"{path}: its optimizer state does not fit ({err}); delete it to start afresh") \
-                from err
+            self.say(f"{path}: its optimizer state does not fit ({err}); starting afresh")
+            return 0
         scheduler.load_state_dict(state["scheduler"])
         with torch.no_grad():
             for name, value in tuned.items():
