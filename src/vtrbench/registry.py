@@ -4,8 +4,8 @@ Built-in entries register themselves with a decorator when their module is impor
 them lazily: a registry with a built-in package imports every module of it on first use, then every plugin
 that declares the registry's entry-point group (`vtrbench.methods`, `vtrbench.datasets`) in its package
 metadata. A registry of built-in modules by name (`BACKBONES`, `DATA_ROOTS`) imports only the module of the
-name asked for, so asking `DATA_ROOTS` for MSR-VTT's offline root imports `vtrbench.offline.msrvtt` and
-not the rest of the offline room; listing its names imports all of them.
+name asked for, so asking `DATA_ROOTS` for MSR-VTT's offline root imports `vtrbench.offline.msrvtt` (with the
+world and the writer it needs), not the backbone's pretraining; listing its names imports all of them.
 """
 
 from __future__ import annotations

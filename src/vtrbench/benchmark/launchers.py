@@ -1,4 +1,5 @@
-"""Where the runs of a leaderboard execute: in this process (the default), or one submitit job per run.
+"""Where the runs of a leaderboard execute: on this machine (the default: in this process, or without a GPU in
+`workers` worker processes side by side), or one submitit job per run.
 
     vtrbench leaderboard [launcher=local] ...                        here: `workers` runs at a time
     vtrbench leaderboard launcher=slurm slurm.partition=gpu ...      one SLURM job per run (a job array)

@@ -1,4 +1,5 @@
-"""Retrieval metrics exactly as docs/protocol.md defines them; the only metric code in the package.
+"""Retrieval metrics exactly as docs/protocol.md defines them; with vtrbench/ranking.py (ranks to metrics, the
+tie and chance rules), the only metric code in the package.
 
 rank = 1 + #{items scored strictly higher than the ground truth} (ties count in the query's favour).
 Several captions per video: every caption is a text->video query; for video->text, a video query v scores

@@ -87,7 +87,8 @@ def write_report(
     ``resamples`` is the bootstrap B; ``published`` adds the packaged published reference rows for the
     datasets present in the runs. Prints nothing. Returns the written paths by kind: ``markdown``,
     ``latex``, ``html``, ``markdown:measured`` (the measured rows alone, as the leaderboard prints them),
-    ``csv:<table>``, ``csv:summary``, ``csv:trust``, ``csv:paired``, ``csv:runs``, ``png:<table>``,
+    ``csv:<table>``, ``csv:summary``, ``csv:trust``, ``csv:training_gain`` (where a run has a learning curve),
+    ``csv:paired``, ``csv:runs``, ``png:<table>``,
     ``svg:<table>``, and where there are any: ``csv:tuning`` (every trial of every search),
     ``csv:curves`` (every learning-curve point), ``png:curves <table>``, ``svg:curves <table>``.
     """
