@@ -6,7 +6,8 @@ position, never about time. Like CLIP, it then knows appearance and has never se
 starting point every retrieval method adapts.
 
 The weights are cached under `cache_dir()` in a folder named by a hash of the recipe (architecture, steps,
-seed, batch, learning rate, renderer version), so a changed recipe retrains instead of reusing stale weights.
+seed, batch, learning rate, weight decay, warm-up, renderer version), so a changed recipe retrains instead of
+reusing stale weights.
 """
 
 from __future__ import annotations
