@@ -281,3 +281,19 @@ def test_datasets_come_in_the_fields_order_then_by_name(write_run, make_ranks, t
     summary = pd.read_csv(tmp_path / "report" / "summary.csv")
     assert [c for c in summary.columns if c.startswith("R1 ")] == [
         "R1 msrvtt", "R1 vatex", "R1 lsmdc", "R1 activitynet", "R1 aaa_custom"]
+
+
+def test_the_report_shows_runs_of_one_table_computed_with_another_peft(write_run, tmp_path):
+    """peft 0.21 and 0.22 compute LoRA differently (docs/methods.md, "lora"); result.json keeps the version in
+    its `versions` record, which the report had not read."""
+    from tests.reports.conftest import result_record, write_record
+
+    runs = tmp_path / "runs"
+    random = {"pretrained": "random"}
+    for seed, peft in enumerate(("0.21.0", "0.22.0", "0.22.0")):
+        write_record(runs, {**result_record("lora", [1, 2, 3, 20], seed=seed, **random),
+                            "versions": {"vtrbench": "0.1.0", "peft": peft, "numpy": "2.4.6"}})
+    markdown = write_report(runs, tmp_path / "report", resamples=10)["markdown"].read_text()
+    section = markdown.split("## Reproducibility", 1)[1].split("\n## ", 1)[0]
+    assert "peft DIFFERS (0.21.0: lora seed0; 0.22.0: lora seed1, lora seed2)" in section
+    assert "numpy 2.4.6" in section and "decord" not in section  # recorded by none of them

@@ -229,6 +229,8 @@ def reproducibility_section(results: pd.DataFrame) -> Section:
         shared, differing = [], []
         for key in REPRODUCIBILITY_KEYS:
             values = rows[f"repro_{key}"]
+            if (values == "unrecorded").all():  # written before vtrbench recorded it: nothing to say
+                continue
             if values.nunique() == 1:
                 shared.append(f"{key} {values.iloc[0]}")
                 continue

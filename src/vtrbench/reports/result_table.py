@@ -65,7 +65,10 @@ DATASET_ORDER = ("msrvtt", "vatex", "lsmdc", "activitynet")
 # result.json's `reproducibility` record (processes, batches, GPUs, precision, versions, post-processing): one
 # `repro_<key>` column each, "unrecorded" for files written before it existed.
 REPRODUCIBILITY_KEYS = ("processes", "batch_per_process", "global_batch", "gpu_model", "gpu_count", "precision",
-                        "torch", "cuda", "open_clip", "post_processing")
+                        "torch", "cuda", "open_clip", "post_processing", "peft", "numpy", "decord")
+# Of those, the ones result.json keeps in its `versions` record instead (peft 0.21 computed LoRA differently
+# from 0.22: docs/methods.md, "lora").
+VERSIONS_KEYS = ("peft", "numpy", "decord")
 
 
 class ResultFileError(ValueError):
@@ -158,8 +161,9 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
         activation=record.get("activation", ""),  # the backbone's MLP activation; absent in older files
         path=str(path),
     )
-    record_of = record.get("reproducibility")
+    reproducibility, versions = record.get("reproducibility"), record.get("versions")
     for key in REPRODUCIBILITY_KEYS:
+        record_of = versions if key in VERSIONS_KEYS else reproducibility
         value = record_of.get(key, "unrecorded") if isinstance(record_of, dict) else "unrecorded"
         row[f"repro_{key}"] = "none" if value is None else str(value)
     if status != "finished":
