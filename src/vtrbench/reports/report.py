@@ -222,8 +222,9 @@ def reproducibility_section(results: pd.DataFrame) -> Section:
     """Per table, what its finished runs share (processes, batch, GPUs, precision, versions, post-processing)
     and where they differ, run by run: the usual reasons a number does not reproduce."""
     finished = results[results["status"] == "finished"]
-    items: list = ["Recorded by every run (reproducibility, in result.json). A difference in processes, batch "
-                   "or precision changes what was trained, not only how fast."]
+    items: list = ["Recorded by every run (reproducibility and versions, in result.json). A difference in "
+                   "processes, batch or precision changes what was trained, not only how fast; one in a library's "
+                   "version can change what it computes."]
     for table in dict.fromkeys(finished["table"]):
         rows = finished[finished["table"] == table]
         shared, differing = [], []
