@@ -195,3 +195,29 @@ def test_a_resume_state_whose_weights_do_not_fit_is_set_aside(tiny_msrvtt, tmp_p
     err = capsys.readouterr().err
     assert "do not fit" in err and "starting afresh" in err and "resuming" not in err
     assert result["status"] == "finished" and result["timing"]["epochs"] == config.train.epochs
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda tensors, header: tensors.update({next(k for k in tensors if k.startswith("optimizer/")):
+                                             torch.zeros(7, 3)}), "has shape (7, 3)"),
+    (lambda tensors, header: header.update(state=header["state"].replace('"params": [0', '"params": [0, 99', 1)),
+     "starting afresh"),
+])
+def test_a_resume_state_whose_optimizer_state_does_not_fit_is_set_aside(tiny_msrvtt, tmp_path, monkeypatch, capsys,
+                                                                         damage, expected):
+    """Moments of another shape loaded silently (torch checks the counts only) and failed the run at its next
+    step; a parameter list of another length raised. Both now start afresh."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe"))
+    interrupted_after_first_epoch(config, monkeypatch)
+    path = run_dir(config) / CHECKPOINT_FILE
+    with safe_open(str(path), framework="pt") as handle:
+        header, tensors = dict(handle.metadata()), {key: handle.get_tensor(key) for key in handle.keys()}
+    damage(tensors, header)
+    save_file(tensors, str(path), metadata=header)
+    result = runner.execute(config)
+    err = capsys.readouterr().err
+    assert "optimizer state does not fit" in err and expected in err and "resuming" not in err
+    assert result["status"] == "finished" and result["timing"]["epochs"] == config.train.epochs

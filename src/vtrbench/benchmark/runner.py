@@ -183,6 +183,18 @@ def reproducibility_record(run: Run) -> dict[str, Any]:
     }
 
 
+def optimizer_state_misfit(optimizer: torch.optim.Optimizer, saved: dict) -> str | None:
+    """What of a saved optimizer state does not fit `optimizer`'s parameters (a per-parameter tensor, such as
+    Adam's moments, of another shape than its parameter), or None. Counts are left to load_state_dict."""
+    for saved_group, group in zip(saved["param_groups"], optimizer.param_groups, strict=False):
+        for index, param in zip(saved_group.get("params", []), group["params"], strict=False):
+            for name, value in saved["state"].get(index, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                    return (f"its {name} of parameter {index} has shape {tuple(value.shape)}, the parameter "
+                            f"{tuple(param.shape)}")
+    return None
+
+
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler, params, grad_clip: float) -> None:
     """Backward, gradient clipping and the update, through the fp16 loss scaler when there is one."""
     optimizer.zero_grad(set_to_none=True)
@@ -378,7 +390,10 @@ class Run:
         if {name: tuple(t.shape) for name, t in tuned.items()} != shapes:  # written by another version of it
             self.say(f"{path}: its tuned weights do not fit {self.config.method}'s; starting afresh")
             return 0
+        misfit = optimizer_state_misfit(optimizer, optimizer_state)
         try:  # checked before anything is changed: a state that does not fit leaves the optimizer as it was
+            if misfit:  # torch checks the counts only: moments of another shape would fail later, in a step
+                raise ValueError(misfit)
             optimizer.load_state_dict(optimizer_state)
         except (ValueError, KeyError) as err:
             self.say(f"{path}: its optimizer state does not fit ({err}); starting afresh")
