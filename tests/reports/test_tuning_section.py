@@ -155,3 +155,14 @@ def test_a_tuning_record_with_a_bad_field_names_the_file_and_the_field(tmp_path,
     path.write_text(json.dumps(record))
     with pytest.raises(ResultFileError, match=f"{path}: {expected}"):
         write_report(runs, tmp_path / "report", resamples=10)
+
+
+def test_tuning_records_come_in_the_reports_dataset_order(tmp_path, make_ranks):
+    from vtrbench.reports.tuning_section import load_tuning_records
+
+    runs = tmp_path / "runs"
+    for dataset in ("activitynet", "vatex", "msrvtt"):
+        path = runs / dataset / "vtrbench-tiny/dgl/tuning/seed0/tuning.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({**tuning_record("dgl", [1.0, 2.0, 3.0], 3), "dataset": dataset}))
+    assert [r["dataset"] for r in load_tuning_records(runs)] == ["msrvtt", "vatex", "activitynet"]

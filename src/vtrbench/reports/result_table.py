@@ -322,9 +322,13 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
     return frame.sort_values(list(RUN_IDENTITY), kind="stable", key=_dataset_first).reset_index(drop=True)
 
 
+def dataset_rank(name: str) -> str:
+    """Sort key of a dataset name: those in `DATASET_ORDER` in that order, then the others by name."""
+    if name in DATASET_ORDER:
+        return f"{DATASET_ORDER.index(name):02d}"
+    return f"{len(DATASET_ORDER):02d}{name}"
+
+
 def _dataset_first(column: pd.Series) -> pd.Series:
-    """Sort key: datasets in `DATASET_ORDER`, then the others by name; other columns as they are."""
-    if column.name != "dataset":
-        return column
-    known = {name: f"{i:02d}" for i, name in enumerate(DATASET_ORDER)}
-    return column.map(lambda name: known.get(name, f"{len(DATASET_ORDER):02d}{name}"))
+    """Sort key of a frame: `dataset_rank` for the dataset column, the other columns as they are."""
+    return column.map(dataset_rank) if column.name == "dataset" else column

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from vtrbench.reports.result_table import ResultFileError
+from vtrbench.reports.result_table import ResultFileError, dataset_rank
 from vtrbench.reports.tables import MISSING, DisplayTable
 from vtrbench.schema import TUNING_FILE
 
@@ -33,7 +33,7 @@ def load_tuning_records(runs_dir: str | Path) -> list[dict[str, Any]]:
             raise ResultFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
         check_tuning_record(record, path)
         records.append({**record, "path": str(path)})
-    return sorted(records, key=lambda r: (r["dataset"], r["backbone"], r["method"], r.get("variant", ""),
+    return sorted(records, key=lambda r: (dataset_rank(r["dataset"]), r["backbone"], r["method"], r.get("variant", ""),
                                           r.get("seed", 0)))
 
 
