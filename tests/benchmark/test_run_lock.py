@@ -105,3 +105,24 @@ def test_a_run_finished_by_another_process_while_it_held_the_lock_is_not_run_aga
     monkeypatch.setattr(runner, "execute_locked", lambda *args: pytest.fail("ran a finished run again"))
     result, ran = runner.execute_or_reuse(config)
     assert not ran and result["metrics"] == finished["metrics"] and len(checks) == 2
+
+
+def test_a_reused_run_computed_with_other_library_versions_says_so(tiny_msrvtt, tmp_path, capsys):
+    """peft 0.21 and 0.22 compute LoRA differently: a run finished under one is reused under the other (the
+    config is the same), and the leaderboard now says so rather than nothing."""
+    from vtrbench.benchmark.results import package_versions
+
+    overrides = leaderboard_overrides(tiny_msrvtt, tmp_path, "methods=[zero_shot]",
+                                      f"output.reports_dir={tmp_path / 'reports'}")
+    assert run_leaderboard(overrides, quiet=True) == 0
+    capsys.readouterr()
+    assert run_leaderboard(overrides, quiet=True) == 0
+    assert "skipped\n" in capsys.readouterr().out  # same versions: nothing to say
+    path = run_dir(resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot"))) / \
+        "result.json"
+    record = json.loads(path.read_text())
+    record["versions"]["peft"] = "0.21.0"
+    path.write_text(json.dumps(record))
+    assert run_leaderboard(overrides, quiet=True) == 0
+    out = capsys.readouterr().out
+    assert f"skipped (computed with peft 0.21.0, here {package_versions()['peft']}: reused all the same" in out

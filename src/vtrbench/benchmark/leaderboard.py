@@ -20,7 +20,7 @@ from vtrbench.benchmark.config import ConfigError, resolve_config, run_dir, untu
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
 from vtrbench.benchmark.locks import RunLockedError, describe, locked_by_another, run_lock
 from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
-from vtrbench.benchmark.results import RunConflictError, finished_result, write_json
+from vtrbench.benchmark.results import RunConflictError, finished_result, reuse_note, write_json
 from vtrbench.benchmark.tuning import Search, check_equal_budgets, plan_searches, run_search, settings_overrides
 from vtrbench.schema import RESULT_FILE, method_label
 
@@ -117,7 +117,7 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
             conflicts.append(str(err))
             continue
         if finished is not None:
-            print(f"{label}: finished earlier with this config, skipped", flush=True)
+            print(f"{label}: finished earlier with this config, skipped{reuse_note(finished)}", flush=True)
             continue
         pending.append(PendingRun(label, run_overrides, config))
         holder = locked_by_another(run_dir(config))

@@ -9,6 +9,7 @@ resolved config it belongs to). Every file goes through `vtrbench.files.atomic_w
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from importlib import metadata
@@ -173,7 +174,29 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     return tuned, {"state": optimizer_state, "param_groups": groups["param_groups"]}, state
 
 
+# The libraries whose version can change what a run computes (peft 0.21 and 0.22 compute LoRA differently).
+COMPUTING_LIBRARIES = ("torch", "open_clip_torch", "peft", "numpy", "decord")
+
+
+def reuse_note(result: dict) -> str:
+    """For a finished result about to be reused: "" when this process has the versions of the computing
+    libraries it was computed with (or it records none), else a note naming each change."""
+    recorded, here = result.get("versions"), package_versions()
+    if not isinstance(recorded, dict):
+        return ""
+    changed = [f"{name} {recorded[name]}, here {here[name]}" for name in COMPUTING_LIBRARIES
+               if name in recorded and recorded[name] != here[name]]
+    return (f" (computed with {'; '.join(changed)}: reused all the same; a fresh output.runs_dir computes it "
+            f"again)") if changed else ""
+
+
 def package_versions() -> dict[str, str]:
+    """The versions result.json records (`versions`), read once per process."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str]:
     versions = {}
     for name in ("vtrbench", "torch", "open_clip_torch", "decord", "peft", "numpy"):
         try:

@@ -25,7 +25,14 @@ from omegaconf import DictConfig, OmegaConf
 from vtrbench.benchmark.config import ConfigError, config_file, resolve_config, run_dir
 from vtrbench.benchmark.counting import count_parameters
 from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
-from vtrbench.benchmark.results import RunConflictError, finished_result, git_commit, read_result, write_json
+from vtrbench.benchmark.results import (
+    RunConflictError,
+    finished_result,
+    git_commit,
+    read_result,
+    reuse_note,
+    write_json,
+)
 from vtrbench.benchmark.runner import build_method, execute, record_failure
 from vtrbench.benchmark.validation import is_better, metric_value
 from vtrbench.methods.backbone import load_backbone
@@ -230,7 +237,8 @@ def run_search(search: Search, quiet: bool = False) -> dict | None:
             trial_config.quiet = True
         shown = " ".join(settings_overrides(settings))
         started = time.perf_counter()
-        reused = finished_result(run_dir(trial_config), trial_config) is not None
+        earlier = finished_result(run_dir(trial_config), trial_config)
+        reused = earlier is not None
         try:
             result = execute(trial_config)
         except RunConflictError:
@@ -242,7 +250,7 @@ def run_search(search: Search, quiet: bool = False) -> dict | None:
                            "error": failed["error"], "run": str(run_dir(trial_config))})
             continue
         score = metric_value(result["metrics"], metric)
-        took = "finished earlier, reused" if reused else f"{time.perf_counter() - started:.0f} s"
+        took = f"finished earlier, reused{reuse_note(earlier)}" if reused else f"{time.perf_counter() - started:.0f} s"
         degenerate = f" DEGENERATE, never chosen: {result['reason']};" if result["status"] == "degenerate" else ""
         print(f"  trial {index}/{budget} {shown}: val {metric} {score:.1f} "
               f"({degenerate} T2V R@1 {result['metrics']['t2v']['R1']:.1f}; {took})", flush=True)
