@@ -126,3 +126,13 @@ def test_a_reused_run_computed_with_other_library_versions_says_so(tiny_msrvtt, 
     assert run_leaderboard(overrides, quiet=True) == 0
     out = capsys.readouterr().out
     assert f"skipped (computed with peft 0.21.0, here {package_versions()['peft']}: reused all the same" in out
+
+
+def test_run_says_when_it_reuses_a_finished_run(tiny_msrvtt, tmp_path, capsys):
+    overrides = tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot")
+    assert main(["run", *overrides]) == 0
+    assert "finished earlier" not in capsys.readouterr().err
+    assert main(["run", *overrides]) == 0
+    captured = capsys.readouterr()
+    assert "finished earlier with this config, reused\n" in captured.err
+    assert json.loads(captured.out)["status"] == "finished"

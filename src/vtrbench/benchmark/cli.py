@@ -50,13 +50,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     """One run; under `torchrun --nproc_per_node=N -m vtrbench run ...` the N processes train it together."""
     from vtrbench.benchmark import distributed as dist
     from vtrbench.benchmark.config import run_dir
-    from vtrbench.benchmark.runner import execute, record_failure
+    from vtrbench.benchmark.results import reuse_note
+    from vtrbench.benchmark.runner import execute_or_reuse, record_failure
 
     config = resolve_config(args.overrides)
     if untuned_rate(config, args.overrides) and is_run_writer():  # said once in a torchrun group
         print(untuned_rate_note({(config.method, config.dataset): config.train.lr}), file=sys.stderr, flush=True)
     try:
-        result = execute(config)
+        result, ran = execute_or_reuse(config)
         prints = dist.is_main()  # every process holds the result; one prints it
     except (KeyboardInterrupt, RunLockedError):  # a locked run belongs to its holder: nothing recorded
         raise
@@ -65,6 +66,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     finally:
         dist.shutdown()
+    if prints and not ran:
+        print(f"{run_dir(config)}: finished earlier with this config, reused{reuse_note(result)}", file=sys.stderr,
+              flush=True)
     if prints:
         print(json.dumps({"run": str(run_dir(config)), "status": result["status"], "params": result.get("params"),
                           "metrics": result.get("metrics"), "skipped": skipped_counts(result)}, indent=2))
