@@ -66,10 +66,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     finally:
         dist.shutdown()
-    if prints and not ran:
-        print(f"{run_dir(config)}: finished earlier with this config, reused{reuse_note(result)}", file=sys.stderr,
-              flush=True)
     if prints:
+        if not ran:
+            print(f"{run_dir(config)}: finished earlier with this config, reused{reuse_note(result)}",
+                  file=sys.stderr, flush=True)
         print(json.dumps({"run": str(run_dir(config)), "status": result["status"], "params": result.get("params"),
                           "metrics": result.get("metrics"), "skipped": skipped_counts(result)}, indent=2))
     return 0

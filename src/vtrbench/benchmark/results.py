@@ -181,9 +181,10 @@ COMPUTING_LIBRARIES = ("torch", "open_clip_torch", "peft", "numpy", "decord")
 def reuse_note(result: dict) -> str:
     """For a finished result about to be reused: "" when this process has the versions of the computing
     libraries it was computed with (or it records none), else a note naming each change."""
-    recorded, here = result.get("versions"), package_versions()
+    recorded = result.get("versions")
     if not isinstance(recorded, dict):
         return ""
+    here = package_versions()
     changed = [f"{name} {recorded[name]}, here {here[name]}" for name in COMPUTING_LIBRARIES
                if name in recorded and recorded[name] != here[name]]
     return (f" (computed with {'; '.join(changed)}: reused all the same; a fresh output.runs_dir computes it "

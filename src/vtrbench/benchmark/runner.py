@@ -390,13 +390,16 @@ class Run:
         if {name: tuple(t.shape) for name, t in tuned.items()} != shapes:  # written by another version of it
             self.say(f"{path}: its tuned weights do not fit {self.config.method}'s; starting afresh")
             return 0
+        # torch checks the counts only (moments of another shape would fail later, in a step); either check
+        # comes before anything is changed, so a state that does not fit leaves the optimizer as it was
         misfit = optimizer_state_misfit(optimizer, optimizer_state)
-        try:  # checked before anything is changed: a state that does not fit leaves the optimizer as it was
-            if misfit:  # torch checks the counts only: moments of another shape would fail later, in a step
-                raise ValueError(misfit)
-            optimizer.load_state_dict(optimizer_state)
-        except (ValueError, KeyError) as err:
-            self.say(f"{path}: its optimizer state does not fit ({err}); starting afresh")
+        if misfit is None:
+            try:
+                optimizer.load_state_dict(optimizer_state)
+            except (ValueError, KeyError) as err:
+                misfit = str(err)
+        if misfit is not None:
+            self.say(f"{path}: its optimizer state does not fit ({misfit}); starting afresh")
             return 0
         scheduler.load_state_dict(state["scheduler"])
         with torch.no_grad():

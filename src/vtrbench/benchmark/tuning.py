@@ -27,13 +27,12 @@ from vtrbench.benchmark.counting import count_parameters
 from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
 from vtrbench.benchmark.results import (
     RunConflictError,
-    finished_result,
     git_commit,
     read_result,
     reuse_note,
     write_json,
 )
-from vtrbench.benchmark.runner import build_method, execute, record_failure
+from vtrbench.benchmark.runner import build_method, execute_or_reuse, record_failure
 from vtrbench.benchmark.validation import is_better, metric_value
 from vtrbench.methods.backbone import load_backbone
 from vtrbench.schema import TUNING_FILE, TuningRecord, method_label
@@ -237,10 +236,8 @@ def run_search(search: Search, quiet: bool = False) -> dict | None:
             trial_config.quiet = True
         shown = " ".join(settings_overrides(settings))
         started = time.perf_counter()
-        earlier = finished_result(run_dir(trial_config), trial_config)
-        reused = earlier is not None
         try:
-            result = execute(trial_config)
+            result, ran = execute_or_reuse(trial_config)
         except RunConflictError:
             raise
         except Exception as err:  # a failing (or diverged) trial is recorded and never chosen; the others go on
@@ -250,7 +247,7 @@ def run_search(search: Search, quiet: bool = False) -> dict | None:
                            "error": failed["error"], "run": str(run_dir(trial_config))})
             continue
         score = metric_value(result["metrics"], metric)
-        took = f"finished earlier, reused{reuse_note(earlier)}" if reused else f"{time.perf_counter() - started:.0f} s"
+        took = f"{time.perf_counter() - started:.0f} s" if ran else f"finished earlier, reused{reuse_note(result)}"
         degenerate = f" DEGENERATE, never chosen: {result['reason']};" if result["status"] == "degenerate" else ""
         print(f"  trial {index}/{budget} {shown}: val {metric} {score:.1f} "
               f"({degenerate} T2V R@1 {result['metrics']['t2v']['R1']:.1f}; {took})", flush=True)
