@@ -29,10 +29,12 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # 
 import numpy as np  # noqa: E402  (after the thread settings)
 
 QUERIES, SEEDS, BETA = 1000, 3, (2.0, 8.0)
+TARGET_HALF_WIDTH = 3.5  # points: the default run's target for a 95% R@1 interval (README)
 
 
-def method_runs(rng: np.random.Generator, p: np.ndarray, seed_sd: float, rho: float) -> list[np.ndarray]:
-    shifted = np.clip(p[None, :] + rng.normal(0.0, seed_sd, size=(SEEDS, 1)), 0.0, 1.0)
+def method_runs(rng: np.random.Generator, p: np.ndarray, seed_sd: float, rho: float,
+                seeds: int = SEEDS) -> list[np.ndarray]:
+    shifted = np.clip(p[None, :] + rng.normal(0.0, seed_sd, size=(seeds, 1)), 0.0, 1.0)
     # with probability rho a seed reuses the method's own draw for the query, so its seeds agree query by query;
     # each draw is uniform either way
     shared = rng.random(p.size)
@@ -76,13 +78,43 @@ def cell(reps: int, resamples: int, seed_sd_points: float, rho: float) -> str:
             f"{rate(counts['cover'], reps)} | {rate(counts['cover_plain'], reps)} |")
 
 
+def widths(reps: int, resamples: int, seeds: int, seed_sd_points: float, rho: float, r1_points: float) -> str:
+    """The 95% R@1 half-width a method gets from `seeds` seeds: queries of Beta(2, b) difficulty with mean
+    `r1_points`, every seed shifted by N(0, seed sd) as in `method_runs`."""
+    from vtrbench.reports import bootstrap
+
+    rng = np.random.default_rng(seeds)
+    mean = r1_points / 100.0
+    halves = []
+    for _ in range(reps):
+        p = rng.beta(2.0, 2.0 * (1.0 - mean) / mean, size=QUERIES)
+        [interval] = bootstrap.recall_intervals(method_runs(rng, p, seed_sd_points / 100.0, rho, seeds), (1,),
+                                                resamples)
+        halves.append((interval.high - interval.low) / 2)
+    halves = np.asarray(halves)
+    return (f"| {seeds} | {np.median(halves):.2f} | {np.quantile(halves, 0.9):.2f} | "
+            f"{rate(int(np.sum(halves <= TARGET_HALF_WIDTH)), reps)} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=1000, help="repetitions per cell")
     parser.add_argument("--resamples", type=int, default=1000, help="B, as the report's default")
     parser.add_argument("--seed-sd", type=float, nargs="+", default=[0.0, 1.5, 3.0], help="R@1 points")
     parser.add_argument("--rho", type=float, nargs="+", default=[0.0, 0.9])
+    parser.add_argument("--widths", nargs="+", type=int, metavar="SEEDS",
+                        help="instead: the half-width of one method's interval at each of these seed counts, "
+                             "for the first --seed-sd and --rho and the R@1 of --r1")
+    parser.add_argument("--r1", type=float, default=8.6, help="R@1 points, with --widths")
     args = parser.parse_args()
+    if args.widths:
+        print(f"{args.reps} repetitions per seed count, B = {args.resamples}, {QUERIES} queries, R@1 {args.r1:g}, "
+              f"seed sd {args.seed_sd[0]:g} points, rho {args.rho[0]:g}\n")
+        print(f"| seeds | median half-width | 90th percentile | share at or under {TARGET_HALF_WIDTH:g} |")
+        print("|---:|---:|---:|---:|")
+        for seeds in args.widths:
+            print(widths(args.reps, args.resamples, seeds, args.seed_sd[0], args.rho[0], args.r1), flush=True)
+        return 0
     print(f"{args.reps} repetitions per cell, B = {args.resamples}, {QUERIES} queries, {SEEDS} seeds; "
           f"rates at the 5% level and coverage of 95% intervals, each ± its binomial standard error\n")
     print("| seed sd (pts) | rho | false positives | without the correction | coverage | without the correction |")
