@@ -174,8 +174,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     return tuned, {"state": optimizer_state, "param_groups": groups["param_groups"]}, state
 
 
-# The libraries whose version can change what a run computes (peft 0.21 and 0.22 compute LoRA differently).
-COMPUTING_LIBRARIES = ("torch", "open_clip_torch", "peft", "numpy", "decord")
+# The libraries whose version can change what a run computes (peft 0.21 and 0.22 compute LoRA differently);
+# result.json's `versions` records these and vtrbench's own, in this order.
+COMPUTING_LIBRARIES = ("torch", "open_clip_torch", "decord", "peft", "numpy")
 
 
 def reuse_note(result: dict) -> str:
@@ -199,7 +200,7 @@ def package_versions() -> dict[str, str]:
 @functools.lru_cache(maxsize=1)
 def _package_versions() -> dict[str, str]:
     versions = {}
-    for name in ("vtrbench", "torch", "open_clip_torch", "decord", "peft", "numpy"):
+    for name in ("vtrbench", *COMPUTING_LIBRARIES):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
