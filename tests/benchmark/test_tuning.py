@@ -8,6 +8,7 @@ from tests.benchmark.conftest import tiny_run_overrides
 from vtrbench.benchmark.cli import main
 from vtrbench.benchmark.config import ConfigError, resolve_config
 from vtrbench.benchmark.leaderboard import run_leaderboard
+from vtrbench.benchmark.locks import run_lock
 from vtrbench.benchmark.tuning import log_grid, plan_searches, search_grid
 from vtrbench.datasets.msrvtt import MSRVTT
 from vtrbench.registry import METHODS
@@ -137,6 +138,20 @@ def test_a_search_reuses_finished_trials_and_resumes_an_interrupted_one(tiny_msr
     assert main(["tune", "--quiet", *tune_overrides(tiny_msrvtt, runs, **{"tune.trials": 4})]) == 0
     out = capsys.readouterr().out
     assert "trial 1/4 train.lr=0.0001" in out and out.count("finished earlier, reused") == 2
+
+
+def test_a_trial_another_process_runs_stops_the_search_and_records_nothing(tiny_msrvtt, tmp_path, capsys):
+    """A trial held by another live process is not a failed trial: choosing among the others would give this
+    method fewer trials than the budget, so the search stops, with no record, no rule and no failure file."""
+    runs = tmp_path / "runs"
+    trials = runs / "msrvtt/vtrbench-tiny/linear_probe/tuning/seed0"
+    held = trials / "train.lr-0.1"
+    with run_lock(held):  # flock: the search's own open of the lock file is refused
+        assert main(["tune", "--quiet", *tune_overrides(tiny_msrvtt, runs)]) != 0
+    assert "is being run by process" in capsys.readouterr().err
+    assert not (trials / "tuning.json").exists() and not (held / "result.json").exists()
+    assert main(["tune", "--quiet", *tune_overrides(tiny_msrvtt, runs)]) == 0  # once let go, it runs
+    assert json.loads((trials / "tuning.json").read_text())["trials_finished"] == 2
 
 
 def test_leaderboard_tune_true_tunes_once_with_the_first_seed_and_records_it(tiny_msrvtt, tmp_path, capsys):

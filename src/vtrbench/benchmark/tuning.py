@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vtrbench.benchmark.config import ConfigError, config_file, resolve_config, run_dir
 from vtrbench.benchmark.counting import count_parameters
+from vtrbench.benchmark.locks import RunLockedError
 from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
 from vtrbench.benchmark.results import (
     RunConflictError,
@@ -238,7 +239,7 @@ def run_search(search: Search, quiet: bool = False) -> dict | None:
         started = time.perf_counter()
         try:
             result, ran = execute_or_reuse(trial_config)
-        except RunConflictError:
+        except (RunConflictError, RunLockedError):  # not this trial's failure: the search stops, records nothing
             raise
         except Exception as err:  # a failing (or diverged) trial is recorded and never chosen; the others go on
             failed = record_failure(trial_config, err)
