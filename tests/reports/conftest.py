@@ -52,6 +52,8 @@ def result_record(
             "rsum": sum(m[k] for m in (t2v, v2t) for k in ("R1", "R5", "R10")),
         },
         "ranks": {"t2v": [int(r) for r in t2v_ranks], "v2t": [int(r) for r in v2t_ranks]},
+        "ties": {d: {"tied_queries": 0, "collapsed_queries": 0, "queries": len(r)}
+                 for d, r in (("t2v", t2v_ranks), ("v2t", v2t_ranks))},
         "params": {
             "tuned": tuned,
             "backbone": backbone_params,

@@ -132,6 +132,17 @@ def test_a_finished_file_is_judged_again_from_its_own_ranks(write_run, make_rank
     tied.write_text(json.dumps(record))
     # written before the chance rule (no chance_z): ranks uniform on 1..1,000
     write_run("vop", np.random.default_rng(0).integers(1, 1001, 1000).tolist())
+    # found in review: without its ranks a hand-edited number stood as written, and without its tie counts a
+    # collapse (every target tied, every rank 1) read R@1 100
+    no_ranks = write_run("linear_probe", good)
+    record = json.loads(no_ranks.read_text())
+    del record["ranks"]
+    record["metrics"]["t2v"]["R1"] = 55.0
+    no_ranks.write_text(json.dumps(record))
+    collapsed = write_run("dgl", [1] * 1000)
+    record = json.loads(collapsed.read_text())
+    del record["ties"]
+    collapsed.write_text(json.dumps(record))
 
     results = load_results(tmp_path / "runs").set_index("method")
 
@@ -141,6 +152,9 @@ def test_a_finished_file_is_judged_again_from_its_own_ranks(write_run, make_rank
     assert results.loc["lora", "status"] == "degenerate"
     assert results.loc["lora", "error"].startswith("t2v: 900 of 1,000 queries have their target tied")
     assert results.loc["vop", "status"] == "degenerate" and "ranks at chance" in results.loc["vop", "error"]
+    assert results.loc["linear_probe", "status"] == "excluded"
+    assert "no per-query ranks for t2v, v2t, so its metrics cannot be checked" in results.loc["linear_probe", "error"]
+    assert results.loc["dgl", "status"] == "excluded" and "no tie record" in results.loc["dgl", "error"]
 
 
 def test_a_row_never_averages_seeds_of_different_settings(write_run, make_ranks, tmp_path):

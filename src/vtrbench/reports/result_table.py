@@ -56,7 +56,8 @@ FINISHED_COLUMNS = (
 )
 VAL_SPLIT = "val"  # the split tuning trials are scored on
 # A file that says `finished` but that the report will not rank: its metrics disagree with its own per-query
-# ranks, or its config with the other seeds of its row. Listed under "Runs not ranked" with the reason.
+# ranks (or it lacks the ranks or tie counts to check them by), or its config with the other seeds of its row.
+# Listed under "Runs not ranked" with the reason.
 EXCLUDED = "excluded"
 METRIC_TOLERANCE = 1e-6
 # The order of the DGL paper's tables (and most of the field's): a report shows these datasets in it, any other
@@ -205,9 +206,10 @@ def _why_not_ranked(record: dict[str, Any], row: dict[str, Any]) -> tuple[str, s
     whichever version wrote it."""
     stored = {f"{d}.{m}": row[f"{d}_{m}"] for d in DIRECTIONS for m in RANK_METRICS} | {"rsum": row["rsum"]}
     ranks = {direction: row[f"{direction}_ranks"] for direction in DIRECTIONS}
-    if any(r is None for r in ranks.values()):  # older files may lack ranks: their metrics stand as written
-        bad = [f"{key}: {value:g}" for key, value in stored.items() if not np.isfinite(value)]
-        return (EXCLUDED, f"a metric that is not finite ({'; '.join(bad[:3])}): not ranked") if bad else None
+    missing = [direction for direction, r in ranks.items() if r is None]
+    if missing:  # a number that cannot be checked is not a result
+        return EXCLUDED, (f"no per-query ranks for {', '.join(missing)}, so its metrics cannot be checked: "
+                          f"not ranked")
     recomputed = metrics_from_ranks(ranks)
     expected = {f"{d}.{m}": recomputed[d][m] for d in DIRECTIONS for m in RANK_METRICS} | {"rsum": recomputed["rsum"]}
     wrong = [f"{key}: stored {stored[key]:g}, from its ranks {value:g}" for key, value in expected.items()
@@ -215,8 +217,13 @@ def _why_not_ranked(record: dict[str, Any], row: dict[str, Any]) -> tuple[str, s
     if wrong:
         return EXCLUDED, f"its metrics disagree with its per-query ranks ({'; '.join(wrong[:3])}): not ranked"
     counts = ("tied_queries", "collapsed_queries", "queries")
-    summary = {d: v for d, v in (record.get("ties") or {}).items()
+    ties = record.get("ties") if isinstance(record.get("ties"), dict) else {}
+    summary = {d: v for d, v in ties.items()
                if d in DIRECTIONS and isinstance(v, dict) and all(isinstance(v.get(c), int) for c in counts)}
+    unjudged = [direction for direction in DIRECTIONS if direction not in summary]
+    if unjudged:  # without its tie counts a collapsed ranking (every target tied, every rank 1) reads perfect
+        return EXCLUDED, (f"no tie record ({', '.join(counts)}) for {', '.join(unjudged)}, so whether its "
+                          f"scores collapsed cannot be judged: not ranked")
     summary["chance_z"] = chance_zs(ranks, candidates=int(ranks["v2t"].size))
     reason = unusable_reason(summary, backbone_pretrained=str(row["pretrained"]) != RANDOM_PRETRAINED)
     return None if reason is None else ("degenerate", reason)
