@@ -46,6 +46,18 @@ def test_report_has_the_trust_section(tmp_path, write_run, make_ranks):
     assert r"\begin{tabular}{llrrrrrr}" in latex[latex.index("zero-shot against full fine-tuning"):]
 
 
+def test_the_trust_section_counts_against_zero_shot_whatever_the_reference(tmp_path, write_run, make_ranks):
+    # found in review: with --reference full_finetune it counted the methods above full fine-tuning
+    for method, count in {"zero_shot": 200, "bitfit": 260, "full_finetune": 330, "dgl": 340}.items():
+        write_run(method, make_ranks(1000, count))
+
+    paths = write_report(tmp_path / "runs", tmp_path / "report", reference_method="full_finetune")
+
+    [row] = pd.read_csv(paths["csv:trust"]).to_dict("records")
+    assert row["trained"] == 3 and row["significant_above"] == 3
+    assert set(pd.read_csv(paths["csv:paired"])["reference"]) == {"full_finetune"}
+
+
 def test_the_trust_section_shows_what_training_changed_on_val(tmp_path, make_ranks):
     """Before and after training, on val: a method whose tensors never moved reads +0.0 even where it
     ranks like the others on test; one that starts low and learns shows its rise."""

@@ -39,7 +39,13 @@ from vtrbench.reports.tables import (
     paired_table,
     summary_table,
 )
-from vtrbench.reports.trust import training_gain_frame, training_gain_table, trust_frame, trust_table
+from vtrbench.reports.trust import (
+    ZERO_SHOT,
+    training_gain_frame,
+    training_gain_table,
+    trust_frame,
+    trust_table,
+)
 from vtrbench.reports.tuning_section import curve_frame, load_tuning_records, tuning_frame, tuning_tables
 from vtrbench.schema import method_label
 
@@ -152,7 +158,10 @@ def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: s
     curves = curve_frame(results)
     if not aggregated.empty:
         published_all = load_published()
-        trust = trust_frame(aggregated, comparisons, published_all, resamples)
+        # the section counts methods above zero-shot, whatever the tables are paired against
+        against_zero_shot = (comparisons if reference_method == ZERO_SHOT
+                             else paired_comparisons(results, ZERO_SHOT, resamples, DEFAULT_RNG_SEED))
+        trust = trust_frame(aggregated, against_zero_shot, published_all, resamples)
         trust_items: list = [trust_table(trust, published_all)]
         paths["csv:trust"] = out_dir / "trust.csv"
         trust.to_csv(paths["csv:trust"], index=False)
