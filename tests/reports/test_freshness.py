@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 from tests.reports.conftest import result_record, write_record
 
@@ -55,3 +56,20 @@ def test_the_record_names_files_inside_the_report_folder_only(tmp_path, make_ran
     (out / REPORT_RECORD).write_text(json.dumps(record))
     paths, written = refresh_report(runs, out, resamples=20)
     assert written and paths["markdown"] == out / "report.md"
+
+
+def test_a_rewritten_report_leaves_no_part_of_the_previous_one(tmp_path, make_ranks):
+    # found in review: with a dataset's runs gone, its table and plots stayed beside the new report
+    runs, out = _runs(tmp_path, make_ranks), tmp_path / "report"
+    for method in ("zero_shot", "lora"):
+        write_record(runs, result_record(method, make_ranks(60, 25), dataset="vatex"))
+    paths, _ = refresh_report(runs, out, resamples=20)
+    vatex = [path for kind, path in paths.items() if kind.endswith("vatex")]
+    assert len(vatex) >= 3 and all(path.is_file() for path in vatex)
+    (out / "notes.txt").write_text("the user's own")
+    shutil.rmtree(runs / "vatex")
+
+    paths, written = refresh_report(runs, out, resamples=20)
+
+    assert written and not any(path.exists() for path in vatex)
+    assert all(path.is_file() for path in paths.values()) and (out / "notes.txt").read_text() == "the user's own"

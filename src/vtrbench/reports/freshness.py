@@ -48,9 +48,23 @@ def report_fingerprint(runs_dir: str | Path, reference_method: str, resamples: i
     return digest.hexdigest()
 
 
+def _recorded_names(out_dir: Path) -> set[str]:
+    """The bare names of the files the report recorded in ``out_dir`` wrote (none without a readable record)."""
+    try:
+        files = json.loads((out_dir / REPORT_RECORD).read_text(encoding="utf-8"))["files"]
+        return {Path(entry["file"]).name for entry in files.values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
 def record_report(out_dir: Path, fingerprint: str, paths: dict[str, Path]) -> None:
-    """Write ``REPORT_RECORD``: the fingerprint and each written file (kind -> name, SHA-256)."""
+    """Write ``REPORT_RECORD``: the fingerprint and each written file (kind -> name, SHA-256). A file the
+    previous record names and this report did not write (a dataset's table or plot whose runs are gone) is
+    removed, so the folder never holds a stale part that reads as this report's; no other file is touched."""
     written = {kind: {"file": path.name, "sha256": _sha256(path)} for kind, path in paths.items()}
+    current = {path.name for path in paths.values()}
+    for name in sorted(_recorded_names(out_dir) - current - {REPORT_RECORD}):
+        (out_dir / name).unlink(missing_ok=True)
     (out_dir / REPORT_RECORD).write_text(json.dumps({"fingerprint": fingerprint, "files": written}, indent=1),
                                          encoding="utf-8")
 
