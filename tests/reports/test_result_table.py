@@ -202,3 +202,22 @@ def test_a_seed_joins_a_row_only_if_it_agrees_with_every_seed_there(write_run, m
         record["config"] = {"method": "dgl", "train": {"lr": 0.01} | ({} if eps is None else {"adam_eps": eps})}
         path.write_text(json.dumps(record))
     assert list(load_results(tmp_path / "runs")["status"]) == ["finished", "finished", "excluded"]
+
+
+def test_a_table_never_ranks_runs_of_another_test_set(write_run, make_ranks, tmp_path):
+    # found in review: only seeds of one row were compared, so a method run on another MSR-VTT test file with
+    # the same number of queries was ranked and paired query by query against the others
+    for method, count in (("zero_shot", 100), ("bitfit", 110), ("lora", 300)):
+        for seed in (0, 1):
+            path = write_run(method, make_ranks(1000, count + seed), seed=seed)
+            record = json.loads(path.read_text())
+            test_csv = "MSRVTT_full_test.csv" if method == "lora" else "MSRVTT_JSFUSION_test.csv"
+            record["config"] = {"method": method, "msrvtt": {"root": "/data/msrvtt", "test_csv": test_csv}}
+            path.write_text(json.dumps(record))
+
+    results = load_results(tmp_path / "runs").set_index(["method", "seed"])
+
+    assert (results.loc["lora", "status"] == "excluded").all()
+    assert "read another msrvtt test set than the 4 run(s) its table ranks (msrvtt.test_csv: " \
+        "'MSRVTT_JSFUSION_test.csv' -> 'MSRVTT_full_test.csv')" in results.loc[("lora", 0), "error"]
+    assert (results.loc[["zero_shot", "bitfit"], "status"] == "finished").all()

@@ -244,6 +244,45 @@ def _differences(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
     return [f"{k}: {first[k]!r} -> {second[k]!r}" for k in sorted(set(first) & set(second)) if first[k] != second[k]]
 
 
+def _agreeing_groups(runs: list[tuple[Any, dict[str, Any]]]) -> list[list[tuple[Any, dict[str, Any]]]]:
+    """(index, settings) pairs grouped so that the settings of each run agree with every other run of its group,
+    each run joining the first group it agrees with, in the given order."""
+    groups: list[list] = []
+    for index, settings in runs:
+        home = next((g for g in groups if not any(_differences(k, settings) for _, k in g)), None)
+        if home is None:
+            groups.append(home := [])
+        home.append((index, settings))
+    return groups
+
+
+def exclude_other_test_sets(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of one table (dataset, split) are ranked and paired query by query, so they must have read the
+    same test set. Where finished runs of one table were made with different settings of the dataset's own
+    section (another root, another test file), the runs of the largest group stay (the first in run order on a
+    tie) and the others are excluded, naming the settings: nothing is ranked against another test set."""
+    finished = frame[(frame["status"] == "finished") & frame["config_key"].notna()]
+    for (dataset, _), group in finished.groupby(["dataset", "split"], sort=False):
+        ordered = group.sort_values([k for k in RUN_IDENTITY if k not in ("dataset", "split")], kind="stable")
+        groups = _agreeing_groups([(index, {k: v for k, v in row["config_key"].items() if k.startswith(f"{dataset}.")})
+                                   for index, row in ordered.iterrows()])
+        if len(groups) < 2:
+            continue
+        kept = max(groups, key=len)
+        for other in groups:
+            if other is kept:
+                continue
+            for index, settings in other:
+                shown = _differences(kept[0][1], settings)
+                frame.loc[index, "status"] = EXCLUDED
+                more = f" (and {len(shown) - 3} more)" if len(shown) > 3 else ""
+                frame.loc[index, "error"] = (
+                    f"read another {dataset} test set than the {len(kept)} run(s) its table ranks "
+                    f"({'; '.join(shown[:3])}{more}): not ranked or paired with them; report it from another "
+                    f"runs folder")
+    return frame
+
+
 def exclude_mixed_configs(frame: pd.DataFrame) -> pd.DataFrame:
     """A row of a table averages seeds of one config. Where the finished runs of one (dataset, split,
     backbone, method, variant) were made with different settings (another rate, another backbone weight,
@@ -252,12 +291,8 @@ def exclude_mixed_configs(frame: pd.DataFrame) -> pd.DataFrame:
     finished = frame[(frame["status"] == "finished") & frame["config_key"].notna()]
     keys = [k for k in RUN_IDENTITY if k != "seed"]
     for _, group in finished.groupby(keys, sort=False):
-        clusters: list[list] = []  # runs whose settings agree with every run of their cluster, by seed
-        for index, row in group.sort_values("seed", kind="stable").iterrows():
-            home = next((c for c in clusters if not any(_differences(k, row["config_key"]) for _, k in c)), None)
-            if home is None:
-                clusters.append(home := [])
-            home.append((index, row["config_key"]))
+        clusters = _agreeing_groups([(index, row["config_key"])
+                                     for index, row in group.sort_values("seed", kind="stable").iterrows()])
         if len(clusters) < 2:
             continue
         kept = max(clusters, key=len)  # the first of the largest: the lowest seed on a tie
@@ -325,7 +360,7 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
             frame[column] = None if column.endswith(("_ranks", "_curve")) else np.nan
     if "config_key" not in frame:  # every run failed: none holds its settings
         frame["config_key"] = None
-    frame = exclude_mixed_configs(frame).drop(columns="config_key")
+    frame = exclude_mixed_configs(exclude_other_test_sets(frame)).drop(columns="config_key")
     return frame.sort_values(list(RUN_IDENTITY), kind="stable", key=_dataset_first).reset_index(drop=True)
 
 
