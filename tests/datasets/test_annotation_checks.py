@@ -46,6 +46,22 @@ def test_msrvtt_repeated_ids_name_both_lines(tmp_path: Path) -> None:
         dataset.load("test")
 
 
+def test_a_stray_quote_in_a_csv_names_its_line_and_swallows_no_row(tmp_path: Path) -> None:
+    # found in review: the rows after an unbalanced quote became one caption and left the split unseen, and a
+    # value past csv's field limit raised csv's own error, naming no file
+    dataset = msrvtt(tmp_path, ["a", "b"])
+    test = tmp_path / "MSRVTT_JSFUSION_test.csv"
+    test.write_text('key,vid_key,video_id,sentence\nret0,msr1,video1,a man\nret1,msr2,video2,"a woman says hi\n'
+                    'ret2,msr3,video3,a dog\nret3,msr4,video4,a cat\n')
+    with pytest.raises(AnnotationError, match=r"MSRVTT_JSFUSION_test.csv, line 3: the value of column 'sentence' "
+                                              r"runs on to line 5; .*unbalanced double quote"):
+        dataset.load("test")
+    rows = "".join(f"ret{i},msr{i},video{i},a dog {'x' * 100}\n" for i in range(1400))
+    test.write_text('key,vid_key,video_id,sentence\nret0,msr0,video0,"a dog\n' + rows)
+    with pytest.raises(AnnotationError, match=r"MSRVTT_JSFUSION_test.csv, line 2: not a csv row \(field larger"):
+        dataset.load("test")
+
+
 def test_activitynet_repeated_key_is_an_error(tmp_path: Path) -> None:
     entry = '{"duration": 2.0, "timestamps": [[0, 1]], "sentences": ["%s"]}'
     (tmp_path / "train.json").write_text('{"v_a": ' + entry % "first" + ', "v_a": ' + entry % "second" + "}")

@@ -39,14 +39,24 @@ def read_csv_rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, 
             missing = [c for c in required if c not in header]
             if missing:
                 raise AnnotationError(f"{path}, line 1: missing column(s) {missing}; header is {header}")
-            rows = []
-            for row in reader:
-                for column in required:
-                    if not (row.get(column) or "").strip():
+            rows, start = [], reader.line_num + 1
+            try:
+                for row in reader:
+                    spanning = [c for c, v in row.items() if isinstance(v, str) and ("\n" in v or "\r" in v)]
+                    if spanning:  # a stray double quote would swallow the rows after it into one value
                         raise AnnotationError(
-                            f"{path}, line {reader.line_num}: empty value in column {column!r}"
-                        )
-                rows.append((reader.line_num, row))
+                            f"{path}, line {start}: the value of column {spanning[0]!r} runs on to line "
+                            f"{reader.line_num}; expected one row per line (an unbalanced double quote?)")
+                    for column in required:
+                        if not (row.get(column) or "").strip():
+                            raise AnnotationError(
+                                f"{path}, line {reader.line_num}: empty value in column {column!r}"
+                            )
+                    rows.append((reader.line_num, row))
+                    start = reader.line_num + 1
+            except csv.Error as err:
+                raise AnnotationError(f"{path}, line {start}: not a csv row ({err}; an unbalanced double "
+                                      f"quote?)") from err
             return rows
     except UnicodeDecodeError as err:
         raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
