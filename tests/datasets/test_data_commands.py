@@ -125,3 +125,11 @@ def test_prepare_refuses_a_rate_that_is_not_positive(
     assert main(["data", "prepare", "vatex", f"vatex.root={root}", "--out", str(out_dir), "--fps", fps]) == 2
     assert f"--fps {float(fps):g}: expected a finite number of frames per second > 0" in capsys.readouterr().err
     assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("command", ["check", "prepare"])
+def test_the_dataset_is_named_once(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, command: str) -> None:
+    # found in review: `data check msrvtt dataset=vatex` read VATEX's config with MSR-VTT's reader
+    assert main(["data", command, "msrvtt", "dataset=vatex", f"vatex.root={root}"]) == 2
+    assert "'dataset=vatex': the dataset is named once, as the command's first argument (msrvtt)" in \
+        capsys.readouterr().err

@@ -11,9 +11,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omegaconf import DictConfig
 from tqdm import tqdm
 
-from vtrbench.benchmark.config import dataset_options, resolve_config
+from vtrbench.benchmark.config import ConfigError, dataset_options, resolve_config
 from vtrbench.datasets.base import SPLITS, AnnotationError, AnnotationFormat, Clip, named_twice, shared_clips
 from vtrbench.datasets.frame_cache import frame_cache_dir, prepare_frame_cache
 from vtrbench.datasets.video import VideoReadError, decoder_log_path, log_decoder_messages, read_frames
@@ -91,10 +92,20 @@ def print_report(report: SplitReport, num_frames: int, show: int) -> None:
     print(f"  {state}: {report.usable:,} of {len(report.clips):,} clips")
 
 
+def _dataset_config(dataset_name: str, overrides: list[str]) -> DictConfig:
+    """The run config of `dataset_name`; a `dataset=` among the overrides would read one dataset's files with
+    another's reader, so it is refused."""
+    for override in overrides:
+        if override.split("=", 1)[0].strip().lstrip("+~") in ("dataset", "datasets"):
+            raise ConfigError(f"{override!r}: the dataset is named once, as the command's first argument "
+                              f"({dataset_name}); drop it from the key=value settings")
+    return resolve_config([f"dataset={dataset_name}", *overrides])
+
+
 def data_check(dataset_name: str, overrides: list[str], show: int = 10) -> int:
     """Print what a run of this dataset would see: train (after the val hold-out), val and test; 1 when a
     split is unusable or two splits share clips, else 0."""
-    config = resolve_config([f"dataset={dataset_name}", *overrides])
+    config = _dataset_config(dataset_name, overrides)
     dataset = DATASETS.get(dataset_name)(dataset_options(config))
     num_frames = int(config.data.num_frames)
     print(f"{dataset_name}: root {dataset.root}, videos in {dataset.root / dataset.config.video_dir}")
@@ -134,7 +145,7 @@ def data_prepare(
     """Build (or keep, when current) the frame cache of each split; 1 when a split cached no clip."""
     from vtrbench.benchmark.matrix import frame_cache_settings
 
-    config = resolve_config([f"dataset={dataset_name}", *overrides])
+    config = _dataset_config(dataset_name, overrides)
     dataset = DATASETS.get(dataset_name)(dataset_options(config))
     log_decoder_messages(None)
     settings = frame_cache_settings(config, fps)  # the cache a run of the same config reads
