@@ -100,6 +100,7 @@ def test_importing_reports_does_not_import_training_code():
     ("status", "done", "'status' must be one of finished, failed, diverged, degenerate, got 'done'"),
     ("metrics", "high", "'metrics' must be an object, got 'high'"),
     ("metrics", {"t2v": [31.0]}, r"'metrics.t2v' must be an object, got \[31.0\]"),
+    ("ranks", {"t2v": [[1, 2], [3]], "v2t": [1, 2]}, r"'ranks.t2v' must be a non-empty list of ranks"),
 ])
 def test_a_field_of_the_wrong_type_names_the_file_and_the_field(write_run, tmp_path, capsys, field, value, expected):
     path = write_run("dgl", [1, 2])

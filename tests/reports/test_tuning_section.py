@@ -142,6 +142,8 @@ def test_a_tuning_record_that_cannot_be_read_names_the_file(tmp_path, make_ranks
     (lambda r: r["space"][0].update(log_range=[1]), r"'space\[0\].log_range' must be two numbers, got \[1\]"),
     (lambda r: r["trials"][0].update(settings={}), r"'trials\[0\].settings' must name at least one setting"),
     (lambda r: r.update(val="x"), "'val' must be an object, got 'x'"),
+    (lambda r: r.update(variant=3), "'variant' must be a string or null, got 3"),
+    (lambda r: r.update(seed="0"), "'seed' must be an integer, got '0'"),
 ])
 def test_a_tuning_record_with_a_bad_field_names_the_file_and_the_field(tmp_path, make_ranks, change, expected):
     from vtrbench.reports.result_table import ResultFileError
@@ -166,3 +168,15 @@ def test_tuning_records_come_in_the_reports_dataset_order(tmp_path, make_ranks):
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({**tuning_record("dgl", [1.0, 2.0, 3.0], 3), "dataset": dataset}))
     assert [r["dataset"] for r in load_tuning_records(runs)] == ["msrvtt", "vatex", "activitynet"]
+
+
+def test_a_record_without_a_variant_sorts_beside_one_with_a_variant(tmp_path):
+    # found in review: a null variant beside a named one raised a bare TypeError in the sort
+    from vtrbench.reports.tuning_section import load_tuning_records
+
+    runs = tmp_path / "runs"
+    for folder, variant in (("dgl", None), ("dgl.b", "b")):
+        path = runs / "msrvtt/vtrbench-tiny" / folder / "tuning/seed0/tuning.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({**tuning_record("dgl", [1.0, 2.0, 3.0], 3), "variant": variant}))
+    assert [r["variant"] for r in load_tuning_records(runs)] == ["", "b"]

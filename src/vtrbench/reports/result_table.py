@@ -110,7 +110,10 @@ def _ranks(record: dict[str, Any], direction: str, path: Path) -> np.ndarray | N
     ranks = _optional(record, f"ranks.{direction}")
     if ranks is None:
         return None
-    array = np.asarray(ranks)
+    try:
+        array = np.asarray(ranks)
+    except ValueError as error:  # ragged lists
+        raise ResultFileError(f"{path}: 'ranks.{direction}' must be a non-empty list of ranks ({error})") from error
     if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.number):
         raise ResultFileError(f"{path}: 'ranks.{direction}' must be a non-empty list of ranks")
     if np.any(array < 1) or np.any(array != np.floor(array)):

@@ -32,9 +32,10 @@ def load_tuning_records(runs_dir: str | Path) -> list[dict[str, Any]]:
         except UnicodeDecodeError as error:
             raise ResultFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
         check_tuning_record(record, path)
-        records.append({**record, "path": str(path)})
-    return sorted(records, key=lambda r: (dataset_rank(r["dataset"]), r["backbone"], r["method"], r.get("variant", ""),
-                                          r.get("seed", 0)))
+        records.append({**record, "variant": record.get("variant") or "", "seed": record.get("seed", 0),
+                        "path": str(path)})
+    return sorted(records, key=lambda r: (dataset_rank(r["dataset"]), r["backbone"], r["method"], r["variant"],
+                                          r["seed"]))
 
 
 def check_tuning_record(record: Any, path: Path) -> None:
@@ -48,6 +49,11 @@ def check_tuning_record(record: Any, path: Path) -> None:
             raise ResultFileError(f"{path}: missing key '{key}' (not a vtrbench tuning record)")
         if not isinstance(record[key], kind) or isinstance(record[key], bool):
             raise ResultFileError(f"{path}: '{key}' must be {kind.__name__}, got {record[key]!r}")
+    optional = {"variant": (str, type(None)), "seed": int}  # files without them: no variant, seed 0
+    for key, kinds in optional.items():
+        if key in record and (not isinstance(record[key], kinds) or isinstance(record[key], bool)):
+            expected = "a string or null" if key == "variant" else "an integer"
+            raise ResultFileError(f"{path}: '{key}' must be {expected}, got {record[key]!r}")
     for index, trial in enumerate(record["trials"]):
         where = f"{path}: 'trials[{index}]"
         if not isinstance(trial, dict) or not isinstance(trial.get("settings"), dict) or "trial" not in trial:
