@@ -221,3 +221,34 @@ def test_a_resume_state_whose_optimizer_state_does_not_fit_is_set_aside(tiny_msr
     err = capsys.readouterr().err
     assert "optimizer state does not fit" in err and expected in err and "resuming" not in err
     assert result["status"] == "finished" and result["timing"]["epochs"] == config.train.epochs
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda state: state.update(scheduler={}), "its schedule holds []"),
+    (lambda state: state["scheduler"].update(last_epoch="x"), "its schedule's 'last_epoch' is 'x'"),
+    (lambda state: state.update(epoch=-7), "its epoch -7 is not one of this run's 0..1"),
+    (lambda state: state.update(epoch=5), "its epoch 5 is not one of this run's 0..1"),
+    (lambda state: state["stats"].update(steps="x"), "its stats' 'steps' must be a number >= 0, got 'x'"),
+    (lambda state: state["stats"].pop("undecodable"), "its stats lack undecodable"),
+])
+def test_a_resume_state_whose_counters_do_not_fit_is_set_aside(tiny_msrvtt, tmp_path, monkeypatch, capsys, change,
+                                                                expected):
+    """Found in review: an empty schedule failed every retry with a bare KeyError, and a negative epoch trained
+    extra epochs. The run starts afresh instead, as for any state that does not fit."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="linear_probe"))
+    interrupted_after_first_epoch(config, monkeypatch)
+    path = run_dir(config) / CHECKPOINT_FILE
+    with safe_open(str(path), framework="pt") as handle:
+        header, tensors = dict(handle.metadata()), {key: handle.get_tensor(key) for key in handle.keys()}
+    state = json.loads(header["state"])
+    change(state)
+    save_file(tensors, str(path), metadata={**header, "state": json.dumps(state)})
+    result = runner.execute(config)
+    err = capsys.readouterr().err
+    assert f"{path}: {expected}" in err and "starting afresh" in err and "resuming" not in err
+    assert result["status"] == "finished" and result["timing"]["epochs"] == config.train.epochs

@@ -211,6 +211,42 @@ def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler,
         optimizer.step()
 
 
+# A resume state's training counters and what each must be (`Run.train`'s stats; `val_s` once a curve was measured)
+_COUNTERS = ("train_s", "clips_seen", "failed_decodes", "steps", "epochs", "val_s")
+_STATS_KINDS = {"val_curve": list, "undecodable": dict, "best_val": (dict, type(None))}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def resume_state_misfit(state: dict, scheduler_state: dict, epochs: int) -> str | None:
+    """Why a resume state's epoch, counters or schedule cannot stand for this run (None when they can): its
+    epoch must be one of the run's, its counters numbers >= 0, and its schedule hold what this run's does."""
+    epoch = state["epoch"]
+    if not 0 <= epoch < epochs:
+        return f"its epoch {epoch} is not one of this run's 0..{epochs - 1}"
+    for key, value in state["stats"].items():
+        if key in _COUNTERS:
+            if not _number(value) or value < 0:
+                return f"its stats' {key!r} must be a number >= 0, got {value!r:.40}"
+        elif key not in _STATS_KINDS:
+            return f"its stats hold an unknown key {key!r}"
+        elif not isinstance(value, _STATS_KINDS[key]):
+            return f"its stats' {key!r} is a {type(value).__name__}"
+    missing = [key for key in (*_COUNTERS[:-1], *_STATS_KINDS) if key not in state["stats"]]
+    if missing:
+        return f"its stats lack {', '.join(missing)}"
+    saved = state["scheduler"]
+    if set(saved) != set(scheduler_state):
+        return f"its schedule holds {sorted(saved)}, expected {sorted(scheduler_state)}"
+    for key, value in scheduler_state.items():
+        kinds = (int, float) if _number(value) else type(value)
+        if not isinstance(saved[key], kinds) or isinstance(saved[key], bool) != isinstance(value, bool):
+            return f"its schedule's {key!r} is {saved[key]!r:.40}, expected a {type(value).__name__}"
+    return None
+
+
 class Run:
     """Everything one run needs, built once."""
 
@@ -384,6 +420,10 @@ class Run:
             if dist.is_main():
                 path.unlink(missing_ok=True)
                 (self.out_dir / BEST_VAL_WEIGHTS_FILE).unlink(missing_ok=True)
+            return 0
+        misfit = resume_state_misfit(state, scheduler.state_dict(), int(self.config.train.epochs))
+        if misfit is not None:  # edited, or written by another version: its counters would run the loop wrong
+            self.say(f"{path}: {misfit}; starting afresh")
             return 0
         params = tuned_parameters(self.method)
         shapes = {name: tuple(p.shape) for name, p in params.items()}
