@@ -91,6 +91,15 @@ def test_a_search_refuses_a_searched_key_on_its_command_line_and_a_trained_metho
     assert plan_searches(["method=zero_shot"])[0].grid == []  # nothing to tune, nothing asked
 
 
+def test_a_search_names_where_its_space_came_from_and_refuses_a_trial_name():
+    # found in review: a space given on the command line was blamed on the method's yaml, and tune.trial=X
+    # put the search's record under .../tuning/seed0/X/../tuning/seed0/
+    with pytest.raises(ConfigError, match=r"^tune.space on the command line: tune.space: log_range \[0.0001, nan\]"):
+        plan_searches(["method=lora", "tune.trials=2", "tune.space=[{key: train.lr, log_range: [1e-4, .nan]}]"])
+    with pytest.raises(ConfigError, match="tune.trial=budget6: a search names each trial's folder itself"):
+        plan_searches(["method=bitfit", "tune.trial=budget6"])
+
+
 def test_tuning_never_loads_the_test_split(tiny_msrvtt, tmp_path, monkeypatch, capsys):
     load = MSRVTT.load
 

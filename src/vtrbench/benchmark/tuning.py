@@ -49,16 +49,19 @@ def log_grid(low: float, high: float, points: int) -> list[float]:
                                                                              points)]
 
 
-def space_source(config: DictConfig) -> str:
-    """Where the method's search space was declared, for error messages."""
+def space_source(config: DictConfig, overrides: list[str] = ()) -> str:
+    """Where the method's search space was declared, for error messages: the command line when one of
+    `overrides` sets it, else the method's yaml."""
+    if any(o.split("=", 1)[0].strip().lstrip("+~").startswith("tune.space") for o in overrides):
+        return "tune.space on the command line"
     return str(config_file("methods", f"{config.method}.yaml") or "base.yaml (the method has no yaml)")
 
 
-def search_grid(config: DictConfig) -> list[dict[str, Any]]:
+def search_grid(config: DictConfig, overrides: list[str] = ()) -> list[dict[str, Any]]:
     """Every trial's settings (dotted key -> value) in grid order. A space holds at most one `log_range`
     dimension, which gets as many points as the budget leaves; the grid must hold exactly `tune.trials`
-    points. An empty space is an empty grid (nothing to tune)."""
-    dims, trials, source = list(config.tune.space), int(config.tune.trials), space_source(config)
+    points. An empty space is an empty grid (nothing to tune). `overrides`: the command line's, for errors."""
+    dims, trials, source = list(config.tune.space), int(config.tune.trials), space_source(config, overrides)
     if not dims:
         return []
     explicit, ranged = 1, [d for d in dims if d.log_range is not None]
@@ -164,6 +167,10 @@ def plan_searches(overrides: list[str]) -> list[Search]:
     config resolved and every space checked before anything trains. A search runs with one seed (`seed=`)."""
     if any(o.split("=", 1)[0] == "seeds" for o in overrides):
         raise ConfigError("seeds=[..]: a search runs with one seed (seed=N); the leaderboard runs several")
+    trial = [o for o in overrides if o.split("=", 1)[0].strip().lstrip("+~") == "tune.trial"]
+    if trial:
+        raise ConfigError(f"{trial[0]}: a search names each trial's folder itself; drop tune.trial (it is for "
+                          f"`vtrbench run` of one trial's settings)")
     matrix = expand(overrides, keep=("seed",))
     searches = []
     for dataset in matrix.datasets:
@@ -176,11 +183,12 @@ def plan_searches(overrides: list[str]) -> list[Search]:
             if fixed:
                 raise ConfigError(f"{', '.join(sorted(fixed))}: searched by {method}'s tune.space; do not set it "
                                   f"on the command line of a search")
-            search = Search(search_overrides, config, search_grid(config))
+            source = space_source(config, own)
+            search = Search(search_overrides, config, search_grid(config, own))
             if tunes_nothing(config):  # nothing trains, so no setting can matter (a space set for all is ignored)
                 search.grid = []
             elif not search.grid:
-                raise ConfigError(f"{space_source(config)}: {method} trains parameters but declares no tune.space: "
+                raise ConfigError(f"{source}: {method} trains parameters but declares no tune.space: "
                                   f"give it one of tune.trials={config.tune.trials} trials")
             seen: dict[tuple, str] = {}
             for settings in search.grid:  # every trial's values checked before the first trial trains
@@ -188,11 +196,11 @@ def plan_searches(overrides: list[str]) -> list[Search]:
                 try:
                     trial = search.trial_config(settings)
                 except ConfigError as err:
-                    raise ConfigError(f"{space_source(config)} (or tune.space on the command line): trial "
+                    raise ConfigError(f"{source}: trial "
                                       f"{shown}: {err}") from err
                 values = tuple(repr(OmegaConf.select(trial, key)) for key in settings)  # as the run reads them
                 if values in seen:  # `choices: [0.1, 0.1, ...]`, or `[true, 1]` for a flag: fewer distinct trials
-                    raise ConfigError(f"{space_source(config)} (or tune.space on the command line): trials "
+                    raise ConfigError(f"{source}: trials "
                                       f"{seen[values]} and {shown} set the same values: every method gets "
                                       f"tune.trials={config.tune.trials} distinct trials")
                 seen[values] = shown
@@ -288,8 +296,8 @@ def run_search(search: Search, quiet: bool = False) -> dict | None:
     print(f"  chosen: {' '.join(settings_overrides(best['settings']))} (val {metric} {best['score']:.1f}, "
           f"trial {best['trial']} of {budget})", flush=True)
     for edge in edges:
-        print(f"  WARNING: {edge}: the best may lie beyond it; widen tune.space in {space_source(config)}",
-              flush=True)
+        print(f"  WARNING: {edge}: the best may lie beyond it; widen tune.space in "
+              f"{space_source(config, search.overrides)}", flush=True)
     if len(finished) < budget:
         print(f"  WARNING: {budget - len(finished)} trial(s) failed: this method had fewer trials than the budget",
               flush=True)
