@@ -11,7 +11,14 @@ import re
 import sys
 from pathlib import Path
 
-from vtrbench.benchmark.config import HARNESS_KEYS, ConfigError, resolve_config, untuned_rate, untuned_rate_note
+from vtrbench.benchmark.config import (
+    HARNESS_KEYS,
+    ConfigError,
+    computing_defaults,
+    resolve_config,
+    untuned_rate,
+    untuned_rate_note,
+)
 from vtrbench.benchmark.locks import RunLockedError, is_run_writer
 from vtrbench.benchmark.metrics import DivergedError
 from vtrbench.registry import DATASETS, METHODS, UnknownNameError
@@ -150,7 +157,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("reports")
     paths = write_report(Path(args.runs_dir), out, reference_method=args.reference, resamples=args.resamples,
-                         published=not args.no_published)
+                         published=not args.no_published, defaults=computing_defaults)
     for kind, path in paths.items():
         print(f"{kind:10s} {path}")
     return 0

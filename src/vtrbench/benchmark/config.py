@@ -22,7 +22,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vtrbench.registry import DATASETS, METHODS
+from vtrbench.registry import DATASETS, METHODS, UnknownNameError
 from vtrbench.schema import computes, flatten_config, method_label
 
 
@@ -253,6 +253,17 @@ def run_schema(method: str, dataset: str) -> DictConfig:
     registered classes (a leaderboard asks for it twice per run)."""
     check_run_names(method, dataset)
     return copy.deepcopy(_run_schema(method, dataset, METHODS.get(method), DATASETS.get(dataset)))
+
+
+def computing_defaults(method: str, dataset: str) -> dict[str, Any]:
+    """The structured defaults of a run of (method, dataset) that change what it computes, by dotted key: what a
+    setting absent from an older result file stood for (as `config_differences` reads it). {} for names this
+    installation does not register."""
+    try:
+        schema = run_schema(method, dataset)
+    except (ConfigError, UnknownNameError):
+        return {}
+    return {k: v for k, v in flatten_config(OmegaConf.to_container(schema)).items() if computes(k) and k != "seed"}
 
 
 def check_run_names(method: str, dataset: str) -> None:

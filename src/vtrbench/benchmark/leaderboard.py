@@ -16,7 +16,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from vtrbench.benchmark.config import ConfigError, resolve_config, run_dir, untuned_rate, untuned_rate_note
+from vtrbench.benchmark.config import (
+    ConfigError,
+    computing_defaults,
+    resolve_config,
+    run_dir,
+    untuned_rate,
+    untuned_rate_note,
+)
 from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
 from vtrbench.benchmark.locks import RunLockedError, describe, locked_by_another, run_lock
 from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
@@ -144,7 +151,7 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
         return 1 if failed else 0
     from vtrbench.reports import refresh_report
 
-    paths, written = refresh_report(runs_dir, report_dir)
+    paths, written = refresh_report(runs_dir, report_dir, defaults=computing_defaults)
     print(paths["markdown:measured"].read_text(encoding="utf-8"), end="")
     state = "" if written else " (up to date: the same result files, code and libraries wrote it; not written again)"
     print(f"\nreport (with published rows, confidence intervals and paired tests){state}: {paths['markdown']}")

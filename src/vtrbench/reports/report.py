@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -85,14 +87,16 @@ def write_report(
     reference_method: str | None = None,
     resamples: int = DEFAULT_RESAMPLES,
     published: bool = True,
+    defaults: Callable[[str, str], dict[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Read every result.json under ``runs_dir`` and write the report files into ``out_dir``.
 
     ``reference_method`` (``method`` or ``method.variant``) is what every row is paired against: zero-shot
     when None (a table without it says so in its paired rows); a name given must be a method of the runs;
     ``resamples`` is the bootstrap B; ``published`` adds the packaged published reference rows for the
-    datasets present in the runs. Prints nothing. Returns the written paths by kind: ``markdown``,
-    ``latex``, ``html``, ``markdown:measured`` (the measured rows alone, as the leaderboard prints them),
+    datasets present in the runs; ``defaults`` as in ``load_results``. Prints nothing. Returns the written
+    paths by kind: ``markdown``, ``latex``, ``html``, ``markdown:measured`` (the measured rows alone, as the
+    leaderboard prints them),
     ``csv:<table>``, ``csv:summary``, ``csv:trust``, ``csv:training_gain`` (where a run has a learning curve),
     ``csv:paired``, ``csv:runs``, ``png:<table>``,
     ``svg:<table>``, and where there are any: ``csv:tuning`` (every trial of every search),
@@ -101,18 +105,19 @@ def write_report(
     reference = reference_method or FIRST_METHOD
     return _write_report(runs_dir, out_dir, reference, resamples, published,
                          report_fingerprint(runs_dir, reference, resamples, published),
-                         require_reference=reference_method is not None)
+                         require_reference=reference_method is not None, defaults=defaults)
 
 
 def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: str, resamples: int,
-                  published: bool, fingerprint: str, require_reference: bool = False) -> dict[str, Path]:
+                  published: bool, fingerprint: str, require_reference: bool = False,
+                  defaults: Callable[[str, str], dict[str, Any]] | None = None) -> dict[str, Path]:
     """`write_report`, recording `fingerprint` (computed before anything is read)."""
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: is a file; the report is written into a folder (--out DIR)")
-    results = assign_tables(load_results(runs_dir))
+    results = assign_tables(load_results(runs_dir, defaults))
     if require_reference and not reference_mask(results, reference_method).any():
         there = sorted({method_label(m, v) for m, v in zip(results["method"], results["variant"], strict=True)})
         raise ValueError(f"reference method '{reference_method}': no result under {runs_dir} is of it "
@@ -217,14 +222,16 @@ def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: s
 
 
 def refresh_report(runs_dir: str | Path, out_dir: str | Path, reference_method: str = "zero_shot",
-                   resamples: int = DEFAULT_RESAMPLES, published: bool = True) -> tuple[dict[str, Path], bool]:
+                   resamples: int = DEFAULT_RESAMPLES, published: bool = True,
+                   defaults: Callable[[str, str], dict[str, Any]] | None = None) -> tuple[dict[str, Path], bool]:
     """``write_report`` unless ``out_dir`` already holds this very report (same inputs, options, code and
     libraries, every file as written: reports/freshness.py); returns its paths and whether it was written."""
     fingerprint = report_fingerprint(runs_dir, reference_method, resamples, published)
     existing = current_report(out_dir, fingerprint)
     if existing is not None:
         return existing, False
-    return _write_report(runs_dir, out_dir, reference_method, resamples, published, fingerprint), True
+    return _write_report(runs_dir, out_dir, reference_method, resamples, published, fingerprint,
+                         defaults=defaults), True
 
 
 def reproducibility_section(results: pd.DataFrame) -> Section:

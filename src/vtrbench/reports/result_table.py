@@ -20,6 +20,7 @@ enters a test table; the report's Tuning section reads their `tuning.json` recor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -338,9 +339,28 @@ def load_result_file(path: Path) -> dict[str, Any]:
     return parse_result(record, Path(path))
 
 
-def load_results(runs_dir: str | Path) -> pd.DataFrame:
+def fill_defaults(frame: pd.DataFrame, defaults: Callable[[str, str], dict[str, Any]]) -> pd.DataFrame:
+    """Each run's settings with those its file lacks (added to the suite after it ran) at `defaults(method,
+    dataset)`, the harness's structured defaults, as a reused run is read: so an older file is compared with
+    the others for what it computed, not left out of the comparison."""
+    known: dict[tuple[str, str], dict[str, Any]] = {}
+    filled = []
+    for method, dataset, settings in zip(frame["method"], frame["dataset"], frame["config_key"], strict=True):
+        if not isinstance(settings, dict):
+            filled.append(settings)
+            continue
+        if (method, dataset) not in known:
+            known[method, dataset] = defaults(method, dataset)
+        filled.append({**known[method, dataset], **settings})
+    frame["config_key"] = filled
+    return frame
+
+
+def load_results(runs_dir: str | Path, defaults: Callable[[str, str], dict[str, Any]] | None = None) -> pd.DataFrame:
     """Every ``result.json`` under ``runs_dir`` (recursively) as one row, sorted by run identity
-    (datasets in `DATASET_ORDER`, the order of the field's tables).
+    (datasets in `DATASET_ORDER`, the order of the field's tables). ``defaults(method, dataset)``: the settings
+    a file that lacks them stands for (the harness passes its structured defaults); without it, a setting one
+    file lacks is not compared.
 
     Raises ``FileNotFoundError`` when there is none, and ``ResultFileError`` (naming the files) for a
     malformed file or for two files that claim the same run.
@@ -363,6 +383,8 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
             frame[column] = None if column.endswith(("_ranks", "_curve")) else np.nan
     if "config_key" not in frame:  # every run failed: none holds its settings
         frame["config_key"] = None
+    if defaults is not None:
+        frame = fill_defaults(frame, defaults)
     frame = exclude_mixed_configs(exclude_other_test_sets(frame)).drop(columns="config_key")
     return frame.sort_values(list(RUN_IDENTITY), kind="stable", key=_dataset_first).reset_index(drop=True)
 
