@@ -343,10 +343,16 @@ def fill_defaults(frame: pd.DataFrame, defaults: Callable[[str, str], dict[str, 
     """Each run's settings with those its file lacks (added to the suite after it ran) at `defaults(method,
     dataset)`, the harness's structured defaults, as a reused run is read: so an older file is compared with
     the others for what it computed, not left out of the comparison."""
-    known: dict[tuple[str, str], dict[str, Any]] = {}
+    rows = list(zip(frame["method"], frame["dataset"], frame["config_key"], strict=True))
+    compared: dict[tuple[str, str], set[str]] = {}  # the keys a run is compared on: its row's and its test set's
+    for method, dataset, settings in rows:
+        if isinstance(settings, dict):
+            compared.setdefault((method, dataset), set()).update(settings)
+            compared.setdefault(("", dataset), set()).update(k for k in settings if k.startswith(f"{dataset}."))
+    known: dict[tuple[str, str], dict[str, Any]] = {}  # asked only for a file that lacks a key: building is slow
     filled = []
-    for method, dataset, settings in zip(frame["method"], frame["dataset"], frame["config_key"], strict=True):
-        if not isinstance(settings, dict):
+    for method, dataset, settings in rows:
+        if not isinstance(settings, dict) or set(settings) >= compared[method, dataset] | compared["", dataset]:
             filled.append(settings)
             continue
         if (method, dataset) not in known:
