@@ -162,6 +162,8 @@ def test_cli_metrics_names_the_file_of_unreadable_or_unusable_input(tmp_path, ca
     np.save(tmp_path / "halves.npy", np.array([0.5, 1, 2, 0, 1, 2]))
     err = message("rect.npy", "--caption-video", str(tmp_path / "halves.npy"))
     assert f"with {tmp_path / 'halves.npy'}: video indices must be integers, got float64" in err
+    np.save(tmp_path / "complex.npy", np.eye(3) * (1 + 2j))  # found in review: the imaginary part was dropped
+    assert f"{tmp_path / 'complex.npy'}: holds complex128 values; expected real numbers" in message("complex.npy")
 
 
 def test_chance_z_is_the_mean_rank_below_a_random_orderings_in_standard_errors():

@@ -129,7 +129,7 @@ def _load_npy(path: str):
     import numpy as np
 
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
     except (ValueError, EOFError, OSError) as err:
@@ -137,6 +137,10 @@ def _load_npy(path: str):
             raise ValueError(f"{path}: not a .npy array of numbers (it holds pickled or object data, or is not a "
                              f".npy file; vtrbench never unpickles)") from err
         raise ValueError(f"{path}: truncated or corrupt .npy file ({err})") from err
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        # complex scores would lose their imaginary part, strings or bools mean nothing as scores
+        raise ValueError(f"{path}: holds {array.dtype} values; expected real numbers (integers or floats)")
+    return array
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
