@@ -74,3 +74,12 @@ def test_vatex_repeated_key_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "train_list.txt").write_text("a_1_2\n")
     with pytest.raises(AnnotationError, match=r"vatex_data.json: key 'a_1_2' appears twice"):
         VATEX(VATEXConfig(root=str(tmp_path), val_list=None)).load("train")
+
+
+def test_json_nested_past_the_parser_is_an_annotation_error(tmp_path: Path) -> None:
+    from vtrbench.datasets.base import read_json
+
+    path = tmp_path / "vatex_data.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)  # found in review: a bare RecursionError
+    with pytest.raises(AnnotationError, match=f"{path}: nested too deeply to read"):
+        read_json(path)

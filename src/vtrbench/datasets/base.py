@@ -91,6 +91,9 @@ def read_json(path: Path) -> object:
         ) from err
     except UnicodeDecodeError as err:
         raise AnnotationError(f"{path}: not UTF-8 text ({err})") from err
+    except RecursionError:
+        raise AnnotationError(f"{path}: nested too deeply to read (no annotation format nests more than a few "
+                              f"levels)") from None
 
 
 def read_lines(path: Path) -> list[tuple[int, str]]:
