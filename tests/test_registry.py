@@ -31,6 +31,43 @@ def test_register_decorator_and_duplicates():
         reg.register("a")(type("B", (), {}))
 
 
+def plugin_registry(monkeypatch, *entry_points: tuple[str, str]) -> Registry:
+    """A registry with one built-in entry ("a", source vtrbench) and the given plugin entry points."""
+    import importlib.metadata
+
+    group = "vtrbench.test_things"
+    points = [importlib.metadata.EntryPoint(name, value, group) for name, value in entry_points]
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda **kw: points if kw.get("group") == group else real(**kw))
+    reg = Registry("thing", None, group)
+    reg.register("a", source="vtrbench")(type("A", (), {}))
+    return reg
+
+
+def test_a_plugin_is_registered_under_its_entry_point(monkeypatch):
+    reg = plugin_registry(monkeypatch, ("ordered", "collections:OrderedDict"))
+    import collections
+
+    assert reg.names() == ["a", "ordered"] and reg.get("ordered") is collections.OrderedDict
+
+
+def test_a_broken_plugin_or_one_that_takes_a_built_in_name_is_one_clear_error(monkeypatch):
+    # found in review: a typo in a plugin's entry point broke every command with a traceback, and a plugin
+    # named like a built-in was ignored while `list` credited the built-in to it
+    from vtrbench.registry import PluginError
+
+    reg = plugin_registry(monkeypatch, ("mine", "collections:NoSuchClass"))
+    with pytest.raises(PluginError, match=r"the vtrbench.test_things entry point mine = 'collections:NoSuchClass' "
+                                          r"of collections:NoSuchClass cannot be loaded \(AttributeError: .*\); "
+                                          r"fix or uninstall that package"):
+        reg.names()
+    reg = plugin_registry(monkeypatch, ("a", "collections:OrderedDict"))
+    with pytest.raises(PluginError, match="thing 'a' is registered twice: by vtrbench and by the vtrbench.test_things "
+                                          "entry point a = 'collections:OrderedDict'"):
+        reg.names()
+
+
 def test_the_offline_room_registers_a_backbone_and_every_dataset_s_data_root():
     assert "vtrbench-tiny" in BACKBONES.names()
     assert set(DATA_ROOTS.names()) == {"msrvtt", "vatex", "lsmdc", "activitynet"}

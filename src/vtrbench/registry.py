@@ -26,6 +26,10 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
+class PluginError(ValueError):
+    """A plugin's entry point that cannot be loaded, or that takes a name already registered."""
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -74,14 +78,24 @@ class Registry:
                 importlib.import_module(f"{self._builtin_package}.{info.name}")
         if self._group:
             for ep in importlib.metadata.entry_points(group=self._group):
-                obj = ep.load()
                 dist = ep.dist.name if ep.dist is not None else ep.value
+                where = f"the {self._group} entry point {ep.name} = {ep.value!r} of {dist}"
+                try:
+                    obj = ep.load()
+                except Exception as err:  # whatever a plugin's import raises is the plugin's to fix
+                    raise PluginError(f"{where} cannot be loaded ({type(err).__name__}: {err}); fix or uninstall "
+                                      f"that package") from err
                 # A plugin may point at a module whose import registers its classes, or at the class itself.
-                if ep.name not in self._entries and not isinstance(obj, type(importlib)):
-                    self.register(ep.name, source=dist)(obj)
-                elif ep.name in self._entries:
-                    entry = self._entries[ep.name]
+                is_module = isinstance(obj, type(importlib))
+                entry = self._entries.get(ep.name)
+                if entry is None:
+                    if not is_module:
+                        self.register(ep.name, source=dist)(obj)
+                elif entry.obj is obj or (is_module and entry.source != "vtrbench"):  # its own registration
                     self._entries[ep.name] = Entry(entry.name, entry.obj, dist)
+                else:  # a built-in's name: the plugin's class would be ignored unseen
+                    raise PluginError(f"{self.kind} {ep.name!r} is registered twice: by {entry.source} and by "
+                                      f"{where}; rename the plugin's entry point")
 
     def get(self, name: str) -> Any:
         self._load(name)
