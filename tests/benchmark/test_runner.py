@@ -214,3 +214,25 @@ def test_a_result_records_what_reproducing_it_needs(tiny_msrvtt, tmp_path):
         "precision": "fp32", "torch": torch.__version__, "cuda": None, "open_clip": open_clip.__version__,
         "post_processing": "none (raw similarity: no QB-Norm, no DSL, no re-ranking)",
     }
+
+
+def test_a_frozen_trunk_method_whose_tuned_tensors_the_heads_never_reach_is_an_error(tiny_msrvtt, tmp_path):
+    """Found in review: a tuned layer in `encode_text` outside the heads was counted, saved and applied at its
+    random start, never trained (or, alone, failed in backward with torch's own error)."""
+    from vtrbench.methods.linear_probe import LinearProbe
+    from vtrbench.registry import METHODS
+
+    class OutsideTheHeads(LinearProbe):
+        def __init__(self, backbone, config=None):
+            super().__init__(backbone, config)
+            self.extra = torch.nn.Linear(4, 4)  # tuned (requires_grad), used by no head
+
+    METHODS.register("outside_the_heads")(OutsideTheHeads)
+    try:
+        config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="outside_the_heads",
+                                                   **{"train.lr": 0.01}))
+        with pytest.raises(ValueError, match=r"OutsideTheHeads sets frozen_trunk = True, .* these tuned tensors are "
+                                             r"not reached there: extra.weight, extra.bias\. Move them into a head"):
+            execute(config)
+    finally:
+        METHODS._entries.pop("outside_the_heads")

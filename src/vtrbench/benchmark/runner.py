@@ -195,6 +195,23 @@ def optimizer_state_misfit(optimizer: torch.optim.Optimizer, saved: dict) -> str
     return None
 
 
+def check_heads_reach_tuned(method: RetrievalMethod, loss: torch.Tensor) -> None:
+    """A frozen-trunk method trains on cached trunk features through `text_head`, `video_head` and `similarity`
+    alone: a tuned tensor its encoders use outside them would be counted and saved but never trained, while
+    evaluation applies it at its initial value. An error naming them, at the first step."""
+    params = tuned_parameters(method)
+    if loss.requires_grad:
+        grads = torch.autograd.grad(loss, list(params.values()), retain_graph=True, allow_unused=True)
+        unreached = [name for name, grad in zip(params, grads, strict=True) if grad is None]
+    else:
+        unreached = list(params)
+    if unreached:
+        shown = ", ".join(unreached[:5]) + (f" and {len(unreached) - 5} more" if len(unreached) > 5 else "")
+        raise ValueError(f"{type(method).__name__} sets frozen_trunk = True, so it trains on cached trunk features "
+                         f"through text_head, video_head and similarity alone, and these tuned tensors are not "
+                         f"reached there: {shown}. Move them into a head, or set frozen_trunk = False")
+
+
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler, params, grad_clip: float) -> None:
     """Backward, gradient clipping and the update, through the fp16 loss scaler when there is one."""
     optimizer.zero_grad(set_to_none=True)
@@ -346,6 +363,7 @@ class Run:
         if dist.world_size() > 1:  # DDP averages gradients only of what runs through its own forward
             model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
         start_epoch = self.resume(optimizer, scheduler, stats)
+        steps_at_start = stats["steps"]
         if start_epoch == 0 and curve is not None:
             curve.measure(stats, epoch=0)
         ckpt = self.out_dir / CHECKPOINT_FILE
@@ -366,6 +384,8 @@ class Run:
                     continue
                 with amp:
                     loss = self.step_loss(model, batch)
+                if method.frozen_trunk and stats["steps"] == steps_at_start:
+                    check_heads_reach_tuned(method, loss)
                 if not torch.isfinite(loss):  # every rank computes the same global loss: all of them stop
                     raise DivergedError(f"the training loss is {loss.item()} at step {stats['steps'] + 1} (epoch "
                                         f"{epoch + 1}): training diverged (train.lr={config.train.lr})")
