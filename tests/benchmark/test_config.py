@@ -278,6 +278,9 @@ def test_a_run_whose_rate_nobody_chose_is_said(tmp_path, monkeypatch):
         "methods", "lora.yaml") else real_config_file(*parts))
     (tmp_path / "lora.yaml").write_text(method_yaml.read_text() + "train:\n  lr: 0.05\n")
     assert not untuned("method=lora", "dataset=lsmdc", "preset=")
+    # found in review: a space that searches something else left base.yaml's rate unsaid
+    assert untuned("method=dgl", "dataset=lsmdc", "preset=", "tune.trials=2",
+                   "tune.space=[{key: dgl.latent, choices: [linear, transformer]}]")
     note = untuned_rate_note({("dgl", "lsmdc"): 1e-3, ("vop", "vatex"): 1e-3})
     assert "for dgl on lsmdc (train.lr=0.001), vop on vatex (train.lr=0.001): base.yaml's rate" in note
     assert "vtrbench tune method=dgl dataset=lsmdc" in note and "extends: offline" in note
@@ -358,3 +361,28 @@ def test_a_val_fraction_no_hold_out_can_mean_is_refused_even_beside_a_val_file()
     # found by an audit: msrvtt.val_fraction=2 passed unseen while msrvtt.val_csv was set
     with pytest.raises(ConfigError, match=r"msrvtt.val_fraction=2.0: expected a fraction between 0 and 1"):
         resolve_config(["method=dgl", "dataset=msrvtt", "msrvtt.val_fraction=2"])
+
+
+def test_a_method_whose_config_is_not_a_dataclass_is_told_so():
+    # found in review: a plain class gave omegaconf's "Unexpected type annotation" or a TypeError
+    from vtrbench.methods.linear_probe import LinearProbe
+    from vtrbench.registry import METHODS
+
+    class NotADataclass:
+        hidden: int = 3
+
+    class PlainOptions(LinearProbe):
+        Config = NotADataclass
+
+    METHODS.register("plain_options")(PlainOptions)
+    try:
+        with pytest.raises(ConfigError, match=r"method 'plain_options' \(tests.benchmark.test_config.*PlainOptions\): "
+                                              r"its `Config` must be a @dataclass of its options"):
+            resolve_config(["method=plain_options"])
+    finally:
+        METHODS._entries.pop("plain_options")
+
+
+def test_a_mapping_without_spaces_is_told_how_yaml_writes_it():
+    with pytest.raises(ConfigError, match=r"a mapping \{key: value\} with a space after each colon"):
+        resolve_config(["method=dgl", "tune.space=[{key:train.lr,log_range:[1e-2,1.0]}]"])

@@ -231,3 +231,14 @@ def test_a_search_record_is_attached_only_to_a_finished_run_of_its_own_config(ti
     attach_tuning(ran, {"chosen": {"settings": {"train.lr": 0.01}}})
     assert json.loads(result_file.read_text())["tuning"] == {"chosen": {"settings": {"train.lr": 0.01}}}
     assert not (run_dir(ran) / "run.lock").exists()  # the lock it took is gone
+
+
+def test_true_or_false_is_never_at_the_edge_of_a_range():
+    # found in review: a [true, false] choice was flagged "the top of its range [False, True]"
+    from vtrbench.benchmark.tuning import at_edge
+
+    config = resolve_config(["method=bitfit", "tune.space=[{key: train.val_curve, choices: [true, false]}, "
+                                              "{key: train.lr, choices: [0.01, 0.1]}]", "tune.trials=4"])
+    assert at_edge(config, {"train.val_curve": True, "train.lr": 0.05}) == []
+    assert at_edge(config, {"train.val_curve": True, "train.lr": 0.1}) == ["train.lr=0.1 is the top of its range "
+                                                                          "[0.01, 0.1]"]

@@ -244,7 +244,7 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
             except yaml.YAMLError as err:
                 problem = getattr(err, "problem", None) or first_line(err)
                 raise ConfigError(f"command-line override {item!r}: not valid YAML ({problem}; a list is written "
-                                  f"[a,b])") from err
+                                  f"[a, b], a mapping {{key: value}} with a space after each colon)") from err
         raise
 
 
@@ -252,7 +252,13 @@ def run_schema(method: str, dataset: str) -> DictConfig:
     """The structured defaults of a run of (method, dataset), typed: a fresh copy, built once per pair of
     registered classes (a leaderboard asks for it twice per run)."""
     check_run_names(method, dataset)
-    return copy.deepcopy(_run_schema(method, dataset, METHODS.get(method), DATASETS.get(dataset)))
+    method_cls, dataset_cls = METHODS.get(method), DATASETS.get(dataset)
+    for kind, name, cls in (("method", method, method_cls), ("dataset", dataset, dataset_cls)):
+        options = getattr(cls, "Config", None)
+        if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
+            raise ConfigError(f"{kind} {name!r} ({cls.__module__}.{cls.__qualname__}): its `Config` must be a "
+                              f"@dataclass of its options (an empty one when it has none), got {options!r}")
+    return copy.deepcopy(_run_schema(method, dataset, method_cls, dataset_cls))
 
 
 def computing_defaults(method: str, dataset: str) -> dict[str, Any]:
@@ -520,11 +526,11 @@ def preset_layer(name: str, method: str, dataset: str) -> DictConfig:
 
 
 def untuned_rate(config: DictConfig, overrides: list[str]) -> bool:
-    """Whether a run trains at a learning rate that nobody chose for it: its method searches `train.lr` (its
-    tune.space names it), yet neither the command line nor its preset (a rule or the defaults) sets one, so it
-    takes base.yaml's. Every shipped method has a rule in each shipped preset; a new method has none until a
-    search chooses one."""
-    if not any(str(dim.get("key")) == "train.lr" for dim in config.tune.space or []):
+    """Whether a run trains at a learning rate that nobody chose for it: its method searches something (its
+    tune.space is not empty, as it is for a method that trains nothing), yet neither the command line, its
+    own yaml nor its preset (a rule or the defaults) sets `train.lr`, so it takes base.yaml's. Every shipped
+    method has a rule in each shipped preset; a new method has none until a search chooses one."""
+    if not config.tune.space:  # a method that trains nothing (zero-shot) searches nothing
         return False
     if OmegaConf.select(parse_overrides(overrides), "train.lr") is not None:
         return False

@@ -54,7 +54,10 @@ def space_source(config: DictConfig, overrides: list[str] = ()) -> str:
     `overrides` sets it, else the method's yaml."""
     if any(o.split("=", 1)[0].strip().lstrip("+~").startswith("tune.space") for o in overrides):
         return "tune.space on the command line"
-    return str(config_file("methods", f"{config.method}.yaml") or "base.yaml (the method has no yaml)")
+    own = config_file("methods", f"{config.method}.yaml")
+    if own:
+        return str(own)
+    return "base.yaml's tune.space (the method has no yaml in vtrbench: give it tune.space=[...] on the command line)"
 
 
 def search_grid(config: DictConfig, overrides: list[str] = ()) -> list[dict[str, Any]]:
@@ -113,11 +116,12 @@ def settings_overrides(settings: dict[str, Any]) -> list[str]:
 
 
 def at_edge(config: DictConfig, settings: dict[str, Any]) -> list[str]:
-    """The chosen values that sit at an end of a numeric range: the best may lie beyond it."""
+    """The chosen values that sit at an end of a numeric range (true/false choices have no beyond): the best may
+    lie beyond it."""
     edges = []
     for dim in config.tune.space:
         values = list(dim.log_range) if dim.log_range is not None else list(dim.choices)
-        if len(values) < 2 or not all(isinstance(v, (int, float)) for v in values):
+        if len(values) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             continue
         chosen, low, high = settings[dim.key], min(values), max(values)
         if math.isclose(chosen, low, rel_tol=1e-2) or math.isclose(chosen, high, rel_tol=1e-2):
