@@ -98,3 +98,18 @@ def test_a_killed_pretraining_leaves_no_folder_behind_the_next_one(tmp_path: Pat
     checkpoint = offline_clip.build_offline_clip(steps=TINY_STEPS, seed=1, cache_dir=tmp_path, progress=False)
     assert checkpoint.is_file() and not leftover.exists() and other.is_dir()
     assert sorted(p.name for p in target.parent.iterdir()) == sorted([target.name, target.name + ".lock", other.name])
+
+
+@pytest.mark.parametrize("damage", ["gone", "cut"])
+def test_a_checkpoint_gone_or_cut_short_is_pretrained_again(tmp_path: Path, capsys, damage: str) -> None:
+    """Found in review: with the weights gone beside metadata.json, every call pretrained and then failed to
+    rename onto the folder (ENOTEMPTY); a truncated file failed each run with safetensors' own traceback."""
+    checkpoint = offline_clip.build_offline_clip(steps=TINY_STEPS, seed=2, cache_dir=tmp_path, progress=False)
+    whole = checkpoint.read_bytes()
+    if damage == "gone":
+        checkpoint.unlink()
+    else:
+        checkpoint.write_bytes(whole[: len(whole) // 2])
+    again = offline_clip.build_offline_clip(steps=TINY_STEPS, seed=2, cache_dir=tmp_path, progress=False)
+    assert again == checkpoint and checkpoint.read_bytes() == whole  # deterministic: the same weights
+    assert "missing or unreadable; pretraining the offline backbone again" in capsys.readouterr().err

@@ -187,6 +187,38 @@ def test_a_dataset_with_a_missing_file_is_regenerated(tmp_path: Path) -> None:
     assert (root / "videos" / "video4.mp4").is_file()
 
 
+@pytest.mark.parametrize("damage", ["truncate", "empty", "edit_annotation", "marker_not_utf8"])
+def test_a_dataset_cut_or_edited_after_it_was_marked_is_regenerated(tmp_path: Path, damage: str) -> None:
+    # found in review: a truncated video was skipped as unreadable, and a test csv cut by hand read as a smaller
+    # test split, without regenerating; a marker that was not UTF-8 failed every command
+    root = generate_msrvtt(tmp_path / "msrvtt", seed=0, sizes=SMALL, progress=False)
+    marker_path = root / writer.MARKER_NAME
+    marker = json.loads(marker_path.read_text())
+    settings = {k: v for k, v in marker.items() if k != "files"}
+    video, test_csv = root / "videos" / "video4.mp4", root / "MSRVTT_JSFUSION_test.csv"
+    whole = {path: path.read_bytes() for path in (video, test_csv)}
+    if damage == "truncate":
+        video.write_bytes(whole[video][:100])
+    elif damage == "empty":
+        video.write_bytes(b"")
+    elif damage == "edit_annotation":
+        test_csv.write_text("\n".join(test_csv.read_text().splitlines()[:-1]) + "\n")
+    else:
+        marker_path.write_bytes(marker_path.read_bytes()[:40] + b"\xff" + marker_path.read_bytes()[41:])
+    assert not writer.is_complete(root, settings)
+    generate_msrvtt(root, seed=0, sizes=SMALL, progress=False)
+    assert writer.is_complete(root, settings) and all(path.read_bytes() == data for path, data in whole.items())
+
+
+def test_a_complete_dataset_is_read_without_its_lock(msrvtt_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # found in review: a read-only cache holding a complete dataset failed, opening the lock file to write
+    def no_lock(path: Path) -> None:
+        raise PermissionError(f"[Errno 30] Read-only file system: '{path}'")
+
+    monkeypatch.setattr(writer, "exclusive_lock", no_lock)
+    assert generate_msrvtt(msrvtt_root, seed=3, sizes=SIZES, progress=False) == msrvtt_root
+
+
 def test_a_marker_without_its_file_list_is_not_complete(tmp_path: Path) -> None:
     root = generate_msrvtt(tmp_path / "msrvtt", seed=0, sizes=SMALL, progress=False)
     marker = json.loads((root / writer.MARKER_NAME).read_text())

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vtrbench.cache import cache_dir, exclusive_lock
+from vtrbench.files import process_umask
 from vtrbench.methods.backbone import OFFLINE_PRETRAINED, RANDOM_PRETRAINED, untrained_model
 from vtrbench.offline import world
 from vtrbench.progress import phase
@@ -98,15 +99,19 @@ def build_offline_clip(steps: int, seed: int, cache_dir: Path, progress: bool = 
     """
     target = Path(cache_dir) / "offline_clip" / f"{OFFLINE_MODEL_NAME}-{recipe_hash(steps, seed)}"
     checkpoint = target / CHECKPOINT_NAME
-    if checkpoint.is_file():
+    if _readable(checkpoint):
         return checkpoint
     target.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(target.with_name(target.name + ".lock")):
-        if checkpoint.is_file():  # another process finished while we waited
+        if _readable(checkpoint):  # another process finished while we waited
             return checkpoint
+        if target.exists():  # its weights gone, cut short or damaged: pretrained again, never renamed onto
+            print(f"{checkpoint}: missing or unreadable; pretraining the offline backbone again", file=sys.stderr)
+            shutil.rmtree(target)
         for leftover in target.parent.glob(f".{target.name}.*"):  # of a pretraining killed before its cleanup
             shutil.rmtree(leftover, ignore_errors=True)  # (SIGTERM, kill -9): nobody else holds the lock
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        os.chmod(staging, 0o777 & ~process_umask())  # mkdtemp makes it private; the cache follows the umask
         try:
             with phase(f"pretraining the offline backbone {OFFLINE_MODEL_NAME} ({steps} steps, several minutes "
                        f"on 2 CPU cores; once, then cached in {target})", progress):
@@ -115,6 +120,17 @@ def build_offline_clip(steps: int, seed: int, cache_dir: Path, progress: bool = 
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return checkpoint
+
+
+def _readable(checkpoint: Path) -> bool:
+    """Whether the checkpoint is there and whole: safetensors checks its header against the file's length."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(checkpoint), framework="pt") as handle:
+            return bool(list(handle.keys()))
+    except (OSError, SafetensorError):
+        return False
 
 
 def _normalise(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -7,10 +7,13 @@ never write one dataset at once."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import multiprocessing
 import os
 import shutil
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -64,6 +67,15 @@ def _render_and_write(job: VideoJob) -> None:
     write_mp4(job.path, np.concatenate([render_clip(spec, VIDEO_SIZE) for spec in job.clips]))
 
 
+def _end_with(parent: int) -> None:
+    """A worker ends when the process that started it does (Linux's PR_SET_PDEATHSIG), instead of waiting on
+    its task queue for ever after a kill."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
 def write_videos(jobs: Sequence[VideoJob], description: str, progress: bool = True) -> None:
     """Render and encode every job, one process per CPU core where the platform can fork.
 
@@ -77,7 +89,8 @@ def write_videos(jobs: Sequence[VideoJob], description: str, progress: bool = Tr
                 _render_and_write(job)
             return
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_end_with,
+                                 initargs=(os.getpid(),)) as pool:
             done = pool.map(_render_and_write, jobs, chunksize=16)
             for _ in bar(done, description, progress, total=len(jobs)):
                 pass
@@ -100,14 +113,22 @@ def dataset_files(root: Path) -> list[str]:
 
 
 def is_complete(root: Path, settings: dict) -> bool:
-    """The marker says these settings and every file it lists is in place (else: regenerate)."""
+    """The marker says these settings and every file it lists is in place with the size it was written with
+    (else: regenerate; a truncated video or an annotation file cut by hand is not this dataset)."""
     try:
-        marker = json.loads((root / MARKER_NAME).read_text())
-    except (OSError, json.JSONDecodeError):
+        marker = json.loads((root / MARKER_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
         return False
     files = marker.pop("files", None) if isinstance(marker, dict) else None
-    return marker == settings and isinstance(files, list) and bool(files) \
-        and all(inside(name) and (root / name).is_file() for name in files)
+    return marker == settings and isinstance(files, dict) and bool(files) \
+        and all(inside(name) and _has_size(root / name, size) for name, size in files.items())
+
+
+def _has_size(path: Path, size: object) -> bool:
+    try:
+        return path.is_file() and isinstance(size, int) and path.stat().st_size == size
+    except OSError:
+        return False
 
 
 def inside(name: object) -> bool:
@@ -132,7 +153,8 @@ def finish_dataset(root: Path, settings: dict, jobs: Sequence[VideoJob]) -> Path
     if missing:
         raise RuntimeError(f"{root}: {len(missing):,} of {len(jobs):,} generated videos are missing or empty "
                            f"(e.g. {missing[0]}); the dataset is not marked complete and is regenerated next time")
-    write_json(root / MARKER_NAME, {**settings, "files": dataset_files(root)})
+    write_json(root / MARKER_NAME, {**settings, "files": {name: (root / name).stat().st_size
+                                                          for name in dataset_files(root)}})
     return root
 
 
@@ -145,9 +167,12 @@ def generate_dataset(format_name: str, title: str, root: Path, seed: int, sizes:
     videos, check them, then write the marker last.
 
     All of it holds a lock beside `root` (`.<name>.lock`), so that two first-use processes (a leaderboard and a
-    `data check`) never write one dataset at once: the second waits, then finds it complete."""
+    `data check`) never write one dataset at once: the second waits, then finds it complete. A complete dataset
+    is read without taking the lock."""
     root = Path(root)
     settings = dataset_settings(format_name, seed, sizes, **extra)
+    if is_complete(root, settings):  # no lock to read a complete dataset (a read-only cache works)
+        return root
     with exclusive_lock(root.parent / f".{root.name}.lock"):
         if is_complete(root, settings):
             return root
