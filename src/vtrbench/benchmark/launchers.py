@@ -26,8 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vtrbench.benchmark.config import ConfigError, first_line, parse_overrides, resolve_config, run_dir
-from vtrbench.benchmark.locks import RunLockedError
+from vtrbench.benchmark.locks import LOCK_FILE, RunLockedError
 from vtrbench.benchmark.results import read_result
+from vtrbench.processes import end_with_parent
 from vtrbench.schema import COMPLETE_STATUSES
 
 LOCAL, SUBMITIT_LOCAL, SLURM = "local", "submitit-local", "slurm"
@@ -156,9 +157,10 @@ def run_in_process(runs: list[PendingRun], quiet: bool) -> int:
     return failed
 
 
-def _start_worker(threads: int) -> None:
+def _start_worker(threads: int, parent: int) -> None:
     import torch
 
+    end_with_parent(parent)  # a leaderboard killed (SIGTERM, SIGKILL) takes its workers and their runs with it
     torch.set_num_threads(threads)
 
 
@@ -177,36 +179,89 @@ def _run_in_worker(overrides: list[str]) -> tuple[str, str]:
     return ("finished" if ran else "reused"), summary_line(result)
 
 
+# A run whose worker process died this many times while it ran fails; the others start again in new workers.
+WORKER_DEATHS = 2
+
+
 def run_in_workers(runs: list[PendingRun], workers: int, quiet: bool) -> int:
     """`workers` runs at a time, each in a worker process of its own with `threads_per_worker` threads.
 
     Workers are started fresh (spawn, not fork: this process has used OpenMP already) and reused for many
-    runs, so torch is imported once per worker. A run prints its line when it ends."""
+    runs, so torch is imported once per worker. A run prints its line when it ends. A worker that dies (killed,
+    out of memory) breaks its pool, and the runs not finished then start again in a new one: only a run whose
+    worker died `WORKER_DEATHS` times while it ran fails. Interrupted, the leaderboard starts no further run
+    and stops the workers, whose runs resume at the next call."""
     import multiprocessing
+    import time
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     threads = threads_per_worker(workers)
     print(f"{len(runs)} run(s) on {workers} worker process(es), {threads} thread(s) each", flush=True)
-    failed = 0
+    failed, deaths = 0, {id(run): 0 for run in runs}
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool:
-        futures = {pool.submit(_run_in_worker, [*run.overrides, *(["quiet=true"] if quiet else [])]): run
-                   for run in runs}
-        for future in as_completed(futures):
-            run = futures[future]
-            try:
-                status, line = future.result()
-            except Exception as err:  # the worker process itself died (killed, out of memory)
-                status, line = "failed", str(record_failure_of(run, err))
-            if status == "elsewhere":
-                run.elsewhere = True
-                print(f"{run.label}: not run here: {line}", flush=True)
-                continue
-            failed += status == "failed"
-            run.finished_elsewhere = status == "reused"
-            prefix = {"failed": "FAILED: ", "reused": "finished by another process meanwhile: "}.get(status, "")
-            print(f"{run.label}: {prefix}{line}", flush=True)
+    waiting = list(runs)
+    while waiting:
+        started, broken = time.time(), []
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                   initargs=(threads, os.getpid()))
+        try:
+            futures = {pool.submit(_run_in_worker, [*run.overrides, *(["quiet=true"] if quiet else [])]): run
+                       for run in waiting}
+            for future in as_completed(futures):
+                run = futures[future]
+                try:
+                    status, line = future.result()
+                except BrokenProcessPool:  # a worker died: this run was running or waiting beside it
+                    broken.append(run)
+                    continue
+                except Exception as err:  # anything else that stopped the run in its worker
+                    status, line = "failed", str(record_failure_of(run, err))
+                if status == "elsewhere":
+                    run.elsewhere = True
+                    print(f"{run.label}: not run here: {line}", flush=True)
+                    continue
+                failed += status == "failed"
+                run.finished_elsewhere = status == "reused"
+                prefix = {"failed": "FAILED: ", "reused": "finished by another process meanwhile: "}.get(status, "")
+                print(f"{run.label}: {prefix}{line}", flush=True)
+        except BaseException:  # Ctrl-C: start nothing more, stop the workers (their runs resume next time)
+            _stop(pool)
+            raise
+        pool.shutdown(wait=True)
+        running = [run for run in broken if _locked_since(run, started)] or broken  # whose worker it may be
+        for run in running:
+            deaths[id(run)] += 1
+        waiting = []
+        for run in broken:
+            if deaths[id(run)] >= WORKER_DEATHS:
+                failed += 1
+                error = RuntimeError(f"its worker process died {deaths[id(run)]} times while it ran (killed, or "
+                                     f"out of memory)")
+                print(f"{run.label}: FAILED: {record_failure_of(run, error)}", flush=True)
+            else:
+                waiting.append(run)
+        if waiting:
+            print(f"a worker process died (killed, or out of memory): {len(waiting)} run(s) not finished start "
+                  f"again in new worker processes", flush=True)
     return failed
+
+
+def _locked_since(run: PendingRun, since: float) -> bool:
+    """Whether a worker took this run's lock in this round: it was running, not waiting, when its pool broke
+    (a killed worker leaves the lock file; one that ends well removes it)."""
+    try:
+        return (run_dir(run.config) / LOCK_FILE).stat().st_mtime >= since
+    except OSError:
+        return False
+
+
+def _stop(pool) -> None:
+    """Cancel the runs not started and end the workers now (shutdown would wait for every queued run)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
 
 
 def record_failure_of(run: PendingRun, error: BaseException) -> str:

@@ -7,13 +7,10 @@ never write one dataset at once."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import multiprocessing
 import os
 import shutil
-import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ import numpy as np
 from vtrbench.cache import exclusive_lock
 from vtrbench.files import atomic_write, atomic_write_text
 from vtrbench.offline.world import CLIPS_VERSION, ClipSpec, render_clip, sample_clips
+from vtrbench.processes import end_with_parent
 from vtrbench.progress import bar, phase
 
 # The offline backbone's input size, so that neither caching nor loading resizes. A multiple of 32: decord 0.6.0
@@ -67,15 +65,6 @@ def _render_and_write(job: VideoJob) -> None:
     write_mp4(job.path, np.concatenate([render_clip(spec, VIDEO_SIZE) for spec in job.clips]))
 
 
-def _end_with(parent: int) -> None:
-    """A worker ends when the process that started it does (Linux's PR_SET_PDEATHSIG), instead of waiting on
-    its task queue for ever after a kill."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
-
-
 def write_videos(jobs: Sequence[VideoJob], description: str, progress: bool = True) -> None:
     """Render and encode every job, one process per CPU core where the platform can fork.
 
@@ -89,7 +78,7 @@ def write_videos(jobs: Sequence[VideoJob], description: str, progress: bool = Tr
                 _render_and_write(job)
             return
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_end_with,
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=end_with_parent,
                                  initargs=(os.getpid(),)) as pool:
             done = pool.map(_render_and_write, jobs, chunksize=16)
             for _ in bar(done, description, progress, total=len(jobs)):
