@@ -136,3 +136,23 @@ def test_run_says_when_it_reuses_a_finished_run(tiny_msrvtt, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "finished earlier with this config, reused\n" in captured.err
     assert json.loads(captured.out)["status"] == "finished"
+
+
+def test_a_run_held_elsewhere_with_an_earlier_failure_is_said_to_be_in_the_report(tiny_msrvtt, tmp_path, capsys):
+    # found in review: the summary said "(not in this report)" while the report listed the folder's old failure
+    from vtrbench.benchmark.runner import record_failure
+
+    overrides = leaderboard_overrides(tiny_msrvtt, tmp_path, "methods=[zero_shot]",
+                                      f"output.reports_dir={tmp_path / 'reports'}")
+    config = resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot"))
+    record_failure(config, RuntimeError("an earlier try"))
+    holder = hold_lock(run_dir(config))
+    try:
+        assert run_leaderboard(overrides, quiet=True) == 0
+        out = capsys.readouterr().out
+        assert "1 being run by another process (1 with an earlier, unfinished result in its folder, which the " \
+               "report lists as it stands)" in out
+        assert "an earlier try" in (tmp_path / "reports" / "report.md").read_text()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()

@@ -111,6 +111,7 @@ class PendingRun:
     config: DictConfig
     elsewhere: bool = False  # set when another live process was found running it: not run here
     finished_elsewhere: bool = False  # set when another process finished it before this one could start it
+    unrecorded: bool = False  # set when it failed and its folder could not take the failure's result file
 
 
 def launch(runs: list[PendingRun], options: LaunchOptions, quiet: bool = False) -> int:
@@ -149,6 +150,7 @@ def run_in_process(runs: list[PendingRun], quiet: bool) -> int:
         except Exception as err:  # one failing run must not stop the others
             failed += 1
             failure = record_failure(run.config, err)
+            run.unrecorded = bool(failure.get("unrecorded"))
             print(f"{run.label}: {failure['status'].upper()}: {failure['error']}", flush=True)
             continue
         run.finished_elsewhere = not ran
@@ -175,7 +177,8 @@ def _run_in_worker(overrides: list[str]) -> tuple[str, str]:
     except RunLockedError as err:
         return "elsewhere", str(err)
     except Exception as err:  # one failing run must not stop the others
-        return "failed", str(record_failure(config, err).get("error"))
+        failure = record_failure(config, err)
+        return ("unrecorded" if failure.get("unrecorded") else "failed"), str(failure.get("error"))
     return ("finished" if ran else "reused"), summary_line(result)
 
 
@@ -216,14 +219,16 @@ def run_in_workers(runs: list[PendingRun], workers: int, quiet: bool) -> int:
                     broken.append(run)
                     continue
                 except Exception as err:  # anything else that stopped the run in its worker
-                    status, line = "failed", str(record_failure_of(run, err))
+                    status, line = record_failure_of(run, err)
                 if status == "elsewhere":
                     run.elsewhere = True
                     print(f"{run.label}: not run here: {line}", flush=True)
                     continue
-                failed += status == "failed"
+                run.unrecorded = status == "unrecorded"
+                failed += status in ("failed", "unrecorded")
                 run.finished_elsewhere = status == "reused"
-                prefix = {"failed": "FAILED: ", "reused": "finished by another process meanwhile: "}.get(status, "")
+                prefix = {"failed": "FAILED: ", "unrecorded": "FAILED: ",
+                          "reused": "finished by another process meanwhile: "}.get(status, "")
                 print(f"{run.label}: {prefix}{line}", flush=True)
         except BaseException:  # Ctrl-C: start nothing more, stop the workers (their runs resume next time)
             _stop(pool)
@@ -238,7 +243,9 @@ def run_in_workers(runs: list[PendingRun], workers: int, quiet: bool) -> int:
                 failed += 1
                 error = RuntimeError(f"its worker process died {deaths[id(run)]} times while it ran (killed, or "
                                      f"out of memory)")
-                print(f"{run.label}: FAILED: {record_failure_of(run, error)}", flush=True)
+                status, line = record_failure_of(run, error)
+                run.unrecorded = status == "unrecorded"
+                print(f"{run.label}: FAILED: {line}", flush=True)
             else:
                 waiting.append(run)
         if waiting:
@@ -264,10 +271,12 @@ def _stop(pool) -> None:
         process.terminate()
 
 
-def record_failure_of(run: PendingRun, error: BaseException) -> str:
+def record_failure_of(run: PendingRun, error: BaseException) -> tuple[str, str]:
+    """("failed" | "unrecorded", the error) of a run stopped outside its worker's own handling."""
     from vtrbench.benchmark.runner import record_failure
 
-    return str(record_failure(run.config, error).get("error"))
+    failure = record_failure(run.config, error)
+    return ("unrecorded" if failure.get("unrecorded") else "failed"), str(failure.get("error"))
 
 
 @dataclass

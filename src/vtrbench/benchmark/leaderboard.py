@@ -140,9 +140,15 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     for (_, config), record in zip(runs, records, strict=True):
         attach_tuning(config, record)
     elsewhere, meanwhile = sum(run.elsewhere for run in pending), sum(run.finished_elsewhere for run in pending)
+    unrecorded = sum(run.unrecorded for run in pending)
+    earlier = sum(run.elsewhere and (run_dir(run.config) / RESULT_FILE).is_file() for run in pending)
     print(f"{len(runs)} run(s): {len(pending) - elsewhere - meanwhile - failed} ran here, "
-          f"{len(runs) - len(pending) + meanwhile} finished earlier, {failed} failed, {elsewhere} being run by "
-          f"another process (not in this report), {time.perf_counter() - started:.0f} s", flush=True)
+          f"{len(runs) - len(pending) + meanwhile} finished earlier, {failed} failed"
+          + (f" ({unrecorded} could not write their failure, so the report does not list them)" if unrecorded else "")
+          + f", {elsewhere} being run by another process"
+          + (f" ({earlier} with an earlier, unfinished result in its folder, which the report lists as it stands)"
+             if earlier else " (not in this report)" if elsewhere else "")
+          + f", {time.perf_counter() - started:.0f} s", flush=True)
     if not runs:
         return 0
     runs_dir, report_dir = Path(runs[0][1].output.runs_dir), Path(runs[0][1].output.reports_dir)

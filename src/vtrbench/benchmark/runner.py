@@ -764,4 +764,5 @@ def record_failure(config: DictConfig, error: BaseException) -> dict:
         pass
     except (OSError, ValueError) as err:  # an unwritable folder, or an unreadable result there
         result["error"] += f" (and its failure could not be recorded: {err})"
+        result["unrecorded"] = True  # for the caller's count: no file says it failed, so no report lists it
     return result
