@@ -16,7 +16,7 @@ from vtrbench.cache import exclusive_lock
 with exclusive_lock(Path(sys.argv[1])):
     worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
     worker.start()
-    print(worker.pid, flush=True)
+    Path(sys.argv[2]).write_text(str(worker.pid))
     os.kill(os.getpid(), signal.SIGKILL)  # killed while it holds the lock, its worker alive
 """
 
@@ -24,10 +24,11 @@ with exclusive_lock(Path(sys.argv[1])):
 def test_a_worker_forked_under_the_lock_does_not_keep_it_after_its_parent_dies(tmp_path: Path) -> None:
     """Found in review: the workers that render a dataset inherited the lock, so a killed generation left them
     holding it and every later use of that dataset waited for ever, saying nothing."""
-    lock = tmp_path / ".msrvtt.lock"
-    done = subprocess.run([sys.executable, "-c", HOLD_FORK_AND_DIE, str(lock)], capture_output=True, text=True,
-                          timeout=60, check=False)
-    worker = int(done.stdout.split()[0])
+    lock, pid_file = tmp_path / ".msrvtt.lock", tmp_path / "worker.pid"
+    # no pipes: the worker would hold them open, and waiting for their end would wait for the worker
+    subprocess.run([sys.executable, "-c", HOLD_FORK_AND_DIE, str(lock), str(pid_file)], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=60, check=False)
+    worker = int(pid_file.read_text())
     try:
         os.kill(worker, 0)  # still alive
         with open(lock, "a") as handle:
