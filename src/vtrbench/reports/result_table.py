@@ -260,6 +260,21 @@ def _agreeing_groups(runs: list[tuple[Any, dict[str, Any]]]) -> list[list[tuple[
     return groups
 
 
+def _exclude_all_but_largest(frame: pd.DataFrame, groups: list[list[tuple[Any, dict[str, Any]]]],
+                             reason: Callable[[list, str], str]) -> None:
+    """The runs of the largest group stay (the first group on a tie); every run of the others is excluded, its
+    error `reason(kept group, the settings that differ from the kept group's first run)`."""
+    kept = max(groups, key=len)
+    for group in groups:
+        if group is kept:
+            continue
+        for index, settings in group:
+            shown = _differences(kept[0][1], settings)
+            more = f" (and {len(shown) - 3} more)" if len(shown) > 3 else ""
+            frame.loc[index, "status"] = EXCLUDED
+            frame.loc[index, "error"] = reason(kept, "; ".join(shown[:3]) + more)
+
+
 def exclude_other_test_sets(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of one table (dataset, split) are ranked and paired query by query, so they must have read the
     same test set. Where finished runs of one table were made with different settings of the dataset's own
@@ -270,20 +285,10 @@ def exclude_other_test_sets(frame: pd.DataFrame) -> pd.DataFrame:
         ordered = group.sort_values([k for k in RUN_IDENTITY if k not in ("dataset", "split")], kind="stable")
         groups = _agreeing_groups([(index, {k: v for k, v in row["config_key"].items() if k.startswith(f"{dataset}.")})
                                    for index, row in ordered.iterrows()])
-        if len(groups) < 2:
-            continue
-        kept = max(groups, key=len)
-        for other in groups:
-            if other is kept:
-                continue
-            for index, settings in other:
-                shown = _differences(kept[0][1], settings)
-                frame.loc[index, "status"] = EXCLUDED
-                more = f" (and {len(shown) - 3} more)" if len(shown) > 3 else ""
-                frame.loc[index, "error"] = (
-                    f"read another {dataset} test set than the {len(kept)} run(s) its table ranks "
-                    f"({'; '.join(shown[:3])}{more}): not ranked or paired with them; report it from another "
-                    f"runs folder")
+        if len(groups) > 1:
+            _exclude_all_but_largest(frame, groups, lambda kept, shown, dataset=dataset: (
+                f"read another {dataset} test set than the {len(kept)} run(s) its table ranks ({shown}): not "
+                f"ranked or paired with them; report it from another runs folder"))
     return frame
 
 
@@ -297,20 +302,11 @@ def exclude_mixed_configs(frame: pd.DataFrame) -> pd.DataFrame:
     for _, group in finished.groupby(keys, sort=False):
         clusters = _agreeing_groups([(index, row["config_key"])
                                      for index, row in group.sort_values("seed", kind="stable").iterrows()])
-        if len(clusters) < 2:
-            continue
-        kept = max(clusters, key=len)  # the first of the largest: the lowest seed on a tie
-        kept_seeds = ", ".join(str(group.loc[i, "seed"]) for i, _ in kept)
-        for cluster in clusters:
-            if cluster is kept:
-                continue
-            for index, config_key in cluster:
-                shown = _differences(kept[0][1], config_key)
-                frame.loc[index, "status"] = EXCLUDED
-                frame.loc[index, "error"] = (
-                    f"made with other settings than seed(s) {kept_seeds} of its row ({'; '.join(shown[:3])}"
-                    f"{f' (and {len(shown) - 3} more)' if len(shown) > 3 else ''}): not averaged with them; give "
-                    f"it a variant of its own (variant=...) or another output.runs_dir")
+        if len(clusters) > 1:
+            _exclude_all_but_largest(frame, clusters, lambda kept, shown, group=group: (
+                f"made with other settings than seed(s) {', '.join(str(group.loc[i, 'seed']) for i, _ in kept)} "
+                f"of its row ({shown}): not averaged with them; give it a variant of its own (variant=...) or "
+                f"another output.runs_dir"))
     return frame
 
 
