@@ -37,3 +37,25 @@ def test_markdown_text_is_literal_and_one_line():
     assert markdown_text("line one\nline two") == "line one line two"
     assert markdown_text("*bold* `code` [x](y) <i> &amp;") == "\\*bold\\* \\`code\\` \\[x](y) \\<i\\> \\&amp;"
     assert markdown_text("zero_shot 52.5 ± 3.5") == "zero_shot 52.5 ± 3.5"
+
+
+def test_emphasis_strikethrough_and_latex_specials_are_literal():
+    # found in review: `__r8__` rendered bold and `~~x~~` struck through; in LaTeX's default encoding `|` printed
+    # as a dash and `>` as an inverted question mark
+    from vtrbench.reports.render import latex_escape, markdown_text
+
+    assert markdown_text("__r8__ _x_ ~~old~~") == "\\_\\_r8\\_\\_ \\_x\\_ \\~\\~old\\~\\~"
+    assert markdown_text("zero_shot full_finetune") == "zero_shot full_finetune"  # inside a word: no emphasis
+    assert latex_escape("a|b>c<d") == "a\\textbar{}b$>$c$<$d"
+
+
+def test_a_very_long_name_is_cut_on_the_figures_only(write_run, make_ranks, tmp_path):
+    long = "very_long_method_name_" * 4
+    write_run("zero_shot", make_ranks(40, 8))
+    write_run(long, make_ranks(40, 12), variant="another_long_variant_name_" * 3, tuned=10)
+    paths = write_report(tmp_path / "runs", tmp_path / "report", resamples=20, published=False)
+    assert long in paths["csv:runs"].read_text()  # the tables keep it whole
+    from vtrbench.reports.plots import LABEL_CHARACTERS, shortened
+
+    assert len(shortened(long)) == LABEL_CHARACTERS and shortened(long).endswith("…")
+    assert "very_long_method_name_very_long_method_…" in paths["svg:msrvtt"].read_text()

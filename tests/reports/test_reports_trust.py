@@ -86,3 +86,12 @@ def test_the_trust_section_shows_what_training_changed_on_val(tmp_path, make_ran
     section = markdown.split("## How far to trust the offline ranking", 1)[1].split("\n## ", 1)[0]
     assert "| dgl |  | vtrbench-tiny | 3.0 → 18.0 (+15.0) |" in section
     assert "| lora |  | vtrbench-tiny | 30.0 → 30.0 (+0.0) |" in section
+
+
+def test_nothing_tested_is_not_counted_as_none_above_zero_shot(tmp_path, write_run, make_ranks):
+    # found in review: with no zero-shot run the section read "0 of 1", a finding that was never measured
+    write_run("lora", make_ranks(1000, 300), tuned=10)
+    paths = write_report(tmp_path / "runs", tmp_path / "report")
+    [row] = pd.read_csv(paths["csv:trust"]).to_dict("records")
+    assert row["trained"] == 0 and row["significant_above"] == 0
+    assert "0 of 1" not in paths["markdown"].read_text()

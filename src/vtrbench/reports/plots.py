@@ -66,6 +66,13 @@ def step_segments(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float, floa
     return pieces
 
 
+LABEL_CHARACTERS = 40  # a longer name is cut on a figure (its table holds it whole)
+
+
+def shortened(label: str) -> str:
+    return label if len(label) <= LABEL_CHARACTERS else label[: LABEL_CHARACTERS - 1] + "…"
+
+
 def place_labels(
     axes, points: list[tuple[float, float, str]], bars: list[tuple[float, float, float]] = (), fontsize: float = 7,
     segments: list[tuple[float, float, float, float]] = (),
@@ -167,7 +174,8 @@ def plot_r1_against_params(
         segments += step_segments(front_x, front_y)
         for (_, row), px, py in zip(rows.iterrows(), x, y, strict=True):
             low, high = row["t2v_R1_ci_low"], row["t2v_R1_ci_high"]
-            error = None if pd.isna(low) else [[py - low], [high - py]]
+            # a percentile interval of very few resamples need not hold the mean: a bar never has negative length
+            error = None if pd.isna(low) else [[max(0.0, py - low)], [max(0.0, high - py)]]
             label = method_label(row["method"], row["variant"])
             axes.errorbar(
                 px,
@@ -177,7 +185,7 @@ def plot_r1_against_params(
                 color=colors[label],
                 capsize=3,
             )  # labelled beside its point, not in the legend
-            labels.append((px, py, label))
+            labels.append((px, py, shortened(label)))
             if error is not None:
                 bars.append((px, low, high))
 
@@ -193,7 +201,8 @@ def plot_r1_against_params(
             label="published (same backbone, the papers' own training)",
         )
         for (_, row), px in zip(drawn_published.iterrows(), x, strict=True):
-            labels.append((px, float(row["t2v_R1"]), f"{method_label(row['method'], row['variant'])} (published)"))
+            labels.append((px, float(row["t2v_R1"]),
+                           shortened(f"{method_label(row['method'], row['variant'])} (published)")))
 
     axes.set_xscale("log")
     x_max = max(float(all_tuned.max()) if not all_tuned.empty else floor, floor) * 8
@@ -251,7 +260,7 @@ def plot_val_curves(table: str, curves: pd.DataFrame, png_path: Path, svg_path: 
     for (backbone, method, variant), rows in curves.groupby(["backbone", "method", "variant"], sort=False):
         label = method_label(method, variant)
         color = colors[label]
-        label += f" ({backbone})" if several_backbones else ""
+        label = shortened(label + (f" ({backbone})" if several_backbones else ""))
         seeds = rows["seed"].nunique()
         if rows["step"].max() == 0:  # trains nothing: its one value holds at every step
             axes.axhline(rows["t2v_R1"].mean(), color=color, linestyle="--", linewidth=1.2,

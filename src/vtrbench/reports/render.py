@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -33,13 +34,16 @@ class Section:
 
 # Markdown passes raw HTML through, and `[..](..)` makes links and remote images: every text that comes from a
 # result file (method, variant, dataset, backbone, error messages) is escaped so that it renders as written.
-_MARKDOWN_ESCAPES = {char: f"\\{char}" for char in "\\`*[<>&|"}
+_MARKDOWN_ESCAPES = {char: f"\\{char}" for char in "\\`*[<>&|~"}
+# An underscore at the edge of a word opens or closes emphasis (`__r8__`); inside one (`zero_shot`) it cannot,
+# and stays bare so that a table printed on a terminal reads as written.
+_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 
 
 def markdown_text(text: object) -> str:
     """`text` as literal Markdown inline text: no HTML, link, image, emphasis or code, and on one line."""
     flat = " ".join(str(text).splitlines())
-    return "".join(_MARKDOWN_ESCAPES.get(char, char) for char in flat)
+    return _EDGE_UNDERSCORE.sub(r"\\_", "".join(_MARKDOWN_ESCAPES.get(char, char) for char in flat))
 
 
 def _markdown_row(cells: list[str], bold: bool = False) -> str:
@@ -99,6 +103,8 @@ _LATEX_SPECIALS = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "|": r"\textbar{}",  # the default OT1 font encoding prints | as a dash and > as an inverted question mark
+    ">": r"$>$",
 }
 # Non-ASCII symbols the tables use, as math that compiles without extra packages.
 _LATEX_SYMBOLS = {"±": r"$\pm$", "→": r"$\rightarrow$", "–": "--", "Δ": r"$\Delta$", "<": r"$<$"}

@@ -155,9 +155,9 @@ def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: s
 
     summary = summarize_r1(aggregated)
     measured_tables = [t for t in tables if t in set(aggregated.get("table", []))]
-    sections.append(
-        Section("Summary across datasets", [summary_table(summary, reference_rows, measured_tables)])
-    )
+    sections.append(Section("Summary across datasets", [
+        summary_table(summary, reference_rows, measured_tables) if measured_tables
+        else "No run finished, so there is nothing to summarise: every run is listed under \"Runs not ranked\"."]))
     paths["csv:summary"] = out_dir / "summary.csv"
     summary.to_csv(paths["csv:summary"], index=False)
     curves = curve_frame(results)
@@ -257,7 +257,8 @@ def reproducibility_section(results: pd.DataFrame) -> Section:
             differing.append(f"{key} DIFFERS ({'; '.join(groups)})")
         parts = (["; ".join(differing)] if differing else []) + \
             ([("shared: " if differing else "every run shares ") + ", ".join(shared)] if shared else [])
-        items.append(f"{table}: " + ". ".join(parts) + ".")
+        if parts:  # files written before the record existed have nothing to say
+            items.append(f"{table}: " + ". ".join(parts) + ".")
     return Section("Reproducibility", items)
 
 

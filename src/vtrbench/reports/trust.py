@@ -62,6 +62,7 @@ def trust_frame(aggregated: pd.DataFrame, comparisons: pd.DataFrame, published: 
         zero_shot, full = plain.get(ZERO_SHOT, np.nan), plain.get(FULL_FINETUNE, np.nan)
         paired = comparisons[(comparisons["table"] == table) & (comparisons["backbone"] == backbone)
                              & (comparisons["method"] != ZERO_SHOT)]
+        paired = paired[paired["p_value"].notna()]  # tested: a row that could not be paired says why instead
         above = int(((paired["significant"] == True) & (paired["difference"] > 0)).sum())  # noqa: E712
         matched = plain[plain.index.isin(reference.index)]
         x, y = matched.to_numpy(dtype=float), reference[matched.index].to_numpy(dtype=float)
@@ -141,7 +142,7 @@ def trust_table(frame: pd.DataFrame, published: pd.DataFrame) -> DisplayTable:
             f"{row['spearman']:+.2f} [{row['spearman_low']:+.2f}, {row['spearman_high']:+.2f}]")
         rows.append([row["table"], row["backbone"], format_number(row["zero_shot_r1"]),
                      format_number(row["full_finetune_r1"]), format_number(row["ratio"], 2),
-                     f"{row['significant_above']} of {row['trained']}", rho,
+                     f"{row['significant_above']} of {row['trained']}" if row["trained"] else MISSING, rho,
                      str(len(row["matched_methods"].split())) if row["matched_methods"] else MISSING])
     return DisplayTable(
         title="Per dataset: zero-shot against full fine-tuning, and rank correlation with the published rows",
