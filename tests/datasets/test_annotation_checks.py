@@ -83,3 +83,13 @@ def test_json_nested_past_the_parser_is_an_annotation_error(tmp_path: Path) -> N
     path.write_text("[" * 100_000 + "]" * 100_000)  # found in review: a bare RecursionError
     with pytest.raises(AnnotationError, match=f"{path}: nested too deeply to read"):
         read_json(path)
+
+
+def test_an_unquoted_comma_in_a_csv_value_names_its_line(tmp_path: Path) -> None:
+    # found in review: the caption was cut at the comma, the rest dropped unseen
+    dataset = msrvtt(tmp_path, ["a", "b"])
+    (tmp_path / "MSRVTT_JSFUSION_test.csv").write_text("key,vid_key,video_id,sentence\n"
+                                                       "ret0,msr1,video1,a man, a woman and a dog\n")
+    with pytest.raises(AnnotationError, match=r"MSRVTT_JSFUSION_test.csv, line 2: 5 values, expected 4 \(key, "
+                                              r"vid_key, video_id, sentence\); a value holding a comma must be quoted"):
+        dataset.load("test")

@@ -42,6 +42,10 @@ def read_csv_rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, 
             rows, start = [], reader.line_num + 1
             try:
                 for row in reader:
+                    if None in row:  # an unquoted comma: csv puts the rest under None and the value is cut
+                        raise AnnotationError(
+                            f"{path}, line {start}: {len(header) + len(row[None])} values, expected {len(header)} "
+                            f"({', '.join(header)}); a value holding a comma must be quoted")
                     spanning = [c for c, v in row.items() if isinstance(v, str) and ("\n" in v or "\r" in v)]
                     if spanning:  # a stray double quote would swallow the rows after it into one value
                         raise AnnotationError(
