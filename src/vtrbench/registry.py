@@ -105,7 +105,8 @@ class Registry:
 
     def unknown_message(self, name: str, extra: list[str] | None = None) -> str:
         known = sorted(set(self.names()) | set(extra or []))
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        close = ([k for k in known if k.lower() == name.lower()]  # `DGL`: only its case differs
+                 or difflib.get_close_matches(name, known, n=3, cutoff=0.5))
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         shown = ", ".join(known) if len(known) <= 30 else ", ".join(known[:30]) + ", ..."
         return f"unknown {self.kind} {name!r}.{hint} Known: {shown}"

@@ -206,3 +206,31 @@ def test_a_dataset_root_that_is_no_folder_is_said_before_the_backbone_is_built(t
     code = main([command, *overrides])
     err = capsys.readouterr().err
     assert code == 2 and f"the dataset root {tmp_path / 'typo'} is not a folder (set msrvtt.root" in err, err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    # found in review: each was a traceback-free but misleading or late error
+    (["run", "method=dgl", "dataset=msrvtt", "dgl.latent=bogus"], "dgl.latent='bogus': expected one of linear, "
+                                                                   "transformer"),  # before: after pretraining
+    (["run", "method=dgl", "--lr", "0.1"], "'--lr': not an option of this command; settings are written key=value"),
+    (["leaderboard", "methods=[dgl,", "lora]"], "'methods=[dgl,' 'lora]': a list split at a space by the shell"),
+    (["data", "check", "msrvtt", "msrvtt.root=~"], "YAML reads '~' as None, not a folder; quote it"),
+    (["data", "check", "msrvtt", "msrvtt.root=yes"], "YAML reads 'yes' as True, not a folder"),
+    (["report", "no/such/folder"], "no/such/folder: no such folder"),
+    (["run", "method=DGL"], "unknown method 'DGL'. Did you mean 'dgl'?"),
+])
+def test_common_mistakes_get_one_line_that_says_what_to_do(argv, expected, capsys):
+    from vtrbench.benchmark.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_settings_are_optional_where_a_command_needs_none(capsys):
+    from vtrbench.benchmark.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["params"])
+    [error] = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert error.endswith("the following arguments are required: method")  # before: "method, overrides"

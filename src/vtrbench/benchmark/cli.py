@@ -179,61 +179,78 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vtrbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="registered methods, datasets or backbones")
+    p = sub.add_parser("list", help=(text := "registered methods, datasets or backbones"), description=text)
     p.add_argument("what", choices=["methods", "datasets", "backbones"])
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("run", help="one run: vtrbench run method=dgl dataset=msrvtt [key=value ...]")
-    p.add_argument("overrides", nargs="*")
+    p = sub.add_parser("run", help="one run: vtrbench run method=dgl dataset=msrvtt [key=value ...]",
+                       description="One run of method=<name> on dataset=<name> (both required), written to "
+                                   "runs/<dataset>/<backbone>/<method>[.<variant>]/seed<n>/ (output.runs_dir); any "
+                                   "other setting as key=value, e.g. train.lr=0.01 seed=1 dgl.latent=transformer.")
+    p.add_argument("overrides", nargs="*", default=[], help="method=.. dataset=.. and key=value settings")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("tune", help="choose a method's settings on the val split: vtrbench tune method=dgl "
-                       "dataset=msrvtt [seed=..] [key=value ...], or methods=[..] datasets=[..]")
-    p.add_argument("overrides", nargs="*", help="method=/dataset= or methods=[..]/datasets=[..], and run keys")
+    p = sub.add_parser("tune", help=(text := "choose a method's settings on the val split: vtrbench tune method=dgl "
+                       "dataset=msrvtt [seed=..] [key=value ...], or methods=[..] datasets=[..]"),
+                       description=text + "; prints every trial, the choice and the preset rule")
+    p.add_argument("overrides", nargs="*", default=[],
+                   help="method=/dataset= or methods=[..]/datasets=[..], and run keys")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("leaderboard", help="every method x dataset x seed, then the report")
-    p.add_argument("overrides", nargs="*", help="methods=[..] datasets=[..] seeds=[..] and run keys; tune=true "
+    p = sub.add_parser("leaderboard", help="every method x dataset x seed, then the report",
+                       description="Every method x dataset x seed of the preset (offline: 12 methods, 4 datasets, "
+                                   "seeds 0-2), then the report under reports/. workers=N runs N at once without a "
+                                   "GPU (default: one per core). Lists are written without spaces: "
+                                   "methods=[zero_shot,dgl].")
+    p.add_argument("overrides", nargs="*", default=[], help="methods=[..] datasets=[..] seeds=[..] workers=N and run "
+                   "keys; tune=true "
                    "chooses each method's settings on val first; launcher=local|slurm|submitit-local and slurm.* "
                    "(partition, gpus_per_node, nodes, time_min..)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser("params", help="tuned-parameter count of a method (no weights, no data)")
+    p = sub.add_parser("params", help=(text := "tuned-parameter count of a method (no weights, no data)"),
+                       description=text + ", e.g. `vtrbench params dgl latent=transformer data.num_frames=12`")
     p.add_argument("method")
-    p.add_argument("--backbone", default="ViT-B-32")
-    p.add_argument("overrides", nargs="*", help="the method's options, e.g. latent=linear")
+    p.add_argument("--backbone", default="ViT-B-32", help="open_clip model name or vtrbench-tiny (default ViT-B-32)")
+    p.add_argument("overrides", nargs="*", default=[], help="the method's options, e.g. latent=linear")
     p.set_defaults(func=cmd_params)
 
-    p = sub.add_parser("metrics", help="retrieval metrics of a saved [captions, videos] similarity matrix")
+    p = sub.add_parser("metrics", help=(text := "retrieval metrics of a saved [captions, videos] similarity matrix"),
+                       description=text + ", with its ties; a NaN or inf score is an error (exit 2), a degenerate "
+                                          "matrix exits 1")
     p.add_argument("similarity", help=".npy file, rows = captions, columns = videos")
     p.add_argument("--caption-video", help=".npy file with the video column of each caption (multi-caption)")
     p.set_defaults(func=cmd_metrics)
 
-    p = sub.add_parser("data", help="check a dataset's files, or cache its frames")
+    p = sub.add_parser("data", help=(text := "check a dataset's files, or cache its frames"), description=text)
     verbs = p.add_subparsers(dest="verb", required=True)
-    v = verbs.add_parser("check", help="train/val/test sizes, captions, missing/unreadable/short videos")
+    v = verbs.add_parser("check", help=(text := "train/val/test sizes, captions, missing/unreadable/short videos"),
+                         description=text)
     v.add_argument("dataset")
-    v.add_argument("overrides", nargs="*", help="e.g. vatex.root=/data/vatex")
+    v.add_argument("overrides", nargs="*", default=[], help="e.g. vatex.root=/data/vatex")
     v.add_argument("--show", type=int, default=10, help="ids listed per problem")
     v.set_defaults(func=cmd_data)
-    v = verbs.add_parser("prepare", help="decode every clip once into a frame cache")
+    v = verbs.add_parser("prepare", help=(text := "decode every clip once into a frame cache"),
+                         description=text + ", with the preset and settings of the runs that read it (preset=paper "
+                                            "for the published recipes)")
     v.add_argument("dataset")
-    v.add_argument("overrides", nargs="*", help="e.g. vatex.root=/data/vatex backbone.name=ViT-B-32")
+    v.add_argument("overrides", nargs="*", default=[], help="e.g. vatex.root=/data/vatex backbone.name=ViT-B-32")
     v.add_argument("--fps", type=float, help="frames per second kept (default: the config's data.frame_cache_fps, "
                    "the rate a run with the same preset and overrides reads)")
     v.add_argument("--out", help="cache folder (default: under the vtrbench cache, one per dataset root)")
     v.add_argument("--split", action="append", choices=["train", "val", "test"], help="default: all three")
     v.set_defaults(func=cmd_data)
 
-    p = sub.add_parser("report", help="tables, plots and confidence intervals from result files")
+    p = sub.add_parser("report", help=(text := "tables, plots and confidence intervals from result files"),
+                       description=text + " (every result.json under RUNS_DIR)")
     p.add_argument("runs_dir")
     p.add_argument("--out", help="output folder (default: reports/)")
     p.add_argument("--reference", default=None,
                    help="method the paired bootstrap compares against (default zero_shot); a name given must be "
                         "a method of the runs")
-    p.add_argument("--resamples", type=int, default=1000)
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples B (default 1000)")
     p.add_argument("--no-published", action="store_true", help="leave out the published reference rows")
     p.set_defaults(func=cmd_report)
     return parser
@@ -245,7 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     # argparse stops collecting positionals at the first option, so gather the rest into the overrides
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if not hasattr(args, "overrides") or any(item.startswith("-") or "=" not in item for item in extra):
+        flag = next((item for item in extra if item.startswith("-")), None)
+        if flag is not None:  # `--lr 0.1`: settings are key=value, and the usage to show is the command's
+            print(f"vtrbench {args.command}: error: {flag!r}: not an option of this command; settings are written "
+                  f"key=value (e.g. train.lr=0.1; `vtrbench {args.command} --help`)", file=sys.stderr)
+            return 2
+        if not hasattr(args, "overrides") or any("=" not in item for item in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
     try:

@@ -225,14 +225,27 @@ def first_line(err: BaseException) -> str:
 
 
 def parse_overrides(overrides: list[str]) -> DictConfig:
-    for item in overrides:
+    for index, item in enumerate(overrides):
         if "=" not in item or item.startswith("="):
+            before = overrides[index - 1] if index else ""
+            if before.endswith(",") or ("[" in before and "]" not in before):  # `methods=[dgl, lora]` in a shell
+                raise ConfigError(f"command-line overrides {before!r} {item!r}: a list split at a space by the "
+                                  f"shell; write it without spaces ({before}{item}) or quote it")
             raise ConfigError(f"command-line override {item!r}: expected key=value")
         key, value = item.split("=", 1)
         if key.rsplit(".", 1)[-1] == "root" and not value.strip():
             # `msrvtt.root=$UNSET` must not quietly become the offline data, which only null asks for
             raise ConfigError(f"command-line override {item!r}: an empty root (an unset shell variable?); give the "
                               f"dataset's folder, or {key}=null for the offline data")
+        if key.rsplit(".", 1)[-1] == "root" and value.strip() != "null":
+            try:
+                read = yaml.safe_load(value)
+            except yaml.YAMLError:
+                read = value
+            if not isinstance(read, str):  # `~` is YAML's null, `yes` a bool, `/a: b` a mapping
+                raise ConfigError(f"command-line override {item!r}: YAML reads {value!r} as {read!r}, not a folder; "
+                                  f"quote it ({key}=\"'{value}'\") to mean a folder of that name, or give "
+                                  f"{key}=null for the offline data")
     try:
         return OmegaConf.from_dotlist(list(overrides))
     except OmegaConfBaseException as err:
@@ -244,7 +257,7 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
             except yaml.YAMLError as err:
                 problem = getattr(err, "problem", None) or first_line(err)
                 raise ConfigError(f"command-line override {item!r}: not valid YAML ({problem}; a list is written "
-                                  f"[a, b], a mapping {{key: value}} with a space after each colon)") from err
+                                  f"[a,b], a mapping {{key: value}} with a space after each colon, quoted)") from err
         raise
 
 
@@ -325,6 +338,11 @@ def resolve_config(overrides: list[str] | DictConfig) -> DictConfig:
         raise ConfigError(f"tune.metric={config.tune.metric!r}: expected one of {', '.join(METRIC_NAMES)}")
     check_path_names(config)
     check_values(config)
+    for section in (method, dataset):  # the options' own checks (__post_init__) now, not when the run builds
+        try:
+            OmegaConf.to_object(config[section])
+        except (ValueError, TypeError) as err:
+            raise ConfigError(first_line(err)) from err
     root = OmegaConf.select(config, f"{dataset}.root")
     if isinstance(root, str) and not root.strip():
         raise ConfigError(f"{dataset}.root={root!r}: an empty root; give the dataset's folder, or null for the "

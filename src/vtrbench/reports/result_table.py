@@ -368,6 +368,9 @@ def load_results(runs_dir: str | Path, defaults: Callable[[str, str], dict[str, 
     malformed file or for two files that claim the same run.
     """
     runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"{runs_dir}: {'not a folder' if runs_dir.exists() else 'no such folder'} (give "
+                                f"the runs folder, e.g. runs/)")
     paths = sorted(runs_dir.rglob(RESULT_FILE))
     if not paths:
         raise FileNotFoundError(f"no {RESULT_FILE} under {runs_dir}")
