@@ -656,7 +656,7 @@ def config_differences(saved: dict, requested: DictConfig) -> list[str]:
     `train.adam_eps` existed is the run requested with `train.adam_eps` at its default, and no other."""
     requested_flat = flatten_config(OmegaConf.to_container(requested, resolve=True))
     saved_flat = flatten_config(saved)
-    defaults = flatten_config(OmegaConf.to_container(run_schema(str(requested.method), str(requested.dataset))))
+    defaults = computing_defaults(str(requested.method), str(requested.dataset))
     for key, value in defaults.items():
         if key not in saved_flat and key in requested_flat:
             saved_flat[key] = value

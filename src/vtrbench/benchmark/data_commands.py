@@ -96,7 +96,7 @@ def _dataset_config(dataset_name: str, overrides: list[str]) -> DictConfig:
     """The run config of `dataset_name`; a `dataset=` among the overrides would read one dataset's files with
     another's reader, so it is refused."""
     for override in overrides:
-        if override.split("=", 1)[0].strip().lstrip("+~") in ("dataset", "datasets"):
+        if override.split("=", 1)[0] in ("dataset", "datasets"):
             raise ConfigError(f"{override!r}: the dataset is named once, as the command's first argument "
                               f"({dataset_name}); drop it from the key=value settings")
     return resolve_config([f"dataset={dataset_name}", *overrides])

@@ -167,9 +167,9 @@ def _start_worker(threads: int, parent: int) -> None:
 
 
 def _run_in_worker(overrides: list[str]) -> tuple[str, str]:
-    """One run in a worker process: ("finished" | "reused" | "elsewhere" | "failed", its summary line or
+    """One run in a worker process: ("finished" | "reused" | "elsewhere" | "failed" | "unrecorded", its line or
     error). Only these two strings come back to the leaderboard; the run writes its own result files."""
-    from vtrbench.benchmark.runner import execute_or_reuse, record_failure
+    from vtrbench.benchmark.runner import execute_or_reuse
 
     config = resolve_config(overrides)
     try:
@@ -177,8 +177,7 @@ def _run_in_worker(overrides: list[str]) -> tuple[str, str]:
     except RunLockedError as err:
         return "elsewhere", str(err)
     except Exception as err:  # one failing run must not stop the others
-        failure = record_failure(config, err)
-        return ("unrecorded" if failure.get("unrecorded") else "failed"), str(failure.get("error"))
+        return record_failure_of(config, err)
     return ("finished" if ran else "reused"), summary_line(result)
 
 
@@ -219,7 +218,7 @@ def run_in_workers(runs: list[PendingRun], workers: int, quiet: bool) -> int:
                     broken.append(run)
                     continue
                 except Exception as err:  # anything else that stopped the run in its worker
-                    status, line = record_failure_of(run, err)
+                    status, line = record_failure_of(run.config, err)
                 if status == "elsewhere":
                     run.elsewhere = True
                     print(f"{run.label}: not run here: {line}", flush=True)
@@ -243,7 +242,7 @@ def run_in_workers(runs: list[PendingRun], workers: int, quiet: bool) -> int:
                 failed += 1
                 error = RuntimeError(f"its worker process died {deaths[id(run)]} times while it ran (killed, or "
                                      f"out of memory)")
-                status, line = record_failure_of(run, error)
+                status, line = record_failure_of(run.config, error)
                 run.unrecorded = status == "unrecorded"
                 print(f"{run.label}: FAILED: {line}", flush=True)
             else:
@@ -271,11 +270,11 @@ def _stop(pool) -> None:
         process.terminate()
 
 
-def record_failure_of(run: PendingRun, error: BaseException) -> tuple[str, str]:
-    """("failed" | "unrecorded", the error) of a run stopped outside its worker's own handling."""
+def record_failure_of(config: DictConfig, error: BaseException) -> tuple[str, str]:
+    """Record a run's failure: ("failed", or "unrecorded" when its folder could not take the file; the error)."""
     from vtrbench.benchmark.runner import record_failure
 
-    failure = record_failure(run.config, error)
+    failure = record_failure(config, error)
     return ("unrecorded" if failure.get("unrecorded") else "failed"), str(failure.get("error"))
 
 

@@ -52,7 +52,7 @@ def log_grid(low: float, high: float, points: int) -> list[float]:
 def space_source(config: DictConfig, overrides: list[str] = ()) -> str:
     """Where the method's search space was declared, for error messages: the command line when one of
     `overrides` sets it, else the method's yaml."""
-    if any(o.split("=", 1)[0].strip().lstrip("+~").startswith("tune.space") for o in overrides):
+    if any(o.split("=", 1)[0].startswith("tune.space") for o in overrides):
         return "tune.space on the command line"
     own = config_file("methods", f"{config.method}.yaml")
     if own:
@@ -171,7 +171,7 @@ def plan_searches(overrides: list[str]) -> list[Search]:
     config resolved and every space checked before anything trains. A search runs with one seed (`seed=`)."""
     if any(o.split("=", 1)[0] == "seeds" for o in overrides):
         raise ConfigError("seeds=[..]: a search runs with one seed (seed=N); the leaderboard runs several")
-    trial = [o for o in overrides if o.split("=", 1)[0].strip().lstrip("+~") == "tune.trial"]
+    trial = [o for o in overrides if o.split("=", 1)[0] == "tune.trial"]
     if trial:
         raise ConfigError(f"{trial[0]}: a search names each trial's folder itself; drop tune.trial (it is for "
                           f"`vtrbench run` of one trial's settings)")

@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -115,9 +116,10 @@ def is_complete(root: Path, settings: dict) -> bool:
 
 def _has_size(path: Path, size: object) -> bool:
     try:
-        return path.is_file() and isinstance(size, int) and path.stat().st_size == size
+        status = path.stat()
     except OSError:
         return False
+    return stat.S_ISREG(status.st_mode) and isinstance(size, int) and status.st_size == size
 
 
 def inside(name: object) -> bool:
