@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
@@ -26,6 +27,7 @@ from safetensors.torch import load_file
 from tests.benchmark.conftest import tiny_run_overrides
 from vtrbench.benchmark import runner
 from vtrbench.benchmark.config import resolve_config, run_dir
+from vtrbench.benchmark.locks import run_lock
 from vtrbench.benchmark.results import CHECKPOINT_FILE
 from vtrbench.offline.msrvtt import generate_msrvtt
 from vtrbench.schema import RESULT_FILE, WEIGHTS_FILE
@@ -138,3 +140,39 @@ def test_torchrun_follows_the_configured_device(monkeypatch, device, expected, b
     monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend: joined.append(backend))
     assert distributed.init_from_environment(device) == torch.device(expected)
     assert joined == [backend]
+
+
+def outcome_worker(rank: int, world_size: int, port: int, overrides: list[str], out: Path) -> None:
+    """`execute` one run as one rank of a group; write how it ended (a process that raised would end the group)."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    try:
+        runner.execute(resolve_config(overrides))
+        outcome = "ran"
+    except Exception as err:
+        outcome = f"{type(err).__name__}: {err}"
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    (out / f"rank{rank}.txt").write_text(outcome)
+
+
+def test_a_group_whose_run_another_process_holds_stops_on_every_rank(tmp_path):
+    """Only rank 0 takes the run's lock. When another process held it, rank 0 stopped before joining the
+    group and the other ranks waited for it until the group's timeout (30 minutes: on SLURM, holding the
+    GPUs); now rank 0 tells them, and every rank stops at once."""
+    data = generate_msrvtt(tmp_path / "data", sizes={"train": 4, "val": 3, "test": 4}, progress=False)
+    overrides = tiny_run_overrides(data, tmp_path / "runs", method="zero_shot")
+    with run_lock(run_dir(resolve_config(overrides))):  # another process runs it
+        group = torch.multiprocessing.spawn(outcome_worker, args=(2, free_port(), overrides, tmp_path), nprocs=2,
+                                            join=False)
+        deadline = time.monotonic() + 120
+        while not group.join(timeout=5):
+            if time.monotonic() > deadline:
+                for process in group.processes:
+                    process.kill()
+                pytest.fail("a rank was still waiting for rank 0 after 120 s")
+    assert (tmp_path / "rank0.txt").read_text().startswith("RunLockedError: ")
+    assert "rank 0 of this group stopped before the run" in (tmp_path / "rank1.txt").read_text()
+    assert not (run_dir(resolve_config(overrides)) / RESULT_FILE).exists()

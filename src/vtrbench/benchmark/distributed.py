@@ -78,6 +78,20 @@ def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
+def launched_as_group() -> bool:
+    """Whether this process is one of several that torchrun or a multi-task job started (WORLD_SIZE > 1)."""
+    return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def share_from_main(value: int, device: torch.device) -> int:
+    """Rank 0's `value` on every rank (an int, so that nothing is pickled)."""
+    if world_size() == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.long, device=device)
+    dist.broadcast(tensor, src=0)
+    return int(tensor.item())
+
+
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
