@@ -83,6 +83,14 @@ def test_a_space_of_repeated_trials_is_refused(choices, first, second):
         plan_searches(["method=bitfit", f"tune.space=[{{key: {key}, choices: {choices}}}]"])
 
 
+def test_trials_whose_folders_would_coincide_are_refused_before_any_trains():
+    """A trial's folder names its values to 3 significant digits: 0.001 and 0.0010004 passed the plan, trial 1
+    trained, and trial 2 then stopped on trial 1's finished run of another config, at every call."""
+    with pytest.raises(ConfigError, match="trials train.lr=0.001 and train.lr=0.0010004 would share the folder "
+                                          "'train.lr-0.001'"):
+        plan_searches(["method=bitfit", "tune.space=[{key: train.lr, choices: [0.001, 0.0010004, 0.01, 0.1, 1.0]}]"])
+
+
 def test_a_search_refuses_a_searched_key_on_its_command_line_and_a_trained_method_without_space():
     with pytest.raises(ConfigError, match="train.lr: searched by dgl's tune.space"):
         plan_searches(["method=dgl", "train.lr=0.1"])

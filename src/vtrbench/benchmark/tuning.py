@@ -195,6 +195,7 @@ def plan_searches(overrides: list[str]) -> list[Search]:
                 raise ConfigError(f"{source}: {method} trains parameters but declares no tune.space: "
                                   f"give it one of tune.trials={config.tune.trials} trials")
             seen: dict[tuple, str] = {}
+            folders: dict[str, str] = {}
             for settings in search.grid:  # every trial's values checked before the first trial trains
                 shown = " ".join(settings_overrides(settings))
                 try:
@@ -208,6 +209,12 @@ def plan_searches(overrides: list[str]) -> list[Search]:
                                       f"{seen[values]} and {shown} set the same values: every method gets "
                                       f"tune.trials={config.tune.trials} distinct trials")
                 seen[values] = shown
+                folder = trial_name(settings)  # its values to SIGNIFICANT_DIGITS: two may round alike
+                if folder in folders:
+                    raise ConfigError(f"{source}: trials {folders[folder]} and {shown} would share the folder "
+                                      f"{folder!r}: make them differ in the first {SIGNIFICANT_DIGITS} significant "
+                                      f"digits")
+                folders[folder] = shown
             searches.append(search)
     check_equal_budgets(searches)
     check_disjoint_splits([search.config for search in searches])
