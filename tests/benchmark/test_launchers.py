@@ -19,6 +19,8 @@ from vtrbench.benchmark.launchers import (
     split_launch_options,
 )
 from vtrbench.benchmark.leaderboard import run_leaderboard
+from vtrbench.benchmark.locks import run_lock
+from vtrbench.benchmark.runner import record_failure
 from vtrbench.schema import RESULT_FILE
 
 
@@ -123,3 +125,30 @@ def test_the_submitting_process_never_unpickles_a_job_result(tiny_msrvtt, tmp_pa
     options, _ = split_launch_options(["launcher=submitit-local", "slurm.gpus_per_node=0"])
     assert run_as_submitit_jobs([PendingRun("[1/1] zero_shot", overrides, config)], options) == 0
     assert "[1/1] zero_shot: T2V R@1" in capsys.readouterr().out
+
+
+def test_a_job_that_finds_its_run_held_by_another_process_is_not_a_failure(tiny_msrvtt, tmp_path, monkeypatch,
+                                                                             capsys):
+    """The job stops at the run's lock and writes nothing. Before, the submitting process read the folder's
+    older result file as the job's own account: an earlier call's failure was printed as this job's reason and
+    counted as a failure, where the local launchers say the run is being run by another process."""
+    monkeypatch.chdir(tmp_path)
+    overrides = tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot")
+    config = resolve_config(overrides)
+    record_failure(config, RuntimeError("CUDA out of memory yesterday"))  # an earlier call's failure
+    options, _ = split_launch_options(["launcher=submitit-local", "slurm.gpus_per_node=0"])
+    run = PendingRun("[1/1] zero_shot", overrides, config)
+    with run_lock(run_dir(config)):  # another process runs it
+        assert run_as_submitit_jobs([run], options) == 0
+    out = capsys.readouterr().out
+    assert run.elsewhere and "[1/1] zero_shot: not run here" in out
+    assert "yesterday" not in out and "FAILED" not in out
+
+
+def test_tune_true_is_refused_with_a_job_launcher(tmp_path, monkeypatch):
+    """Found in review: with launcher=slurm every search's trials trained in the submitting process (a login
+    node), and only the final runs went to the cluster."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="tune=true runs every search's trials in this process.*vtrbench tune"):
+        run_leaderboard(["launcher=submitit-local", "tune=true", "methods=[bitfit]", "datasets=[msrvtt]"])
+    assert not list(tmp_path.iterdir())  # refused before anything ran or was written

@@ -155,3 +155,17 @@ def test_a_stopped_leaderboard_starts_no_run_and_leaves_no_worker(tmp_path, sign
         time.sleep(0.2)
     assert not any(alive(pid) for pid in workers)
     assert not (tmp_path / "worker2.pid").exists()  # the third run never started
+
+
+def test_workers_count_the_cores_this_process_may_use(monkeypatch):
+    """On a node shared through SLURM or a cgroup, the allocation's cores, not the machine's: 2 cores of a
+    64-core node used to start 8 workers of 8 threads, which makes OpenMP threads spin against each other.
+    (`auto_workers` is one per usable core, at most 8; the tests' conftest replaces it.)"""
+    import os
+
+    from vtrbench.processes import usable_cores
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert usable_cores() == 2
+    assert threads_per_worker(1) == 2 and threads_per_worker(2) == 1

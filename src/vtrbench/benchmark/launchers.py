@@ -26,10 +26,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vtrbench.benchmark.config import ConfigError, first_line, parse_overrides, resolve_config, run_dir
-from vtrbench.benchmark.locks import LOCK_FILE, RunLockedError
+from vtrbench.benchmark.locks import LOCK_FILE, RunLockedError, describe, locked_by_another
 from vtrbench.benchmark.results import read_result
-from vtrbench.processes import end_with_parent
-from vtrbench.schema import COMPLETE_STATUSES
+from vtrbench.processes import end_with_parent, usable_cores
+from vtrbench.schema import COMPLETE_STATUSES, RESULT_FILE
 
 LOCAL, SUBMITIT_LOCAL, SLURM = "local", "submitit-local", "slurm"
 LAUNCHERS = (LOCAL, SUBMITIT_LOCAL, SLURM)
@@ -74,11 +74,11 @@ def auto_workers() -> int:
 
     if torch.cuda.is_available():
         return 1
-    return max(1, min(8, (os.cpu_count() or 1)))
+    return max(1, min(8, usable_cores()))
 
 
 def threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    return max(1, usable_cores() // max(1, workers))
 
 
 def split_launch_options(overrides: list[str]) -> tuple[LaunchOptions, list[str]]:
@@ -253,6 +253,16 @@ def run_in_workers(runs: list[PendingRun], workers: int, quiet: bool) -> int:
     return failed
 
 
+def _result_stamp(run: PendingRun) -> tuple[int, int, int] | None:
+    """Which result file the run's folder holds (inode, size, modification time; None: none): results are
+    written to a new file renamed into place, so a new result has another stamp, whatever the clocks say."""
+    try:
+        stat = (run_dir(run.config) / RESULT_FILE).stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def _locked_since(run: PendingRun, since: float) -> bool:
     """Whether a worker took this run's lock in this round: it was running, not waiting, when its pool broke
     (a killed worker leaves the lock file; one that ends well removes it)."""
@@ -351,6 +361,7 @@ def run_as_submitit_jobs(runs: list[PendingRun], options: LaunchOptions, quiet: 
 
     executor = make_executor(options, Path(runs[0].config.output.runs_dir))
     workdir = str(Path.cwd())
+    before = {id(run): _result_stamp(run) for run in runs}  # a result file that is still this is not the job's
     with executor.batch():
         # quiet=true as the local launcher sets it, so that both save the same config.yaml
         jobs = [executor.submit(RunJob([*run.overrides, *(["quiet=true"] if quiet else [])], workdir))
@@ -363,11 +374,18 @@ def run_as_submitit_jobs(runs: list[PendingRun], options: LaunchOptions, quiet: 
     poll_s = 1.0 if options.launcher == SUBMITIT_LOCAL else 30.0
     for job in submitit.helpers.as_completed(jobs, poll_frequency=poll_s):
         run = run_of_job[job.job_id]
-        # The run's own result.json tells how it ended; submitit's result pickle is never read (job.result()
-        # would unpickle it), so this process unpickles nothing.
-        result = read_result(run_dir(run.config))
+        # The run's own result.json tells how it ended, if it was written since the job was submitted (an older
+        # one, a failure of an earlier call, says nothing of this job); submitit's result pickle is never read
+        # (job.result() would unpickle it), so this process unpickles nothing.
+        result = read_result(run_dir(run.config)) if _result_stamp(run) != before[id(run)] else None
         if result is not None and result.get("status") in COMPLETE_STATUSES:
             print(f"{run.label}: {summary_line(result)}", flush=True)
+            continue
+        holder = locked_by_another(run_dir(run.config))
+        if holder is not None:  # the job found another process running it, which still does: not this job's
+            run.elsewhere = True
+            print(f"{run.label}: not run here: {run_dir(run.config)} is being run by {describe(holder)}",
+                  flush=True)
             continue
         failed += 1
         log = job.paths.stderr

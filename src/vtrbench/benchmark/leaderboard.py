@@ -24,7 +24,7 @@ from vtrbench.benchmark.config import (
     untuned_rate,
     untuned_rate_note,
 )
-from vtrbench.benchmark.launchers import PendingRun, launch, split_launch_options
+from vtrbench.benchmark.launchers import LOCAL, PendingRun, launch, split_launch_options
 from vtrbench.benchmark.locks import RunLockedError, describe, locked_by_another, run_lock
 from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
 from vtrbench.benchmark.results import RunConflictError, finished_result, reuse_note, write_json
@@ -65,7 +65,7 @@ def tune_then_plan(overrides: list[str], runs: list[tuple[list[str], DictConfig]
     settings; returns them and each run's tuning record (None where the method trains nothing)."""
     seed = runs[0][1].seed if runs else 0
     print(f"tune=true: every method x dataset is tuned on its val split with seed {seed} (the first seed), "
-          f"then every seed runs with the chosen settings", flush=True)
+          f"then every seed runs with the chosen settings (the trials one at a time in this process)", flush=True)
     first_of = {}
     for run_overrides, config in runs:
         first_of.setdefault((config.dataset, config.method), run_overrides)
@@ -104,6 +104,11 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
     `tune=true` tunes every method x dataset on val first."""
     launch_options, overrides = split_launch_options(overrides)
     tune_first, overrides = split_tune_switch(overrides)
+    if tune_first and launch_options.launcher != LOCAL:
+        raise ConfigError(f"tune=true runs every search's trials in this process, one at a time, not as "
+                          f"launcher={launch_options.launcher} jobs: run `vtrbench tune methods=[..] datasets=[..]` "
+                          f"where the trials should train (in a job of its own), put its printed rules in a preset "
+                          f"(preset=path/to/yours.yaml), then the leaderboard with that preset and no tune=true")
     runs = plan(overrides)
     records = [None] * len(runs)
     if tune_first:

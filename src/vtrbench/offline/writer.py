@@ -22,7 +22,7 @@ import numpy as np
 from vtrbench.cache import exclusive_lock
 from vtrbench.files import atomic_write, atomic_write_text
 from vtrbench.offline.world import CLIPS_VERSION, ClipSpec, render_clip, sample_clips
-from vtrbench.processes import end_with_parent
+from vtrbench.processes import end_with_parent, usable_cores
 from vtrbench.progress import bar, phase
 
 # The offline backbone's input size, so that neither caching nor loading resizes. A multiple of 32: decord 0.6.0
@@ -72,7 +72,7 @@ def write_videos(jobs: Sequence[VideoJob], description: str, progress: bool = Tr
     Each video depends on its specs alone, so the files are the same whatever the number of processes.
     Fork (not spawn) keeps the start-up cost at nothing; the workers use numpy and PyAV only, never torch.
     """
-    workers = min(len(jobs), os.cpu_count() or 1)
+    workers = min(len(jobs), usable_cores())
     with phase(f"{description}: {len(jobs):,} videos on {workers} process(es)", progress):
         if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
             for job in bar(jobs, description, progress):
