@@ -164,6 +164,12 @@ def test_cli_metrics_names_the_file_of_unreadable_or_unusable_input(tmp_path, ca
     assert f"with {tmp_path / 'halves.npy'}: video indices must be integers, got float64" in err
     np.save(tmp_path / "complex.npy", np.eye(3) * (1 + 2j))  # found in review: the imaginary part was dropped
     assert f"{tmp_path / 'complex.npy'}: holds complex128 values; expected real numbers" in message("complex.npy")
+    # found in review: these two ended in a traceback and exit 1, the code of a degenerate matrix
+    np.savez(tmp_path / "pair.npz", sim=np.eye(3))
+    assert f"{tmp_path / 'pair.npz'}: an .npz archive (sim); expected one .npy array" in message("pair.npz")
+    np.save(tmp_path / "scalar.npy", np.array(0))
+    err = message("whole.npy", "--caption-video", str(tmp_path / "scalar.npy"))
+    assert "need one video index per caption: shape (3,), got ()" in err
 
 
 def test_chance_z_is_the_mean_rank_below_a_random_orderings_in_standard_errors():

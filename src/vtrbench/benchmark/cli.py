@@ -137,6 +137,9 @@ def _load_npy(path: str):
             raise ValueError(f"{path}: not a .npy array of numbers (it holds pickled or object data, or is not a "
                              f".npy file; vtrbench never unpickles)") from err
         raise ValueError(f"{path}: truncated or corrupt .npy file ({err})") from err
+    if not isinstance(array, np.ndarray):  # an .npz archive of several arrays
+        raise ValueError(f"{path}: an .npz archive ({', '.join(array.files) or 'empty'}); expected one .npy array "
+                         f"(np.save)")
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         # complex scores would lose their imaginary part, strings or bools mean nothing as scores
         raise ValueError(f"{path}: holds {array.dtype} values; expected real numbers (integers or floats)")

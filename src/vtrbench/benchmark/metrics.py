@@ -87,7 +87,7 @@ def retrieval_ranks_and_ties(similarity: np.ndarray, caption_video: np.ndarray |
         raise ValueError(f"video indices must be integers, got {caption_video.dtype}")
     caption_video = caption_video.astype(np.int64, copy=False)
     if caption_video.shape != (num_captions,):
-        raise ValueError(f"need one video index per caption ({num_captions}), got {caption_video.shape[0]}")
+        raise ValueError(f"need one video index per caption: shape ({num_captions},), got {caption_video.shape}")
     if caption_video.min() < 0 or caption_video.max() >= num_videos:
         raise ValueError(f"video indices must lie in [0, {num_videos})")
     if np.unique(caption_video).size != num_videos:
