@@ -86,8 +86,7 @@ def test_check_says_once_that_the_root_is_not_a_folder(tmp_path: Path, capsys: p
 def test_prepare_builds_then_keeps_the_cache(
     root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    out_dir = str(tmp_path / "cache")
-    command = ["data", "prepare", "vatex", f"vatex.root={root}", "--out", out_dir, "--fps", "4"]
+    command = ["data", "prepare", "vatex", f"vatex.root={root}", "data.frame_cache_fps=4"]
     assert main(command) == 0
     out = capsys.readouterr().out
     assert "(32px, 4 fps, at least 4 frames a clip)" in out
@@ -96,7 +95,7 @@ def test_prepare_builds_then_keeps_the_cache(
     assert "val: built: 1 clips, 10 frames, 0 not cached" in out
     assert main(command) == 0
     assert "train: up to date" in capsys.readouterr().out
-    assert main([*command, "--fps", "2", "--split", "test"]) == 0
+    assert main([*command, "data.frame_cache_fps=2", "--split", "test"]) == 0
     out = capsys.readouterr().out
     assert "test: built: 2 clips, 9 frames" in out and "train:" not in out
 
@@ -117,14 +116,22 @@ def test_prepare_builds_the_cache_a_run_of_the_same_config_reads(
 
 
 @pytest.mark.parametrize("fps", ["-1", "0", "nan"])
-def test_prepare_refuses_a_rate_that_is_not_positive(
-    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, fps: str
-) -> None:
-    # before, -1 and nan built a cache no run opens, and 0 quietly meant the config's rate
-    out_dir = tmp_path / "cache"
-    assert main(["data", "prepare", "vatex", f"vatex.root={root}", "--out", str(out_dir), "--fps", fps]) == 2
-    assert f"--fps {float(fps):g}: expected a finite number of frames per second > 0" in capsys.readouterr().err
-    assert not out_dir.exists()
+def test_prepare_refuses_a_rate_that_is_not_positive(root: Path, capsys: pytest.CaptureFixture, fps: str) -> None:
+    from vtrbench.datasets.frame_cache import frame_cache_dir
+
+    assert main(["data", "prepare", "vatex", f"vatex.root={root}", f"data.frame_cache_fps={fps}"]) == 2
+    assert "data.frame_cache_fps" in capsys.readouterr().err
+    assert not frame_cache_dir("vatex", root).exists()
+
+
+@pytest.mark.parametrize("flag", ["--fps", "--out"])
+def test_prepare_builds_no_cache_that_no_run_reads(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                   flag: str) -> None:
+    """Found in review: `--fps 3` replaced the cache the runs read with one of another rate, and `--out DIR`
+    wrote one that no run could open; either way the runs decoded every clip again without a word. The rate
+    is the runs' own setting, data.frame_cache_fps, and the folder is theirs."""
+    assert main(["data", "prepare", "vatex", f"vatex.root={root}", flag, "3"]) == 2
+    assert "key=value" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["check", "prepare"])

@@ -14,7 +14,13 @@ import pytest
 
 from vtrbench.benchmark import data
 from vtrbench.datasets.base import Clip
-from vtrbench.datasets.frame_cache import CacheSettings, FrameCache, build_frame_cache, prepare_frame_cache
+from vtrbench.datasets.frame_cache import (
+    CacheSettings,
+    FrameCache,
+    FrameCacheChangedError,
+    build_frame_cache,
+    prepare_frame_cache,
+)
 from vtrbench.datasets.video import preprocess_frames
 
 SETTINGS = CacheSettings(image_size=32, fps=4.0, min_frames=8)
@@ -95,6 +101,35 @@ def test_a_cache_is_reused_only_with_its_settings_and_files(
     assert not rebuilt.covers(clips[0]) and rebuilt.covers(clips[1])
     assert prepare_frame_cache(clips, directory, "train", other)[1] is True
     assert prepare_frame_cache(clips[:2], directory, "train", other)[1] is True  # another set of clips
+
+
+def test_frames_rebuilt_after_a_run_opened_the_cache_are_never_read_with_its_offsets(
+    cache: FrameCache, clips: list[Clip], tmp_path: Path
+) -> None:
+    """Found in review: `open` read the index at once and mapped the frames file at the first read (and each
+    loader worker maps it again by path), so a rebuild in between (another `data prepare`) served one clip's
+    frames as another's, without a word. Now the index names the frames file it indexes; a run stops."""
+    directory = tmp_path / "cache"
+    opened = FrameCache.open(directory, "train", SETTINGS)
+    status = os.stat(clips[1].path)  # a changed video: the next prepare rebuilds, with the same settings
+    os.utime(clips[1].path, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))
+    assert prepare_frame_cache(clips, directory, "train", SETTINGS)[1] is True
+    with pytest.raises(FrameCacheChangedError, match="rebuilt after this run opened it"):
+        opened.read("long", 4)
+    assert greys(FrameCache.open(directory, "train", SETTINGS).read("long", 4).frames).tolist() == [3, 9, 15, 21]
+
+
+def test_a_clip_that_failed_is_decoded_again_once_its_video_changes(
+    cache: FrameCache, clips: list[Clip], tmp_path: Path, make_video: Callable
+) -> None:
+    """Found in review: a failed clip counted as current whatever its file, so a video replaced after a failed
+    `data prepare` was never cached ("up to date") and every epoch decoded it."""
+    directory = tmp_path / "cache"
+    assert prepare_frame_cache(clips, directory, "train", SETTINGS)[1] is False  # failed on these very files
+    make_video(clips[3].path, num_frames=24)  # the corrupt video replaced by a good one
+    rebuilt, was_rebuilt = prepare_frame_cache(clips, directory, "train", SETTINGS)
+    assert was_rebuilt and rebuilt.entries["corrupt"]["count"] == 12 and "corrupt" not in rebuilt.failed
+    assert rebuilt.failed == {"missing": "missing video file"}
 
 
 def test_a_truncated_frames_file_is_not_opened(cache: FrameCache, tmp_path: Path) -> None:

@@ -175,7 +175,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     if args.verb == "check":
         return data_commands.data_check(args.dataset, args.overrides, show=args.show)
-    return data_commands.data_prepare(args.dataset, args.overrides, args.fps, out=args.out, splits=args.split)
+    return data_commands.data_prepare(args.dataset, args.overrides, splits=args.split)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,9 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
                                             "for the published recipes)")
     v.add_argument("dataset")
     v.add_argument("overrides", nargs="*", default=[], help="e.g. vatex.root=/data/vatex backbone.name=ViT-B-32")
-    v.add_argument("--fps", type=float, help="frames per second kept (default: the config's data.frame_cache_fps, "
-                   "the rate a run with the same preset and overrides reads)")
-    v.add_argument("--out", help="cache folder (default: under the vtrbench cache, one per dataset root)")
     v.add_argument("--split", action="append", choices=["train", "val", "test"], help="default: all three")
     v.set_defaults(func=cmd_data)
 

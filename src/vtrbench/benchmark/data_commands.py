@@ -9,7 +9,6 @@ from __future__ import annotations
 import statistics
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from omegaconf import DictConfig
 from tqdm import tqdm
@@ -135,21 +134,17 @@ def data_check(dataset_name: str, overrides: list[str], show: int = 10) -> int:
     return 1 if unusable else 0
 
 
-def data_prepare(
-    dataset_name: str,
-    overrides: list[str],
-    fps: float | None = None,
-    out: str | None = None,
-    splits: list[str] | None = None,
-) -> int:
-    """Build (or keep, when current) the frame cache of each split; 1 when a split cached no clip."""
+def data_prepare(dataset_name: str, overrides: list[str], splits: list[str] | None = None) -> int:
+    """Build (or keep, when current) the frame cache of each split; 1 when a split cached no clip. Where and
+    at what rate: exactly the cache a run of the same preset and overrides reads (`data.frame_cache_fps`,
+    `data.num_frames`, the backbone's input size), so no cache is built that no run opens."""
     from vtrbench.benchmark.matrix import frame_cache_settings
 
     config = _dataset_config(dataset_name, overrides)
     dataset = DATASETS.get(dataset_name)(dataset_options(config))
     log_decoder_messages(None)
-    settings = frame_cache_settings(config, fps)  # the cache a run of the same config reads
-    directory = Path(out) if out else frame_cache_dir(dataset_name, dataset.root)
+    settings = frame_cache_settings(config)
+    directory = frame_cache_dir(dataset_name, dataset.root)
     print(f"{dataset_name}: frame cache in {directory} ({settings.image_size}px, {settings.fps:g} fps, "
           f"at least {settings.min_frames} frames a clip)")
     empty = 0

@@ -12,7 +12,6 @@ the preset's seeds, else 0. An option of a method or dataset outside the matrix 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig
@@ -118,14 +117,11 @@ def prepare_offline_assets(configs: list[DictConfig], quiet: bool = False) -> No
                 cache_offline_frames(config, dataset, quiet)
 
 
-def frame_cache_settings(config: DictConfig, fps: float | None = None) -> CacheSettings:
+def frame_cache_settings(config: DictConfig) -> CacheSettings:
     """The frame cache a run of `config` opens (`Run.frame_cache`): the backbone's input size, the config's
-    `data.frame_cache_fps` (or `fps`) and at least `data.num_frames` frames a clip."""
-    if fps is not None and not (math.isfinite(fps) and fps > 0):
-        raise ConfigError(f"--fps {fps:g}: expected a finite number of frames per second > 0")
+    `data.frame_cache_fps` and at least `data.num_frames` frames a clip."""
     image_size = load_backbone(config.backbone.name, "random").image_size  # only its input size is needed
-    return CacheSettings(image_size, float(config.data.frame_cache_fps if fps is None else fps),
-                         min_frames=int(config.data.num_frames))
+    return CacheSettings(image_size, float(config.data.frame_cache_fps), min_frames=int(config.data.num_frames))
 
 
 def cache_offline_frames(config: DictConfig, dataset, quiet: bool) -> None:

@@ -10,10 +10,12 @@ The cached frames are those of the cache's rate, not of the video's own rate, so
 bit-identical to one that decodes. So that a short clip is never padded where decoding would give real
 frames, every clip keeps at least `min_frames` frames (the run's data.num_frames), spread uniformly.
 
-Misuse is ruled out twice: the index records the settings it was built with (format version, rate, size,
-min_frames) and is not opened with others; and for every clip the path, size and mtime of its video file
-and its segment, so a clip whose file changed is not served (`covers` is False) and is rebuilt by the next
-`data prepare`.
+Misuse is ruled out three ways: the index records the settings it was built with (format version, rate,
+size, min_frames) and is not opened with others; for every clip, cached or failed, the path, size and mtime
+of its video file and its segment, so a clip whose file changed is not served (`covers` is False) and is
+decoded again by the next `data prepare`; and the frames file it indexes (its inode), so frames rebuilt
+behind a run's back (another `data prepare`) are never read with the old offsets: the run stops with an
+error instead.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ from vtrbench.files import atomic_write, atomic_write_text
 FORMAT_VERSION = 1
 DEFAULT_FPS = 3.0
 DECODE_CHUNK = 32  # frames decoded and resized at a time: a long HD video never sits in memory whole
+
+
+class FrameCacheChangedError(RuntimeError):
+    """The frames file was replaced after the index that points into it was read."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,9 @@ class FrameCache:
         self.settings = CacheSettings(**index["settings"])
         self.entries: dict[str, dict[str, Any]] = index["clips"]
         self.failed: dict[str, str] = index["failed"]
+        self.failed_stamps: dict[str, Any] = index["failed_stamps"]
         self.total_frames: int = index["total_frames"]
+        self.frames_inode: int = index["frames_inode"]
         self._frames: np.memmap | None = None
 
     @classmethod
@@ -172,15 +180,17 @@ class FrameCache:
         frames_path, index_path = _file_names(Path(directory), split)
         try:
             index = json.loads(index_path.read_text(encoding="utf-8"))
-            frames_size = frames_path.stat().st_size
+            frames_status = frames_path.stat()
         except (OSError, ValueError):
             return None
         if not isinstance(index, dict) or index.get("settings") != dataclasses.asdict(settings):
             return None
+        frames_size, frames_inode = frames_status.st_size, frames_status.st_ino
         if not (isinstance(index.get("clips"), dict) and isinstance(index.get("failed"), dict)
-                and type(index.get("total_frames")) is int):
+                and isinstance(index.get("failed_stamps"), dict) and type(index.get("total_frames")) is int
+                and type(index.get("frames_inode")) is int):
             return None  # an index this code did not write whole: rebuilt, as a stale one is
-        if frames_size != index["total_frames"] * settings.image_size**2 * 3:
+        if frames_size != index["total_frames"] * settings.image_size**2 * 3 or frames_inode != index["frames_inode"]:
             return None  # truncated or replaced behind the index's back
         if not all(_whole_entry(entry, index["total_frames"]) for entry in index["clips"].values()):
             return None
@@ -204,8 +214,12 @@ class FrameCache:
     def _memory_map(self) -> np.memmap:
         if self._frames is None:
             size = self.settings.image_size
-            self._frames = np.memmap(self.frames_path, dtype=np.uint8, mode="r",
-                                     shape=(self.total_frames, size, size, 3))
+            with self.frames_path.open("rb") as file:  # the map is of the file opened here, checked here
+                if os.fstat(file.fileno()).st_ino != self.frames_inode:
+                    raise FrameCacheChangedError(
+                        f"{self.frames_path}: the frame cache was rebuilt after this run opened it (another "
+                        f"`vtrbench data prepare`, or a changed video): run again to read the new one")
+                self._frames = np.memmap(file, dtype=np.uint8, mode="r", shape=(self.total_frames, size, size, 3))
         return self._frames
 
     def __getstate__(self) -> dict[str, Any]:
@@ -213,11 +227,13 @@ class FrameCache:
         return {**self.__dict__, "_frames": None}
 
     def is_current(self, clips: list[Clip]) -> bool:
-        """True when the cache holds exactly these clips, each from its current file (or failed before)."""
+        """True when the cache holds exactly these clips, each from its current file, or failed on that very
+        file (a video replaced or restored since it failed is decoded again)."""
         ids = {clip.video_id for clip in clips}
         if ids != set(self.entries) | set(self.failed):
             return False
-        return all(self.covers(clip) for clip in clips if clip.video_id in self.entries)
+        return all(self.covers(clip) if clip.video_id in self.entries
+                   else self.failed_stamps.get(clip.video_id) == video_stamp(clip) for clip in clips)
 
 
 def build_frame_cache(
@@ -233,6 +249,7 @@ def build_frame_cache(
     frame_bytes = settings.image_size**2 * 3
     entries: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
+    failed_stamps: dict[str, Any] = {}  # the file each failed on (None: there was none)
     total = 0
     show = progress and sys.stderr.isatty()
 
@@ -243,6 +260,7 @@ def build_frame_cache(
                 if clip.video_id in entries or clip.video_id in failed:
                     continue
                 stamp = video_stamp(clip)
+                failed_stamps[clip.video_id] = stamp
                 if stamp is None:
                     failed[clip.video_id] = clip.invalid or "missing video file"
                     continue
@@ -256,12 +274,14 @@ def build_frame_cache(
                     out.truncate()
                     failed[clip.video_id] = f"unreadable: {err}"
                     continue
+                del failed_stamps[clip.video_id]
                 entries[clip.video_id] = {"offset": total, "count": count, "stamp": stamp}
                 total += count
 
     atomic_write(frames_path, write_frames)
     index = {"settings": dataclasses.asdict(settings), "split": split, "total_frames": total,
-             "clips": entries, "failed": failed}
+             "frames_inode": frames_path.stat().st_ino, "clips": entries, "failed": failed,
+             "failed_stamps": failed_stamps}
     atomic_write_text(index_path, json.dumps(index), encoding="utf-8")
     return FrameCache(frames_path, index)
 
