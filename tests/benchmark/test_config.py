@@ -328,6 +328,14 @@ def test_a_preset_file_that_is_missing_or_has_a_rule_without_source_is_refused(t
     ("seeds: [0, -1]\n", r"seeds: -1 is not an integer from 0 to 2\*\*32 - 1"),
     # before, OmegaConf's "Object of unsupported type: 'int'", naming neither the file nor the key
     ("defaults: 5\n", r"defaults: expected a mapping of settings .*got 5"),
+    # found in review: each planned every run twice, where the command line's seeds=[0,0] was refused
+    ("seeds: [0, 0]\n", r"seeds: 0 repeated \(each run would be planned twice\)"),
+    ("methods: [dgl, dgl]\n", r"methods: dgl repeated"),
+    # found in review: a section no run of the rule reads was dropped without a word
+    ("rules:\n  - {method: dgl, source: s, set: {vop: {variant: C}}}\n",
+     r"rules\[0\]: set: vop: the options of another method than the rule's method: dgl"),
+    ("rules:\n  - {dataset: msrvtt, source: s, set: {vatex: {root: /data}}}\n",
+     r"rules\[0\]: set: vatex: the options of another dataset than the rule's dataset: msrvtt"),
 ])
 def test_a_preset_file_with_a_misspelt_rule_is_refused_naming_it(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
@@ -386,3 +394,19 @@ def test_a_method_whose_config_is_not_a_dataclass_is_told_so():
 def test_a_mapping_without_spaces_is_told_how_yaml_writes_it():
     with pytest.raises(ConfigError, match=r"a mapping \{key: value\} with a space after each colon"):
         resolve_config(["method=dgl", "tune.space=[{key:train.lr,log_range:[1e-2,1.0]}]"])
+
+
+def test_the_offline_rates_on_real_data_or_another_backbone_are_said_to_be_the_offline_worlds():
+    """Found in review: the offline preset's rates, chosen for vtrbench-tiny on the generated data, reached a
+    ViT-B/32 run on real data without a word."""
+    from vtrbench.benchmark.config import offline_rates_elsewhere
+
+    assert offline_rates_elsewhere(resolve_config(["method=dgl", "dataset=msrvtt"])) is None
+    real = resolve_config(["method=dgl", "dataset=msrvtt", "msrvtt.root=/data/msrvtt", "backbone.name=ViT-B-32",
+                           "backbone.pretrained=openai"])
+    note = offline_rates_elsewhere(real)
+    assert "chosen for vtrbench-tiny on the generated data" in note and "data at /data/msrvtt" in note
+    assert "the backbone ViT-B-32 (openai)" in note and "preset=paper" in note
+    assert offline_rates_elsewhere(resolve_config(["method=dgl", "dataset=msrvtt", "preset=paper",
+                                                   "msrvtt.root=/data/msrvtt"])) is None
+    assert offline_rates_elsewhere(resolve_config(["method=zero_shot", "msrvtt.root=/data/msrvtt"])) is None

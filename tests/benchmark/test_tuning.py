@@ -250,3 +250,14 @@ def test_true_or_false_is_never_at_the_edge_of_a_range():
     assert at_edge(config, {"train.val_curve": True, "train.lr": 0.05}) == []
     assert at_edge(config, {"train.val_curve": True, "train.lr": 0.1}) == ["train.lr=0.1 is the top of its range "
                                                                           "[0.01, 0.1]"]
+
+
+def test_a_searchs_own_settings_are_named_beside_its_rule():
+    """Found in review: a search made with dgl.latent=transformer train.epochs=6 printed a rule setting only the
+    rate, which pasted into a preset gave that rate to the default DGL at 2 epochs, without a word."""
+    from vtrbench.benchmark.tuning import settings_beyond_rule
+
+    search = plan_searches(["method=dgl", "dataset=msrvtt", "dgl.latent=transformer", "train.epochs=6", "seed=1",
+                            "output.runs_dir=/tmp/somewhere", "tune.metric=t2v.R1"])[0]
+    assert settings_beyond_rule([*search.overrides, "msrvtt.root=/data"]) == ["dgl.latent=transformer",
+                                                                              "train.epochs=6"]

@@ -513,6 +513,9 @@ def _check_matrix_list(path: Path, key: str, value, names: list[str] | None) -> 
             raise ConfigError(f"{path}: seeds: {item!r} is not {seed_expected}")
         if names is not None and item not in names:
             raise ConfigError(f"{path}: {key}: unknown name {item!r}; known: {', '.join(names)}")
+    repeated = sorted({str(item) for item in value if value.count(item) > 1})
+    if repeated:
+        raise ConfigError(f"{path}: {key}: {', '.join(repeated)} repeated (each run would be planned twice)")
 
 
 def _check_rule(path: Path, i: int, rule, known: dict[str, list[str]]) -> None:
@@ -531,6 +534,11 @@ def _check_rule(path: Path, i: int, rule, known: dict[str, list[str]]) -> None:
             raise ConfigError(f"{where}: unknown {key} {rule[key]!r}; known: {', '.join(names)}")
     if not isinstance(rule.get("set") or {}, dict):
         raise ConfigError(f"{where}: set: expected a mapping of settings, got {rule['set']!r}")
+    for key, names in known.items():  # a section no run the rule matches reads: dropped unseen, so refused
+        others = sorted(set(rule.get("set") or {}) & (set(names) - {rule[key]})) if key in rule else []
+        if others:
+            raise ConfigError(f"{where}: set: {', '.join(others)}: the options of another {key} than the rule's "
+                              f"{key}: {rule[key]}; no run this rule matches reads them")
 
 
 def preset_layer(name: str, method: str, dataset: str) -> DictConfig:
@@ -568,6 +576,23 @@ def untuned_rate_note(rates: dict[tuple[str, str], float]) -> str:
             f"runs at a rate its preset chose on val. `vtrbench tune method={method} dataset={dataset}` chooses "
             f"one and prints its rule; put the rule in a preset of your own that starts with `extends: offline` "
             f"and run with preset=<that file> (or run `leaderboard tune=true`)")
+
+
+def offline_rates_elsewhere(config: DictConfig) -> str | None:
+    """A note when the offline preset's rates reach a run off the offline world: they were chosen on val for
+    the offline backbone on the generated data, not for real data or another backbone (None: nothing to say)."""
+    if config.preset != "offline" or not config.tune.space:  # a method that trains nothing has no rate
+        return None
+    root = config[config.dataset].get("root")
+    backbone = f"{config.backbone.name} ({config.backbone.pretrained})"
+    if root is None and (config.backbone.name, config.backbone.pretrained) == ("vtrbench-tiny", "offline"):
+        return None
+    what = ", ".join(([f"data at {root}"] if root is not None else [])
+                     + ([f"the backbone {backbone}"] if config.backbone.name != "vtrbench-tiny"
+                        or config.backbone.pretrained != "offline" else []))
+    return (f"note: preset=offline (the default) sets rates, epochs and frames chosen for vtrbench-tiny on the "
+            f"generated data; this run has {what}. preset=paper runs the published recipes; `vtrbench tune` "
+            f"chooses rates for your own preset")
 
 
 def other_sections(method: str, dataset: str) -> set[str]:

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from vtrbench.benchmark.config import (
     ConfigError,
     computing_defaults,
+    offline_rates_elsewhere,
     resolve_config,
     run_dir,
     untuned_rate,
@@ -118,6 +119,9 @@ def run_leaderboard(overrides: list[str], quiet: bool = False) -> int:
         untuned = {pair: c.train.lr for pair, (o, c) in first_runs.items() if untuned_rate(c, o)}
         if untuned:
             print(untuned_rate_note(untuned), flush=True)
+        elsewhere = next((note for _, c in runs if (note := offline_rates_elsewhere(c))), None)
+        if elsewhere:
+            print(elsewhere, flush=True)
     started = time.perf_counter()
     pending = []
     conflicts = []

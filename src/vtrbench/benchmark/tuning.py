@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from vtrbench.benchmark.config import ConfigError, config_file, resolve_config, run_dir
+from vtrbench.benchmark.config import ConfigError, config_file, is_preset_file, resolve_config, run_dir
 from vtrbench.benchmark.counting import count_parameters
 from vtrbench.benchmark.locks import RunLockedError
 from vtrbench.benchmark.matrix import check_disjoint_splits, expand, prepare_offline_assets
@@ -363,6 +363,27 @@ def run_tune(overrides: list[str], quiet: bool = False) -> dict[tuple[str, str],
         records[(search.config.dataset, search.config.method)] = run_search(search, quiet)
     done = [record for record in records.values() if record is not None]
     if done:
-        print("\n# rules for configs/presets/offline.yaml (or your own preset), under `rules:`")
+        preset = searches[0].config.preset
+        shipped = preset and not is_preset_file(preset)
+        where = f"configs/presets/{preset}.yaml" if shipped else (preset or "a preset of your own")
+        print(f"\n# rules for {where} (or a preset of yours that extends it), under `rules:`")
         print(rules_yaml(done))
+        for search in searches:
+            extra = settings_beyond_rule(search.overrides)
+            if extra and records[(search.config.dataset, search.config.method)] is not None:
+                print(f"# NOTE: {search.label} was searched with {' '.join(extra)}, which its rule does not set: "
+                      f"the rate suits runs with them; add them to the rule's set (or to your preset's defaults)",
+                      flush=True)
     return records
+
+
+# Keys of a search's command line that say which search it is or where it writes, not how its runs train
+_NOT_SETTINGS = ("method", "dataset", "seed", "preset", "output", "tune", "quiet", "device")
+
+
+def settings_beyond_rule(overrides: list[str]) -> list[str]:
+    """The command-line settings of a search that change how its trials train (`dgl.latent=transformer`,
+    `train.epochs=6`): a preset rule sets only the chosen values, so runs without them get a rate chosen for
+    something else."""
+    return [o for o in overrides if o.split("=", 1)[0].split(".", 1)[0] not in _NOT_SETTINGS
+            and not o.split("=", 1)[0].endswith(".root")]  # where the data is, not how it trains
