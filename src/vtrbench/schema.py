@@ -60,6 +60,23 @@ def computes(key: str) -> bool:
     return not any(key == k or key.startswith(f"{k}.") for k in OUTPUT_ONLY_KEYS)
 
 
+# What a point of a learning curve (`val_curve`, in result.json and in a resume state) holds as numbers
+CURVE_POINT_NUMBERS = ("epoch", "step", "metrics.t2v.R1", "metrics.v2t.R1", "metrics.rsum")
+
+
+def curve_point_misfit(point: Any) -> str | None:
+    """Why `point` is not a learning-curve point (an object with CURVE_POINT_NUMBERS), None when it is one."""
+    if not isinstance(point, dict):
+        return f"must be an object, got {point!r:.60}"
+    for key in CURVE_POINT_NUMBERS:
+        value = point
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"'{key}' must be a number, got {value!r:.60}"
+    return None
+
+
 def method_label(method: str, variant: str | None) -> str:
     """`method.variant`, or the method alone: how a run's method is named in folders, logs and reports."""
     return f"{method}.{variant}" if variant else method

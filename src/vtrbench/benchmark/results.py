@@ -87,11 +87,20 @@ def finished_result(run_dir: Path, config: DictConfig) -> dict | None:
     return result
 
 
-def save_tuned_weights(model: nn.Module, path: Path) -> int:
-    """Only the parameters that train; returns the file's size in bytes."""
+def save_tuned_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> int:
+    """Only the parameters that train (and string `metadata` in the file's header); returns its size in bytes."""
     tensors = {name: p.detach().cpu().contiguous() for name, p in tuned_parameters(model).items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return path.stat().st_size
+
+
+def weights_metadata(path: Path) -> dict[str, str]:
+    """The string metadata in a safetensors file's header ({} when it has none or cannot be read)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError):
+        return {}
 
 
 def load_tuned_weights(model: nn.Module, path: Path) -> None:
@@ -118,6 +127,10 @@ def save_checkpoint(
     file; `state` (epoch, stats, scheduler state: JSON values), the optimizer's hyper-parameters and the
     resolved `config` in its JSON metadata. One file, one rename: weights and state always belong together."""
     tensors = {f"tuned/{name}": p.detach().cpu().contiguous() for name, p in tuned_parameters(model).items()}
+    # where the random streams stand (dropout, the loaders' seeds): a resumed run draws what it would have
+    tensors["rng/cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors.update({f"rng/cuda/{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
     optimizer_state = optimizer.state_dict()
     plain: dict[str, dict[str, Any]] = {}
     for index, values in optimizer_state["state"].items():
@@ -130,14 +143,16 @@ def save_checkpoint(
         **state,
         "optimizer": {"param_groups": optimizer_state["param_groups"], "plain_state": plain},
         "config": OmegaConf.to_container(config, resolve=True),
+        "versions": package_versions(),
     }
     header = {"format": CHECKPOINT_FORMAT, "state": json.dumps(metadata)}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """(tuned weights by parameter name, optimizer state dict, the rest of the saved state with `config`);
-    raises CheckpointError naming the file when it is not a resume state of this format."""
+    """(tuned weights by parameter name, optimizer state dict, the rest of the saved state with `config`, and
+    `rng`: the random generators' states by device, `cpu` and `cuda/<i>`); raises CheckpointError naming the
+    file when it is not a resume state of this format."""
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             header = handle.metadata() or {}
@@ -149,11 +164,13 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         optimizer_state: dict[int, dict[str, Any]] = {
             int(index): dict(values) for index, values in groups["plain_state"].items()
         }
-        tuned = {}
+        tuned, rng = {}, {}
         for key, tensor in tensors.items():
             kind, _, rest = key.partition("/")
             if kind == "tuned":
                 tuned[rest] = tensor
+            elif kind == "rng" and tensor.dtype == torch.uint8 and tensor.dim() == 1:
+                rng[rest] = tensor
             elif kind == "optimizer":
                 index, _, name = rest.partition("/")
                 optimizer_state.setdefault(int(index), {})[name] = tensor
@@ -171,6 +188,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         raise
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise CheckpointError(f"{path}: cannot be read as a resume state ({err})") from err
+    state["rng"] = rng
     return tuned, {"state": optimizer_state, "param_groups": groups["param_groups"]}, state
 
 

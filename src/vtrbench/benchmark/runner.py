@@ -54,6 +54,7 @@ from vtrbench.benchmark.results import (
     package_versions,
     save_checkpoint,
     save_tuned_weights,
+    weights_metadata,
     write_json,
 )
 from vtrbench.benchmark.tracking import Tracker
@@ -64,7 +65,7 @@ from vtrbench.files import atomic_write
 from vtrbench.methods.backbone import RANDOM_PRETRAINED, Backbone, load_backbone
 from vtrbench.methods.base import RetrievalMethod
 from vtrbench.registry import DATASETS, METHODS
-from vtrbench.schema import CONFIG_FILE, RESULT_FILE, VAL_IDS_FILE, WEIGHTS_FILE, RunResult
+from vtrbench.schema import CONFIG_FILE, RESULT_FILE, VAL_IDS_FILE, WEIGHTS_FILE, RunResult, curve_point_misfit
 
 
 def seed_everything(seed: int) -> None:
@@ -237,12 +238,21 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def resume_state_misfit(state: dict, scheduler_state: dict, epochs: int) -> str | None:
-    """Why a resume state's epoch, counters or schedule cannot stand for this run (None when they can): its
-    epoch must be one of the run's, its counters numbers >= 0, and its schedule hold what this run's does."""
+def resume_state_misfit(state: dict, scheduler_state: dict, epochs: int, metric: str) -> str | None:
+    """Why a resume state's epoch, counters, curve or schedule cannot stand for this run (None when they can):
+    its epoch must be one of the run's, its counters numbers >= 0, its curve's points and its best val point
+    whole (the best by this run's `metric`), and its schedule hold what this run's does."""
     epoch = state["epoch"]
     if not 0 <= epoch < epochs:
         return f"its epoch {epoch} is not one of this run's 0..{epochs - 1}"
+    for index, point in enumerate(state["stats"].get("val_curve") or []):
+        problem = curve_point_misfit(point)
+        if problem:
+            return f"its stats' val_curve[{index}] {problem}"
+    best = state["stats"].get("best_val")
+    if isinstance(best, dict) and not (type(best.get("epoch")) is int and type(best.get("step")) is int
+                                       and best.get("metric") == metric and _number(best.get("score"))):
+        return f"its stats' best_val {best!r:.80} is not a point of this run's curve by {metric}"
     for key, value in state["stats"].items():
         if key in _COUNTERS:
             if not _number(value) or value < 0:
@@ -441,7 +451,10 @@ class Run:
                 path.unlink(missing_ok=True)
                 (self.out_dir / BEST_VAL_WEIGHTS_FILE).unlink(missing_ok=True)
             return 0
-        misfit = resume_state_misfit(state, scheduler.state_dict(), int(self.config.train.epochs))
+        misfit = resume_state_misfit(state, scheduler.state_dict(), int(self.config.train.epochs),
+                                     str(self.config.tune.metric))
+        if misfit is None:
+            misfit = self.versions_misfit(state.get("versions")) or self.best_weights_misfit(state["stats"])
         if misfit is not None:  # edited, or written by another version: its counters would run the loop wrong
             self.say(f"{path}: {misfit}; starting afresh")
             return 0
@@ -465,9 +478,35 @@ class Run:
         with torch.no_grad():
             for name, value in tuned.items():
                 params[name].copy_(value)
+        restore_random_state(state["rng"])
         stats.update(state["stats"])
         self.say(f"resuming {self.out_dir} after epoch {state['epoch'] + 1}")
         return state["epoch"] + 1
+
+    def versions_misfit(self, saved: Any) -> str | None:
+        """A resume state written under other libraries would make one run of two versions, which its result
+        (recording the last) could not show."""
+        current = package_versions()
+        if saved == current:
+            return None
+        if not isinstance(saved, dict):
+            return "it does not record the library versions it was written with"
+        changed = [f"{name} {saved.get(name)} -> {version}" for name, version in current.items()
+                   if saved.get(name) != version]
+        return f"it was written with other library versions ({', '.join(changed)})"
+
+    def best_weights_misfit(self, stats: dict) -> str | None:
+        """Under best_val, the best epoch's weights must be those of the point the state calls best: a run killed
+        after writing a new best but before its epoch checkpoint left the weights of a point the state lacks."""
+        best = stats.get("best_val")
+        if self.config.train.select != "best_val" or not self.params["tuned"] or best is None:
+            return None
+        path = self.out_dir / BEST_VAL_WEIGHTS_FILE
+        saved = weights_metadata(path) if path.is_file() else {}
+        if (saved.get("epoch"), saved.get("step")) != (str(best["epoch"]), str(best["step"])):
+            held = f"epoch {saved['epoch']}" if "epoch" in saved else "no epoch it names"
+            return f"{path.name} holds the weights of {held}, not of the best val point, epoch {best['epoch']}"
+        return None
 
     def drop_legacy_checkpoint(self) -> None:
         """`last_epoch.pt` is a pickle (older vtrbench, or planted in a shared folder): never loaded."""
@@ -743,6 +782,16 @@ def execute_locked(config: DictConfig, out_dir: Path) -> dict:
             decoder_log.unlink()
     dist.barrier()
     return result
+
+
+def restore_random_state(saved: dict[str, torch.Tensor]) -> None:
+    """Put the random generators where a resume state found them (`load_checkpoint`'s `rng`); a state without
+    them (an older one) leaves them as they are."""
+    if "cpu" in saved:
+        torch.set_rng_state(saved["cpu"])
+    cuda = [saved[key] for key in sorted((k for k in saved if k.startswith("cuda/")), key=lambda k: int(k[5:]))]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def select_model(run: Run, stats: dict) -> dict:

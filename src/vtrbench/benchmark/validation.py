@@ -56,6 +56,7 @@ class ValidationCurve:
         if not metrics.get("ties", {}).get("degenerate") and is_better(self.metric, score,
                                                                       best["score"] if best else None):
             stats["best_val"] = {"epoch": epoch, "step": stats["steps"], "metric": self.metric, "score": score}
-            if self.keep_best and dist.is_main():
-                save_tuned_weights(self.run.method, self.best_weights)
+            if self.keep_best and dist.is_main():  # named by its point, which a resume checks against its state
+                save_tuned_weights(self.run.method, self.best_weights,
+                                   {"epoch": str(epoch), "step": str(stats["steps"])})
             dist.barrier()

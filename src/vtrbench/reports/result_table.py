@@ -36,6 +36,7 @@ from vtrbench.schema import (
     SCHEMA_VERSION,
     STATUSES,
     computes,
+    curve_point_misfit,
     flatten_config,
 )
 
@@ -317,10 +318,9 @@ def _val_curve(curve: Any, path: Path) -> list | None:
     if not isinstance(curve, list):
         raise ResultFileError(f"{path}: 'val_curve' must be a list of points, got {type(curve).__name__}")
     for index, point in enumerate(curve):
-        for key in ("epoch", "step", "metrics.t2v.R1", "metrics.v2t.R1", "metrics.rsum"):
-            if not isinstance(point, dict):
-                raise ResultFileError(f"{path}: 'val_curve[{index}]' must be an object, got {point!r}")
-            _number(point, key, Path(f"{path}: 'val_curve[{index}]'"))
+        problem = curve_point_misfit(point)
+        if problem:
+            raise ResultFileError(f"{path}: 'val_curve[{index}]' {problem}")
     return curve
 
 
