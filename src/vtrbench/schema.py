@@ -71,7 +71,9 @@ def curve_point_misfit(point: Any) -> str | None:
     for key in CURVE_POINT_NUMBERS:
         value = point
         for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
+            if not isinstance(value, dict) or part not in value:
+                return f"missing key '{key}'"
+            value = value[part]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"'{key}' must be a number, got {value!r:.60}"
     return None

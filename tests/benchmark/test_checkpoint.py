@@ -237,7 +237,7 @@ def test_a_resume_state_whose_optimizer_state_does_not_fit_is_set_aside(tiny_msr
     # found in review: these two failed every retry (KeyError, TypeError), and a curve point that is no point
     # was written into result.json, which the next call then refused to reuse
     (lambda state: state["stats"].update(best_val={"epoch": 0}), "its stats' best_val {'epoch': 0} is not a point"),
-    (lambda state: state["stats"].update(val_curve=[1]), "its stats' val_curve[0] must be an object, got 1"),
+    (lambda state: state["stats"].update(val_curve=[1]), "its stats' val_curve[0]: must be an object, got 1"),
     # found in review: a state of other libraries resumed, and the result named only the last ones
     (lambda state: state["versions"].update(peft="0.21.0"),
      "it was written with other library versions (peft 0.21.0 ->"),

@@ -248,7 +248,7 @@ def resume_state_misfit(state: dict, scheduler_state: dict, epochs: int, metric:
     for index, point in enumerate(state["stats"].get("val_curve") or []):
         problem = curve_point_misfit(point)
         if problem:
-            return f"its stats' val_curve[{index}] {problem}"
+            return f"its stats' val_curve[{index}]: {problem}"
     best = state["stats"].get("best_val")
     if isinstance(best, dict) and not (type(best.get("epoch")) is int and type(best.get("step")) is int
                                        and best.get("metric") == metric and _number(best.get("score"))):

@@ -320,7 +320,7 @@ def _val_curve(curve: Any, path: Path) -> list | None:
     for index, point in enumerate(curve):
         problem = curve_point_misfit(point)
         if problem:
-            raise ResultFileError(f"{path}: 'val_curve[{index}]' {problem}")
+            raise ResultFileError(f"{path}: 'val_curve[{index}]': {problem}")
     return curve
 
 
