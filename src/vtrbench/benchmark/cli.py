@@ -64,8 +64,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = resolve_config(args.overrides)
     if untuned_rate(config, args.overrides) and is_run_writer():  # said once in a torchrun group
         print(untuned_rate_note({(config.method, config.dataset): config.train.lr}), file=sys.stderr, flush=True)
-    if offline_rates_elsewhere(config) and is_run_writer():
-        print(offline_rates_elsewhere(config), file=sys.stderr, flush=True)
+    elsewhere = offline_rates_elsewhere(config)
+    if elsewhere and is_run_writer():
+        print(elsewhere, file=sys.stderr, flush=True)
     try:
         result, ran = execute_or_reuse(config)
         prints = dist.is_main()  # every process holds the result; one prints it

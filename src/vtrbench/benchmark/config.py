@@ -584,12 +584,12 @@ def offline_rates_elsewhere(config: DictConfig) -> str | None:
     if config.preset != "offline" or not config.tune.space:  # a method that trains nothing has no rate
         return None
     root = config[config.dataset].get("root")
-    backbone = f"{config.backbone.name} ({config.backbone.pretrained})"
-    if root is None and (config.backbone.name, config.backbone.pretrained) == ("vtrbench-tiny", "offline"):
+    other_backbone = (config.backbone.name, config.backbone.pretrained) != ("vtrbench-tiny", "offline")
+    if root is None and not other_backbone:
         return None
     what = ", ".join(([f"data at {root}"] if root is not None else [])
-                     + ([f"the backbone {backbone}"] if config.backbone.name != "vtrbench-tiny"
-                        or config.backbone.pretrained != "offline" else []))
+                     + ([f"the backbone {config.backbone.name} ({config.backbone.pretrained})"]
+                        if other_backbone else []))
     return (f"note: preset=offline (the default) sets rates, epochs and frames chosen for vtrbench-tiny on the "
             f"generated data; this run has {what}. preset=paper runs the published recipes; `vtrbench tune` "
             f"chooses rates for your own preset")

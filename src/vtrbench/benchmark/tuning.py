@@ -385,5 +385,6 @@ def settings_beyond_rule(overrides: list[str]) -> list[str]:
     """The command-line settings of a search that change how its trials train (`dgl.latent=transformer`,
     `train.epochs=6`): a preset rule sets only the chosen values, so runs without them get a rate chosen for
     something else."""
-    return [o for o in overrides if o.split("=", 1)[0].split(".", 1)[0] not in _NOT_SETTINGS
-            and not o.split("=", 1)[0].endswith(".root")]  # where the data is, not how it trains
+    keys = ((override, override.split("=", 1)[0]) for override in overrides)
+    return [override for override, key in keys  # a dataset's root: where the data is, not how it trains
+            if key.split(".", 1)[0] not in _NOT_SETTINGS and not key.endswith(".root")]
