@@ -18,8 +18,6 @@ callable this process submitted (`<logs>/<job id>/<job id>_submitted.pkl`, writt
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,7 +195,7 @@ def run_in_workers(runs: list[PendingRun], workers: int, quiet: bool) -> int:
     and stops the workers, whose runs resume at the next call."""
     import multiprocessing
     import time
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     threads = threads_per_worker(workers)
@@ -212,7 +210,7 @@ def run_in_workers(runs: list[PendingRun], workers: int, quiet: bool) -> int:
         try:
             futures = {pool.submit(_run_in_worker, [*run.overrides, *(["quiet=true"] if quiet else [])]): run
                        for run in waiting}
-            for future in _as_they_end(futures):
+            for future in as_completed(futures):
                 run = futures[future]
                 try:
                     status, line = future.result()
@@ -253,17 +251,6 @@ def run_in_workers(runs: list[PendingRun], workers: int, quiet: bool) -> int:
             print(f"a worker process died (killed, or out of memory): {len(waiting)} run(s) not finished start "
                   f"again in new worker processes", flush=True)
     return failed
-
-
-def _as_they_end(futures: dict[Future, PendingRun]) -> Iterator[Future]:
-    """The futures as they end, in submission order among those that end together. A timed wait, never an
-    endless one: the kernel may hand SIGINT to one of the pool's threads rather than to the main thread,
-    and a main thread blocked on a lock without a timeout would then not see Ctrl-C until a run ended."""
-    pending = list(futures)
-    while pending:
-        done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-        yield from (future for future in pending if future in done)
-        pending = [future for future in pending if future not in done]
 
 
 def _result_stamp(run: PendingRun) -> tuple[int, int, int] | None:
