@@ -659,31 +659,16 @@ def execute(config: DictConfig) -> dict:
 
 def execute_or_reuse(config: DictConfig) -> tuple[dict, bool]:
     """`execute`, and whether this call ran the run (False: a finished result was there, or appeared while
-    another process held the run's lock)."""
+    another process held the run's lock).
+
+    One process, or a group of them (torchrun, a multi-task job): rank 0 alone reads the folder and takes the
+    lock, then tells every rank to run, to return the finished result, or to stop (another process holds the
+    run, or the folder holds another config's run: rank 0 raises that error, the others say that rank 0
+    stopped). Without this the other ranks of a group waited for rank 0 until the group's timeout."""
     out_dir = run_dir(config)
-    if dist.launched_as_group():
-        return _execute_or_reuse_in_group(config, out_dir)
-    finished = finished_result(out_dir, config)
-    if finished is not None:
-        return finished, False
-    with run_lock(out_dir):
-        # the process that held the lock may have finished this very run meanwhile
-        finished = finished_result(out_dir, config)
-        return (finished, False) if finished is not None else (execute_locked(config, out_dir), True)
-
-
-# What rank 0 of a group found in the run's folder, shared so that every rank goes the same way
-_RUN, _FINISHED, _STOPPED = 0, 1, 2
-
-
-def _execute_or_reuse_in_group(config: DictConfig, out_dir: Path) -> tuple[dict, bool]:
-    """`execute_or_reuse` for one process of a group (torchrun, a multi-task job): rank 0 alone reads the
-    folder and takes the lock, then tells every rank to run, to return the finished result, or to stop (another
-    process holds the run, or the folder holds another config's run: rank 0 raises that error, the others say
-    that rank 0 stopped). Without this the other ranks waited for rank 0 until the group's timeout."""
-    device = dist.init_from_environment(config.device)
+    device = dist.init_from_environment(config.device) if dist.launched_as_group() else None
     with ExitStack() as held:
-        decision, error = _RUN, None
+        decision, error, finished = _RUN, None, None
         if dist.is_main():
             try:
                 finished = finished_result(out_dir, config)
@@ -697,11 +682,15 @@ def _execute_or_reuse_in_group(config: DictConfig, out_dir: Path) -> tuple[dict,
         if decision == _RUN:
             return execute_locked(config, out_dir), True
         if decision == _FINISHED:
-            return finished_result(out_dir, config), False
+            return (finished if finished is not None else finished_result(out_dir, config)), False
         if error is not None:
             raise error
         raise RuntimeError(f"{out_dir}: rank 0 of this group stopped before the run (its error says why: "
                            f"another process runs it, or the folder holds another config's run)")
+
+
+# What rank 0 found in the run's folder, shared so that every rank of a group goes the same way
+_RUN, _FINISHED, _STOPPED = 0, 1, 2
 
 
 def execute_locked(config: DictConfig, out_dir: Path) -> dict:
