@@ -111,6 +111,13 @@ class Registry:
         shown = ", ".join(known) if len(known) <= 30 else ", ".join(known[:30]) + ", ..."
         return f"unknown {self.kind} {name!r}.{hint} Known: {shown}"
 
+    def identity(self, name: str, *args: Any) -> str | None:
+        """What entry `name` builds from `args`, named so that the name changes whenever what it builds changes
+        (a generated dataset's settings, a pretraining recipe), from its factory's optional `identity(*args)`;
+        None where the entry has none or cannot name it (a file given by the user)."""
+        named = getattr(self.get(name), "identity", None)
+        return None if named is None else named(*args)
+
     def __contains__(self, name: str) -> bool:
         self._load(name)
         return name in self._entries
@@ -131,8 +138,10 @@ def _source_of(obj: Any) -> str:
 
 METHODS = Registry("method", "vtrbench.methods", "vtrbench.methods")
 DATASETS = Registry("dataset", "vtrbench.datasets", "vtrbench.datasets")
-# name -> factory(pretrained, progress) of an nn.Module, for backbones that are not open_clip's own
+# name -> factory(pretrained, progress) of an nn.Module, for backbones that are not open_clip's own; its
+# `identity(pretrained)` names the weights it loads (`Registry.identity`)
 BACKBONES = Registry("backbone", None, builtin_modules={"vtrbench-tiny": "vtrbench.offline.tiny_clip"})
-# dataset format name -> factory(progress) of the root of its offline default data (generated on first use)
+# dataset format name -> factory(progress) of the root of its offline default data (generated on first use);
+# its `identity()` names the data it generates
 DATA_ROOTS = Registry("offline data root", None, builtin_modules={
     name: f"vtrbench.offline.{name}" for name in ("msrvtt", "vatex", "lsmdc", "activitynet")})

@@ -140,6 +140,9 @@ class RunResult(Record):
     val_curve: list[dict[str, Any]] | None = optional()  # {epoch, step, metrics} before and after each epoch
     model_selection: dict[str, Any] | None = optional()  # rule (last_epoch | best_val), epoch, step
     versions: dict[str, str] | None = optional()
+    # the offline data and backbone by name (data: "<format>-<hash of its settings>", backbone:
+    # "vtrbench-tiny-<hash of its recipe>"): a result of other inputs is never reused
+    inputs: dict[str, str] | None = optional()
     git_commit: str | None = optional()
     error: str | None = optional()  # a failed run's error, one line
     traceback: str | None = optional()

@@ -241,6 +241,9 @@ def test_a_resume_state_whose_optimizer_state_does_not_fit_is_set_aside(tiny_msr
     # found in review: a state of other libraries resumed, and the result named only the last ones
     (lambda state: state["versions"].update(peft="0.21.0"),
      "it was written with other library versions (peft 0.21.0 ->"),
+    # found in review: a state of another offline world (generated data or pretrained backbone) resumed
+    (lambda state: state.update(inputs={"data": "msrvtt-0123456789"}),
+     "it was computed from other offline inputs (data msrvtt-0123456789, here None)"),
 ])
 def test_a_resume_state_whose_counters_do_not_fit_is_set_aside(tiny_msrvtt, tmp_path, monkeypatch, capsys, change,
                                                                 expected):

@@ -156,3 +156,46 @@ def test_a_run_held_elsewhere_with_an_earlier_failure_is_said_to_be_in_the_repor
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_the_offline_inputs_are_named_and_their_names_follow_the_world(monkeypatch):
+    """A run of the offline default records which generated data and pretrained backbone it used, by names
+    that change with the world's code (a renderer version, the pretraining's), not only with its config."""
+    from vtrbench.benchmark.results import run_inputs
+    from vtrbench.offline import tiny_clip, writer
+
+    config = resolve_config(["method=zero_shot", "dataset=vatex"])
+    before = run_inputs(config)
+    assert before["data"].startswith("vatex-") and before["backbone"].startswith("vtrbench-tiny-")
+    monkeypatch.setattr(writer, "CLIPS_VERSION", writer.CLIPS_VERSION + 1)
+    assert run_inputs(config)["data"] != before["data"] and run_inputs(config)["backbone"] == before["backbone"]
+    monkeypatch.setattr(tiny_clip, "PRETRAIN_VERSION", tiny_clip.PRETRAIN_VERSION + 1)
+    assert run_inputs(config)["backbone"] != before["backbone"]
+    # data of the user's own and random weights are named by the config itself
+    assert run_inputs(resolve_config(["method=zero_shot", "dataset=vatex", "vatex.root=/data/vatex",
+                                      "backbone.pretrained=random"])) == {}
+
+
+def test_a_finished_run_of_another_offline_world_is_kept_not_reused(tiny_msrvtt, tmp_path, monkeypatch, capsys):
+    """Same config, other generated data (the world's code changed since): the finished result is neither
+    reused nor overwritten, and the leaderboard says why before anything runs."""
+    from vtrbench.benchmark import results, runner
+
+    world = {"data": "msrvtt-aaaaaaaaaa"}
+    monkeypatch.setattr(results, "run_inputs", lambda config: dict(world))
+    monkeypatch.setattr(runner, "run_inputs", lambda config: dict(world))
+    overrides = leaderboard_overrides(tiny_msrvtt, tmp_path, "methods=[zero_shot]",
+                                      f"output.reports_dir={tmp_path / 'reports'}")
+    assert run_leaderboard(overrides, quiet=True) == 0
+    path = run_dir(resolve_config(tiny_run_overrides(tiny_msrvtt, tmp_path / "runs", method="zero_shot"))) / \
+        "result.json"
+    written = path.read_text()
+    assert json.loads(written)["inputs"] == world
+    assert run_leaderboard(overrides, quiet=True) == 0  # the same world: reused
+    assert "skipped\n" in capsys.readouterr().out
+
+    world["data"] = "msrvtt-bbbbbbbbbb"
+    with pytest.raises(results.RunConflictError, match=r"other offline inputs \(data msrvtt-aaaaaaaaaa, here "
+                                                        r"msrvtt-bbbbbbbbbb\).*kept, not reused"):
+        run_leaderboard(overrides, quiet=True)
+    assert path.read_text() == written

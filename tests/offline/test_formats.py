@@ -136,6 +136,18 @@ def test_a_complete_dataset_is_not_generated_again(
     assert generate(format_name, roots[format_name]) == roots[format_name]
 
 
+@pytest.mark.parametrize("constant, value", [("VIDEO_CODEC", "libx264"), ("VIDEO_QSCALE", 5)])
+def test_a_dataset_encoded_otherwise_is_generated_again(roots: dict[str, Path], constant: str, value: object,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: the codec and its quality were not in the marker's settings, so videos encoded another
+    way were reused; the format's offline name (`DATA_ROOTS.identity`) follows the settings too."""
+    root = roots["lsmdc"]
+    before = writer.settings_identity("lsmdc", SEED, SIZES["lsmdc"])
+    monkeypatch.setattr(writer, constant, value)
+    assert not writer.is_complete(root, writer.dataset_settings("lsmdc", SEED, SIZES["lsmdc"]))
+    assert writer.settings_identity("lsmdc", SEED, SIZES["lsmdc"]) != before
+
+
 @pytest.mark.parametrize("format_name", GENERATORS)
 def test_data_check_passes_on_the_offline_default(
     format_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture

@@ -44,9 +44,17 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
     assert cache_dir() == Path.home() / ".cache" / "vtrbench"
 
 
-def test_recipe_hash_changes_with_the_recipe() -> None:
+def test_recipe_hash_changes_with_the_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
     assert offline_clip.recipe_hash(steps=10) != offline_clip.recipe_hash(steps=11)
     assert offline_clip.recipe_hash(steps=10, seed=1) != offline_clip.recipe_hash(steps=10, seed=2)
+    # found in review: the optimiser's betas and eps, the temperature's cap and the pretraining's code were not
+    # in the hash, so a change to any of them reused the old weights
+    for constant, value in (("ADAM_BETAS", (0.9, 0.999)), ("ADAM_EPS", 1e-8), ("MAX_LOGIT_SCALE", 50.0),
+                            ("PRETRAIN_VERSION", offline_clip.PRETRAIN_VERSION + 1)):
+        before = offline_clip.recipe_hash(steps=10)
+        with monkeypatch.context() as patch:
+            patch.setattr(offline_clip, constant, value)
+            assert offline_clip.recipe_hash(steps=10) != before, constant
 
 
 def test_pretraining_writes_checkpoint_and_metadata(tiny_checkpoint: Path) -> None:

@@ -25,6 +25,7 @@ from torch import nn
 from vtrbench.benchmark.config import config_differences
 from vtrbench.benchmark.counting import tuned_parameters
 from vtrbench.files import atomic_write
+from vtrbench.registry import BACKBONES, DATA_ROOTS, DATASETS
 from vtrbench.reports.result_table import EXCLUDED, ResultFileError, parse_result
 from vtrbench.schema import COMPLETE_STATUSES, RESULT_FILE
 
@@ -61,6 +62,36 @@ class RunConflictError(ValueError):
     """A run folder holds a finished run of another configuration than the one requested."""
 
 
+def run_inputs(config: DictConfig) -> dict[str, str]:
+    """What a run computes from that its config does not name: the generated offline data and the backbone
+    pretrained here, each by the name its factory gives it (`Registry.identity`), which changes whenever the
+    world's code does. result.json records it, and a result of other inputs is not reused. Real data and
+    weights are named by the config itself (their root, the open_clip tag or file)."""
+    inputs = {}
+    backbone = str(config.backbone.name)
+    if backbone in BACKBONES:
+        named = BACKBONES.identity(backbone, str(config.backbone.pretrained))
+        if named is not None:
+            inputs["backbone"] = named
+    data_format = getattr(DATASETS.get(config.dataset), "offline_format", None)
+    if config[config.dataset].root is None and data_format is not None and data_format in DATA_ROOTS:
+        named = DATA_ROOTS.identity(data_format)
+        if named is not None:
+            inputs["data"] = named
+    return inputs
+
+
+def inputs_misfit(recorded: Any, config: DictConfig) -> str | None:
+    """Why inputs recorded by a result or a resume state are not this run's; None when they are, or when the
+    file records none (written before results recorded them)."""
+    if not isinstance(recorded, dict):
+        return None
+    here = run_inputs(config)
+    changed = [f"{key} {recorded.get(key)}, here {here.get(key)}" for key in sorted(set(recorded) | set(here))
+               if recorded.get(key) != here.get(key)]
+    return f"it was computed from other offline inputs ({'; '.join(changed)})" if changed else None
+
+
 def finished_result(run_dir: Path, config: DictConfig) -> dict | None:
     """The finished result in `run_dir` when it was made with `config` (output-only keys aside), None when
     there is no finished result; a finished result of any other config is never reused nor replaced."""
@@ -74,6 +105,11 @@ def finished_result(run_dir: Path, config: DictConfig) -> dict | None:
             f"{run_dir} holds a finished run of another config ({shown}); it is kept, not reused: choose "
             f"another output.runs_dir or variant=NAME, or delete that folder to run this config there"
         )
+    misfit = inputs_misfit(result.get("inputs"), config)
+    if misfit is not None:
+        raise RunConflictError(f"{run_dir} holds a finished run of this config, but {misfit}: the offline world "
+                               f"changed since; it is kept, not reused: choose another output.runs_dir, or "
+                               f"delete that folder to run it again")
     # reused as the report reads it: a missing or mistyped field is named with the file, never a KeyError, and
     # today's rules judge it, whichever version wrote it (a search never chooses what the report would not rank)
     path = run_dir / RESULT_FILE
@@ -144,6 +180,7 @@ def save_checkpoint(
         "optimizer": {"param_groups": optimizer_state["param_groups"], "plain_state": plain},
         "config": OmegaConf.to_container(config, resolve=True),
         "versions": package_versions(),
+        "inputs": run_inputs(config),
     }
     header = {"format": CHECKPOINT_FORMAT, "state": json.dumps(metadata)}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))

@@ -48,10 +48,12 @@ from vtrbench.benchmark.results import (
     CheckpointError,
     finished_result,
     git_commit,
+    inputs_misfit,
     is_finished,
     load_checkpoint,
     load_tuned_weights,
     package_versions,
+    run_inputs,
     save_checkpoint,
     save_tuned_weights,
     weights_metadata,
@@ -454,7 +456,8 @@ class Run:
         misfit = resume_state_misfit(state, scheduler.state_dict(), int(self.config.train.epochs),
                                      str(self.config.tune.metric))
         if misfit is None:
-            misfit = self.versions_misfit(state.get("versions")) or self.best_weights_misfit(state["stats"])
+            misfit = (self.versions_misfit(state.get("versions")) or inputs_misfit(state.get("inputs"), self.config)
+                      or self.best_weights_misfit(state["stats"]))
         if misfit is not None:  # edited, or written by another version: its counters would run the loop wrong
             self.say(f"{path}: {misfit}; starting afresh")
             return 0
@@ -757,6 +760,7 @@ def execute_locked(config: DictConfig, out_dir: Path) -> dict:
         val_curve=stats["val_curve"],
         model_selection=selection,
         versions=package_versions(),
+        inputs=run_inputs(config),
         git_commit=git_commit(),
         config=OmegaConf.to_container(config, resolve=True),
     ).to_json()

@@ -18,7 +18,15 @@ import numpy as np
 
 from vtrbench.cache import cache_dir
 from vtrbench.offline.world import distinct_captions, sample_clips
-from vtrbench.offline.writer import VIDEO_FPS, VideoJob, derived_seed, generate_dataset, write_json, youtube_ids
+from vtrbench.offline.writer import (
+    VIDEO_FPS,
+    VideoJob,
+    derived_seed,
+    generate_dataset,
+    settings_identity,
+    write_json,
+    youtube_ids,
+)
 from vtrbench.registry import DATA_ROOTS
 
 # One paragraph per video; about 1,000 test paragraphs. The loader holds out a tenth of train for validation
@@ -29,6 +37,7 @@ EVENTS_PER_VIDEO = (2, 3)  # fewest and most
 # Events are shorter than a stand-alone clip so that a video stays at most 6 s (48 frames) and decodes fast;
 # the 8 frames the harness samples from a video still give every event at least 2.
 EVENT_FRAMES = (12, 16)
+EXTRA_SETTINGS = {"events": list(EVENTS_PER_VIDEO), "event_frames": list(EVENT_FRAMES)}
 
 
 def generate_activitynet(
@@ -36,7 +45,7 @@ def generate_activitynet(
 ) -> Path:
     """Write a synthetic ActivityNet Captions to `root` (unless it holds this one already) and return `root`."""
     return generate_dataset("activitynet", "ActivityNet", root, seed, dict(sizes or SIZES), write_activitynet,
-                            progress, events=list(EVENTS_PER_VIDEO), event_frames=list(EVENT_FRAMES))
+                            progress, **EXTRA_SETTINGS)
 
 
 def write_activitynet(root: Path, video_dir: Path, seed: int, sizes: dict[str, int]) -> list[VideoJob]:
@@ -83,3 +92,6 @@ def write_activitynet(root: Path, video_dir: Path, seed: int, sizes: dict[str, i
 @DATA_ROOTS.register("activitynet")
 def offline_activitynet(progress: bool = True) -> Path:
     return generate_activitynet(cache_dir() / "data" / "activitynet", progress=progress)
+
+
+offline_activitynet.identity = lambda: settings_identity("activitynet", 0, SIZES, **EXTRA_SETTINGS)  # type: ignore[attr-defined]

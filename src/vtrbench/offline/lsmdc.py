@@ -16,7 +16,7 @@ import numpy as np
 from vtrbench.cache import cache_dir
 from vtrbench.files import atomic_write_text
 from vtrbench.offline.world import distinct_captions
-from vtrbench.offline.writer import VIDEO_FPS, VideoJob, derived_seed, generate_dataset, split_clips
+from vtrbench.offline.writer import VIDEO_FPS, VideoJob, derived_seed, generate_dataset, settings_identity, split_clips
 from vtrbench.registry import DATA_ROOTS
 
 # One caption per clip, as the real LSMDC: 1,250 training clips make 39 steps of 32 an epoch; a test of 1,000
@@ -71,3 +71,6 @@ def write_lsmdc(root: Path, video_dir: Path, seed: int, sizes: dict[str, int]) -
 @DATA_ROOTS.register("lsmdc")
 def offline_lsmdc(progress: bool = True) -> Path:
     return generate_lsmdc(cache_dir() / "data" / "lsmdc", progress=progress)
+
+
+offline_lsmdc.identity = lambda: settings_identity("lsmdc", 0, SIZES)  # type: ignore[attr-defined]

@@ -15,7 +15,15 @@ import numpy as np
 from vtrbench.cache import cache_dir
 from vtrbench.files import atomic_write_text
 from vtrbench.offline.world import CLIPS_VERSION, EVENTS, caption_clip
-from vtrbench.offline.writer import VIDEO_FPS, VideoJob, derived_seed, generate_dataset, split_clips, write_json
+from vtrbench.offline.writer import (
+    VIDEO_FPS,
+    VideoJob,
+    derived_seed,
+    generate_dataset,
+    settings_identity,
+    split_clips,
+    write_json,
+)
 from vtrbench.registry import DATA_ROOTS
 
 # The split sizes of the offline default: a 1k-A-sized test, so that R@1's 95% interval is about +-3 points
@@ -74,3 +82,6 @@ def write_msrvtt(root: Path, video_dir: Path, seed: int, sizes: dict[str, int]) 
 @DATA_ROOTS.register("msrvtt")
 def offline_msrvtt(progress: bool = True) -> Path:
     return generate_msrvtt(cache_dir() / "data" / "msrvtt", progress=progress)
+
+
+offline_msrvtt.identity = lambda: settings_identity("msrvtt", 0, SIZES)  # type: ignore[attr-defined]

@@ -6,8 +6,9 @@ position, never about time. Like CLIP, it then knows appearance and has never se
 starting point every retrieval method adapts.
 
 The weights are cached under `cache_dir()` in a folder named by a hash of the recipe (architecture, steps,
-seed, batch, learning rate, weight decay, warm-up, renderer version), so a changed recipe retrains instead of
-reusing stale weights.
+seed, batch, learning rate, weight decay, warm-up, AdamW's betas and eps, the temperature's cap, the version of
+the pretraining code and of the renderer), so a changed recipe retrains instead of reusing stale weights; a
+run's result records that name (`identity`), so a result of other weights is never reused.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ BATCH_SIZE = 256
 LEARNING_RATE = 1e-3
 WEIGHT_DECAY = 0.1
 WARMUP_FRACTION = 0.05
+ADAM_BETAS = (0.9, 0.98)
+ADAM_EPS = 1e-6
+MAX_LOGIT_SCALE = 100.0  # CLIP's cap on the temperature
+# Bumped whenever the pretraining's code changes what it computes beyond the constants above (the loss and its
+# targets, the schedule's shape, which parameters skip weight decay, how a batch's seed is derived).
+PRETRAIN_VERSION = 1
 EVAL_PAIRS = 1000
 # Training batch i is rendered from seed (seed << 20) + i; the held-out set from the last seed of that range.
 _SEED_RANGE = 1 << 20
@@ -72,6 +79,10 @@ def _recipe(steps: int, seed: int) -> dict:
         "learning_rate": LEARNING_RATE,
         "weight_decay": WEIGHT_DECAY,
         "warmup_fraction": WARMUP_FRACTION,
+        "adam_betas": list(ADAM_BETAS),
+        "adam_eps": ADAM_EPS,
+        "max_logit_scale": MAX_LOGIT_SCALE,
+        "pretrain_version": PRETRAIN_VERSION,
         "renderer_version": world.IMAGES_VERSION,
     }
 
@@ -186,7 +197,7 @@ def pretrain_offline_clip(output_dir: Path, steps: int = PRETRAIN_STEPS, seed: i
     others = [p for n, p in model.named_parameters() if p.ndim < 2 or "logit_scale" in n]
     optimizer = torch.optim.AdamW(
         [{"params": decayed, "weight_decay": WEIGHT_DECAY}, {"params": others, "weight_decay": 0.0}],
-        lr=LEARNING_RATE, betas=(0.9, 0.98), eps=1e-6,
+        lr=LEARNING_RATE, betas=ADAM_BETAS, eps=ADAM_EPS,
     )
 
     started = time.perf_counter()
@@ -208,7 +219,7 @@ def pretrain_offline_clip(output_dir: Path, steps: int = PRETRAIN_STEPS, seed: i
         loss.backward()
         optimizer.step()
         with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))  # CLIP's cap on the temperature
+            model.logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
         steps_bar.set_postfix(loss=f"{loss.item():.3f}")
     seconds = time.perf_counter() - started
 
@@ -266,3 +277,12 @@ def offline_tiny_clip(pretrained: str, progress: bool = False) -> torch.nn.Modul
                                 f"{OFFLINE_MODEL_NAME} takes '{OFFLINE_PRETRAINED}', '{RANDOM_PRETRAINED}' or a file")
     return open_clip.create_model(OFFLINE_MODEL_NAME, pretrained=str(Path(pretrained).expanduser()),
                                   require_pretrained=True)
+
+
+def _identity(pretrained: str) -> str | None:
+    """The weights `offline_tiny_clip(pretrained)` loads, by name: the pretraining recipe's folder for `offline`
+    (`Registry.identity`); None for a file of the user's or random weights, which the config names."""
+    return f"{OFFLINE_MODEL_NAME}-{recipe_hash()}" if pretrained == OFFLINE_PRETRAINED else None
+
+
+offline_tiny_clip.identity = _identity  # type: ignore[attr-defined]

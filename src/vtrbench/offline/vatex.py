@@ -20,6 +20,7 @@ from vtrbench.offline.writer import (
     VideoJob,
     derived_seed,
     generate_dataset,
+    settings_identity,
     split_clips,
     write_json,
     youtube_ids,
@@ -66,3 +67,6 @@ def write_vatex(root: Path, video_dir: Path, seed: int, sizes: dict[str, int]) -
 @DATA_ROOTS.register("vatex")
 def offline_vatex(progress: bool = True) -> Path:
     return generate_vatex(cache_dir() / "data" / "vatex", progress=progress)
+
+
+offline_vatex.identity = lambda: settings_identity("vatex", 0, SIZES)  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ never write one dataset at once."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -32,6 +33,8 @@ VIDEO_FPS = 8
 # MPEG-4 part 2, not H.264: libx264 in PyAV's ffmpeg gives different bytes for the same frames from run to run,
 # which would break "same seed, same dataset"; mpeg4 is deterministic and in every ffmpeg build.
 VIDEO_CODEC = "mpeg4"
+# Near-lossless quality: the cues are a few pixels wide and the files stay tiny anyway.
+VIDEO_QSCALE = 2
 MARKER_NAME = ".vtrbench_synthetic.json"
 SPLITS = ("train", "val", "test")
 
@@ -45,8 +48,7 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = VIDEO_FPS) -> None:
             stream = container.add_stream(VIDEO_CODEC, rate=fps)
             stream.width, stream.height = frames.shape[2], frames.shape[1]
             stream.pix_fmt = "yuv420p"
-            # Near-lossless quality: the cues are a few pixels wide and the files stay tiny anyway.
-            stream.options = {"qscale": "2"}
+            stream.options = {"qscale": str(VIDEO_QSCALE)}
             for frame in frames:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             container.mux(stream.encode())
@@ -93,7 +95,14 @@ def write_json(path: Path, payload: object) -> None:
 def dataset_settings(format_name: str, seed: int, sizes: dict[str, int], **extra: object) -> dict:
     """What a generated dataset depends on: its marker holds it, and any change regenerates the data."""
     return {"format": format_name, "renderer_version": CLIPS_VERSION, "seed": seed, "sizes": dict(sizes),
-            "size": VIDEO_SIZE, "fps": VIDEO_FPS, **extra}
+            "size": VIDEO_SIZE, "fps": VIDEO_FPS, "codec": VIDEO_CODEC, "qscale": VIDEO_QSCALE, **extra}
+
+
+def settings_identity(format_name: str, seed: int, sizes: dict[str, int], **extra: object) -> str:
+    """The name of the dataset these settings generate, `<format>-<hash of the settings>`: it changes whenever
+    the data would (a format's offline root names its data by it: `DATA_ROOTS.identity`)."""
+    settings = dataset_settings(format_name, seed, sizes, **extra)
+    return f"{format_name}-{hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]}"
 
 
 def dataset_files(root: Path) -> list[str]:
