@@ -121,6 +121,9 @@ class RunResult(Record):
     seed: int
     metrics: dict[str, Any] | None = optional()  # {t2v: {R1, R5, R10, MdR, MnR}, v2t: {...}, rsum}
     ranks: dict[str, list[int]] | None = optional()  # per-query ranks of each direction
+    # the clip (0..clips-1, the order of ranks.v2t) of each T2V query, in the order of ranks.t2v: several captions
+    # of one clip are drawn together by the report's bootstrap (reports/bootstrap.py)
+    t2v_query_clips: list[int] | None = optional()
     num_queries: dict[str, int] | None = optional()
     # {t2v: {tied_queries, collapsed_queries, queries}, v2t: {...}, degenerate, chance_z: {t2v, v2t}}: ties
     # count in the query's favour (CLIP4Clip), so collapsed scores are flagged, and so is a ranking at chance

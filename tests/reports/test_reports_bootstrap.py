@@ -124,3 +124,45 @@ def test_an_interval_never_leaves_what_a_recall_can_be(make_ranks):
     assert r1.low == 0.0 and 0.0 <= r1.estimate <= r1.high <= 100.0
     (r1,) = recall_intervals([np.ones(100, int), np.ones(100, int), np.array(make_ranks(100, 98))], ks=(1,))
     assert r1.high == 100.0
+
+
+def test_captions_of_one_clip_are_drawn_together():
+    """Found in review: VATEX's ten captions of a clip were resampled as ten independent queries, so 200 clips
+    counted as 2,000 and the intervals and paired tests were too narrow. Clips whose captions all hit or all miss
+    (here: 50 clips of 10 captions, 20 hit) carry the information of 50 queries, not 500."""
+    clips = np.repeat(np.arange(50), 10)
+    ranks = np.where(clips < 20, 1, 9)
+    by_caption = recall_intervals([ranks], ks=(1,), resamples=2000, rng_seed=0)[0]
+    by_clip = recall_intervals([ranks], ks=(1,), resamples=2000, rng_seed=0, groups=clips)[0]
+    alone = recall_intervals([np.where(np.arange(50) < 20, 1, 9)], ks=(1,), resamples=2000, rng_seed=0)[0]
+    assert by_clip.estimate == by_caption.estimate == pytest.approx(40.0)
+    assert by_clip.high - by_clip.low == pytest.approx(alone.high - alone.low, rel=0.1)  # 50 clips' worth
+    assert by_clip.high - by_clip.low > 2.5 * (by_caption.high - by_caption.low)
+    # paired: 5 clips gained and 2 lost (of 50) is no significant gain by clip, though it is by caption
+    better = np.where((clips >= 2) & (clips < 25), 1, 9)
+    assert paired_bootstrap([better], [ranks], resamples=2000).significant
+    assert not paired_bootstrap([better], [ranks], resamples=2000, groups=clips).significant
+    # one caption per clip, in any order: the plain draw over queries, to the bit
+    order = np.random.default_rng(1).permutation(50)
+    assert recall_intervals([ranks[:50]], resamples=300, groups=order) == recall_intervals([ranks[:50]], resamples=300)
+    with pytest.raises(ValueError, match="one clip index >= 0 per query"):
+        recall_intervals([ranks], groups=clips[:-1])
+
+
+def test_a_row_draws_by_clip_where_its_runs_place_their_captions():
+    import pandas as pd
+
+    from vtrbench.reports.aggregate import clips_of_queries
+    from vtrbench.reports.result_table import ResultFileError
+
+    clips = np.repeat(np.arange(3), 2)
+    t2v, v2t = np.ones(6, dtype=np.int64), np.ones(3, dtype=np.int64)
+    runs = pd.DataFrame({"path": ["a", "b"], "t2v_query_clips": [clips, np.nan], "t2v_ranks": [t2v, t2v],
+                         "v2t_ranks": [v2t, v2t]})
+    found, unit = clips_of_queries(runs)
+    assert unit == "clips" and np.array_equal(found, clips)
+    unrecorded = runs.assign(t2v_query_clips=[None, None])
+    assert clips_of_queries(unrecorded)[1] == "captions"  # several captions a clip, not placed: flagged in the report
+    assert clips_of_queries(unrecorded.assign(t2v_ranks=[v2t, v2t]))[1] == "clips"  # one caption a clip
+    with pytest.raises(ResultFileError, match=r"other clips \(a, b\)"):
+        clips_of_queries(runs.assign(t2v_query_clips=[clips, clips[::-1].copy()]))

@@ -737,6 +737,7 @@ def execute_locked(config: DictConfig, out_dir: Path) -> dict:
         seed=config.seed,
         metrics=metrics,
         ranks={k: v.tolist() for k, v in ranks.items()},
+        t2v_query_clips=eval_split.caption_video.tolist(),  # the unit the report's bootstrap draws
         num_queries={"t2v": len(ranks["t2v"]), "v2t": len(ranks["v2t"])},
         ties=ties,  # ties count in the query's favour (CLIP4Clip); how many queries had one
         params=dict(run.params),

@@ -81,8 +81,9 @@ def aggregate_runs(
             sizes = ", ".join(f"{path} ({len(r):,})" for path, r in zip(group["path"], ranks, strict=True))
             raise ResultFileError(f"the seeds of one row rank different numbers of test queries: {sizes}; they "
                                   f"were not run on the same test split")
+        clips, row["ci_unit"] = clips_of_queries(group)
         intervals = (
-            recall_intervals(ranks, CI_KS, resamples, rng_seed) if all(r is not None for r in ranks) else []
+            recall_intervals(ranks, CI_KS, resamples, rng_seed, clips) if all(r is not None for r in ranks) else []
         )
         for k in CI_KS:
             interval = next((i for i in intervals if i.k == k), None)
@@ -92,6 +93,28 @@ def aggregate_runs(
     if not rows:
         return pd.DataFrame(columns=[*ROW_KEYS, "kind", "seeds", *METRIC_COLUMNS, *PARAM_COLUMNS])
     return paper_order(pd.DataFrame(rows))
+
+
+# What a row's intervals and paired tests draw: `clips` where every query is its clip's only caption or the
+# runs record each caption's clip, `captions` where a clip has several captions that the runs do not place
+# (files written before they did), which then count as independent queries and give too narrow an interval.
+CI_UNITS = ("clips", "captions")
+
+
+def clips_of_queries(runs: pd.DataFrame) -> tuple[np.ndarray | None, str]:
+    """The clip of each T2V query of these runs (one test set: the same for all of them, else an error naming
+    the files) for the bootstrap's `groups` (None: one query per clip, or unrecorded), and `ci_unit`."""
+    recorded = [(path, clips) for path, clips in zip(runs["path"], runs["t2v_query_clips"], strict=True)
+                if isinstance(clips, np.ndarray)]  # None, or NaN in a frame with failed runs: not recorded
+    other = next((path for path, clips in recorded if not np.array_equal(clips, recorded[0][1])), None)
+    if other is not None:
+        raise ResultFileError(f"runs paired or averaged together place their test captions in other clips "
+                              f"({recorded[0][0]}, {other}); they were not run on the same test split")
+    if recorded:
+        return recorded[0][1], "clips"
+    several = any(isinstance(t, np.ndarray) and isinstance(v, np.ndarray) and len(t) != len(v)
+                  for t, v in zip(runs["t2v_ranks"], runs["v2t_ranks"], strict=True))
+    return None, "captions" if several else "clips"
 
 
 def load_published(datasets: Iterable[str] | None = None) -> pd.DataFrame:
@@ -220,7 +243,9 @@ def paired_comparisons(
                     row["note"] = "per-query ranks missing from a result file"
                 else:
                     try:
-                        comparison = paired_bootstrap(method_ranks, reference_ranks, 1, resamples, rng_seed)
+                        clips, _ = clips_of_queries(pd.concat([runs, reference]))
+                        comparison = paired_bootstrap(method_ranks, reference_ranks, 1, resamples, rng_seed,
+                                                      clips)
                     except ValueError as error:
                         row["note"] = str(error)
                     else:

@@ -8,6 +8,13 @@ drawn seeds, since every seed evaluates the same queries in the same order), and
 R@K on them. With one seed this is the plain bootstrap over queries. Numpy count matrices per chunk, never a
 Python loop over queries or resamples; the generator is seeded, so a report is reproducible to the digit.
 
+Several captions of one clip (VATEX's ten) are not independent queries: they share their clip, how hard it is
+and how a model sees it. So where a test set has them, the queries are drawn by clip (`groups`: the clip of
+each query): a resample draws clips with replacement and takes every caption of each, and a recall is the
+mean over the captions drawn (a cluster bootstrap). On VATEX's 200 clips of ten captions this is what the
+interval's width rests on: 200 clips, not 2,000 independent queries. With one query per clip it is the plain
+draw above, to the bit.
+
 Few seeds. Drawing S seeds with replacement from S runs shrinks their spread by (S - 1) / S (a third at the
 default three), so before the seeds are drawn each resample's per-seed means are moved away from their mean
 by sqrt(S / (S - 1)), the small-sample correction of a bootstrap variance. `perf/bootstrap_calibration.py`
@@ -39,22 +46,44 @@ REFINE = 10
 _MAX_CHUNK_ELEMENTS = 4_000_000
 
 
-def _resampled_means(values: np.ndarray, resamples: int, rng_seed: int, seed_correction: bool = True) -> np.ndarray:
+def query_groups(groups: Sequence[int] | np.ndarray | None, query_count: int) -> np.ndarray | None:
+    """The clip of each of `query_count` queries as indices 0..G-1, checked; None when every query is a clip of
+    its own (or nothing is known of their clips), where the plain draw over queries applies."""
+    if groups is None:
+        return None
+    groups = np.asarray(groups)
+    if groups.shape != (query_count,) or groups.dtype.kind not in "iu" or (groups.size and groups.min() < 0):
+        raise ValueError(f"query groups must be one clip index >= 0 per query ({query_count}), got shape "
+                         f"{groups.shape} of {groups.dtype}")
+    _, dense = np.unique(groups, return_inverse=True)
+    return None if dense.max(initial=-1) + 1 == query_count else dense.astype(np.int64)
+
+
+def _resampled_means(values: np.ndarray, resamples: int, rng_seed: int, seed_correction: bool = True,
+                     groups: np.ndarray | None = None) -> np.ndarray:
     """Seed-mean of the query-mean of ``values`` [S seeds, n queries, m] over ``resamples`` two-level bootstrap
-    draws (seeds, then queries; see the module docstring): an array [resamples, m]. `seed_correction=False`
-    leaves out the few-seeds correction (perf/bootstrap_calibration.py compares the two)."""
+    draws (seeds, then queries, or clips where `groups` (from `query_groups`) gives each query's clip; see the
+    module docstring): an array [resamples, m]. `seed_correction=False` leaves out the few-seeds correction
+    (perf/bootstrap_calibration.py compares the two)."""
     rng = np.random.default_rng(rng_seed)
     seed_count, query_count = values.shape[0], values.shape[1]
+    unit_count = query_count if groups is None else int(groups.max()) + 1
     chunk = max(1, _MAX_CHUNK_ELEMENTS // (query_count * seed_count))
     means = []
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
-        indices = rng.integers(0, query_count, size=(size, query_count))
-        # How often each query is drawn in each resample, then counts @ values: the same sums as gathering the
-        # drawn values (exact, since recall hits and their differences are whole numbers), without the gather.
-        rows = np.arange(size)[:, None] * query_count
-        counts = np.bincount((indices + rows).ravel(), minlength=size * query_count).reshape(size, query_count)
-        per_seed = np.stack([counts.astype(np.float64) @ seed_values for seed_values in values]) / query_count
+        indices = rng.integers(0, unit_count, size=(size, unit_count))
+        # How often each query (or clip) is drawn in each resample, then counts @ values: the same sums as
+        # gathering the drawn values (exact, since recall hits and their differences are whole numbers), without
+        # the gather.
+        rows = np.arange(size)[:, None] * unit_count
+        counts = np.bincount((indices + rows).ravel(), minlength=size * unit_count).reshape(size, unit_count)
+        if groups is None:
+            drawn = query_count
+        else:  # every caption of a drawn clip, as often as its clip was drawn
+            counts = counts[:, groups]
+            drawn = counts.sum(axis=1, keepdims=True)
+        per_seed = np.stack([counts.astype(np.float64) @ seed_values for seed_values in values]) / drawn
         if seed_count == 1:
             means.append(per_seed[0])
             continue
@@ -99,15 +128,17 @@ def recall_intervals(
     ks: Sequence[int] = (1, 5, 10),
     resamples: int = DEFAULT_RESAMPLES,
     rng_seed: int = DEFAULT_RNG_SEED,
+    groups: Sequence[int] | np.ndarray | None = None,
 ) -> list[RecallInterval]:
-    """95% CIs of the seed-mean R@K over seeds and queries (see the module docstring); one seed: the
-    interval over queries."""
+    """95% CIs of the seed-mean R@K over seeds and queries, the queries drawn by clip where `groups` gives each
+    one's clip (see the module docstring); one seed: the interval over queries."""
     if not ranks_per_seed:
         raise ValueError("recall_intervals needs the ranks of at least one run")
     if len({np.asarray(r).shape for r in ranks_per_seed}) > 1:
         raise ValueError("recall_intervals: the seeds of one method must rank the same queries")
     hits = np.stack([np.asarray(r)[:, None] <= np.asarray(ks)[None, :] for r in ranks_per_seed])
-    draws = 100.0 * _resampled_means(hits.astype(np.float64), resamples, rng_seed)
+    clips = query_groups(groups, hits.shape[1])
+    draws = 100.0 * _resampled_means(hits.astype(np.float64), resamples, rng_seed, groups=clips)
     estimates = np.mean([[100.0 * np.mean(np.asarray(r) <= k) for k in ks] for r in ranks_per_seed], axis=0)
     # The few-seeds correction can stretch a resample past what a recall can be: an interval stays in [0, 100].
     return [
@@ -138,9 +169,11 @@ def paired_bootstrap(
     k: int = 1,
     resamples: int = DEFAULT_RESAMPLES,
     rng_seed: int = DEFAULT_RNG_SEED,
+    groups: Sequence[int] | np.ndarray | None = None,
 ) -> PairedComparison:
     """Paired bootstrap of the R@K difference over seeds and queries; seeds are matched by position (same
-    seed in both lists), and a resample draws seed pairs and queries (see the module docstring).
+    seed in both lists), and a resample draws seed pairs and queries, by clip where `groups` gives each
+    query's clip (see the module docstring).
 
     Each resample draws the same queries for both runs, so per-query agreement cancels out. The two-sided
     p-value is 2 (1 + flips) / (B + 1), capped at 1, where flips counts the resamples whose difference does not
@@ -164,12 +197,13 @@ def paired_bootstrap(
     if len({d.shape for d in per_query_differences}) > 1:
         raise ValueError("paired_bootstrap: every seed pair must rank the same queries")
     values = np.stack(per_query_differences)[:, :, None]
+    clips = query_groups(groups, values.shape[1])
     difference = float(np.mean([d.mean() for d in per_query_differences]))
-    draws = _resampled_means(values, resamples, rng_seed)[:, 0]
+    draws = _resampled_means(values, resamples, rng_seed, groups=clips)[:, 0]
     p_value = _two_sided_p(draws, difference)
     if abs(p_value - SIGNIFICANCE_LEVEL) < BORDERLINE:
         resamples *= REFINE
-        draws = _resampled_means(values, resamples, rng_seed)[:, 0]
+        draws = _resampled_means(values, resamples, rng_seed, groups=clips)[:, 0]
         p_value = _two_sided_p(draws, difference)
     return PairedComparison(k, difference, *_percentile_interval(draws), p_value, resamples)
 

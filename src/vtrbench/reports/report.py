@@ -141,7 +141,8 @@ def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: s
             [
                 f"{len(results)} result files under {runs_dir}: {finished_count} finished, {len(failed)} failed, "
                 f"diverged, degenerate or excluded (listed at the end, never averaged nor ranked). Confidence "
-                f"intervals and paired tests: percentile bootstrap over seeds and queries with B = {resamples} "
+                f"intervals and paired tests: percentile bootstrap over seeds and queries (a clip's captions "
+                f"drawn together where it has several) with B = {resamples} "
                 f"resamples, RNG seed {DEFAULT_RNG_SEED}. Paired reference method: {reference_method}. "
                 + (
                     "Published rows are copied from papers (their own backbones, training and parameter "
@@ -192,6 +193,12 @@ def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: s
                 confidence_table(table, measured, resamples),
                 paired_table(table, comparisons[comparisons["table"] == table], reference_method, resamples),
             ]
+            if (measured["ci_unit"] == "captions").any():
+                section.items.append(
+                    "These runs do not record which clip each test caption belongs to (result files written "
+                    "before vtrbench recorded it), and their clips have several captions: the intervals and "
+                    "paired tests above draw the captions one by one, as if independent, so they are narrower "
+                    "than the test set warrants. Run them again (a fresh output.runs_dir) to draw them by clip.")
         sections.append(section)
         paths[f"csv:{table}"] = out_dir / f"table_{stem}.csv"
         table_csv = paper_order(pd.concat([table_published, measured], ignore_index=True))
@@ -207,7 +214,8 @@ def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: s
     paths["csv:paired"] = out_dir / "paired.csv"
     comparisons.to_csv(paths["csv:paired"], index=False)
     paths["csv:runs"] = out_dir / "runs.csv"
-    results.drop(columns=["t2v_ranks", "v2t_ranks", "val_curve"]).to_csv(paths["csv:runs"], index=False)
+    results.drop(columns=["t2v_ranks", "v2t_ranks", "t2v_query_clips", "val_curve"]).to_csv(paths["csv:runs"],
+                                                                                         index=False)
 
     paths["markdown"] = out_dir / "report.md"
     paths["markdown"].write_text(render_markdown(REPORT_TITLE, sections, out_dir), encoding="utf-8")

@@ -6,7 +6,8 @@ not the directory names, so a copied or renamed run folder still lands in the ri
 Flattened columns:
   identity   ``method variant dataset split backbone pretrained activation seed status error path``
   metrics    ``t2v_R1 t2v_R5 t2v_R10 t2v_MdR t2v_MnR`` (same for ``v2t_``) and ``rsum``
-  ranks      ``t2v_ranks v2t_ranks``: per-query ranks as int64 numpy arrays (None when absent)
+  ranks      ``t2v_ranks v2t_ranks``: per-query ranks as int64 numpy arrays (None when absent);
+             ``t2v_query_clips``: each T2V query's clip, int64 (None when the file records none)
   params     ``tuned backbone_params tuned_pct checkpoint_bytes``
   cost       ``train_s eval_s clips_per_s peak_memory_mb peak_memory_measure``
   bookkeeping ``skipped_train skipped_test`` (counts), ``model_selection`` (``last_epoch`` or
@@ -46,6 +47,7 @@ FINISHED_COLUMNS = (
     "rsum",
     "t2v_ranks",
     "v2t_ranks",
+    "t2v_query_clips",
     "tuned",
     "tuned_pct",
     "backbone_params",
@@ -123,6 +125,21 @@ def _ranks(record: dict[str, Any], direction: str, path: Path) -> np.ndarray | N
     return array.astype(np.int64)
 
 
+def _query_clips(record: dict[str, Any], t2v: np.ndarray | None, v2t: np.ndarray | None,
+                 path: Path) -> np.ndarray | None:
+    """The clip of each T2V query (`t2v_query_clips`), checked against the ranks: one index per T2V query,
+    every clip of the V2T ranks named; None when the file records none (written before it did)."""
+    clips = record.get("t2v_query_clips")
+    if clips is None or t2v is None or v2t is None:
+        return None
+    array = np.asarray(clips) if isinstance(clips, list) else np.empty(0)
+    if (array.shape != t2v.shape or array.dtype.kind not in "iu"
+            or not np.array_equal(np.unique(array), np.arange(v2t.size))):
+        raise ResultFileError(f"{path}: 't2v_query_clips' must hold the clip (0..{v2t.size - 1}) of each of the "
+                              f"{t2v.size} T2V queries, every clip at least once")
+    return array.astype(np.int64)
+
+
 def _model_selection(selection: Any) -> tuple[str, float]:
     """(rule, epoch) of the result's model selection: `last_epoch`, or `best_val:<metric>` and its epoch.
     Older result files hold the rule alone as a string."""
@@ -181,6 +198,7 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
         for metric in RANK_METRICS:
             row[f"{direction}_{metric}"] = _number(record, f"metrics.{direction}.{metric}", path)
         row[f"{direction}_ranks"] = _ranks(record, direction, path)
+    row["t2v_query_clips"] = _query_clips(record, row["t2v_ranks"], row["v2t_ranks"], path)
     row["rsum"] = _number(record, "metrics.rsum", path)
     row["tuned"] = _number(record, "params.tuned", path)
     row["tuned_pct"] = _number(record, "params.tuned_pct", path)
