@@ -139,6 +139,16 @@ def test_frozen_trunk_heads_reproduce_the_encoders(name, make_tiny_backbone, cap
     ("lora", {"alpha": float("nan")}, "alpha a finite number"),  # before: a NaN scale, then a diverged run
     ("adaptformer", {"scale": float("nan")}, "scale finite"),
     ("cross_modal_adapter", {"temperature": float("nan")}, "temperature and init_std must be > 0"),
+    # found in review: these were accepted, and the scores came out NaN
+    ("stop", {"intra_scale": float("nan")}, r"stop.intra_scale=nan: a scale must be finite"),
+    ("stop", {"inter_scale": float("inf")}, r"stop.inter_scale=inf: a scale must be finite"),
+    ("stop", {"adapter_scale": float("inf")}, r"stop.adapter_scale=inf"),
+    ("mv_adapter", {"scale": float("nan")}, r"mv_adapter.scale=nan: a scale must be finite"),
+    # found in review: STOP's errors named DGL's section, which a `method=stop` user never set
+    ("stop", {"latent": "foo"}, r"stop.latent='foo': expected one of"),
+    ("stop", {"num_text": 7, "latent": "transformer"}, r"stop.num_text=7: must be even"),
+    # found in review: accepted without effect, the video vector being one token
+    ("dgl", {"average": "normalized"}, r"dgl.average=normalized: it applies to the average_\* video outputs"),
 ])
 def test_an_option_no_run_can_mean_is_refused_by_its_method(method, options, expected):
     with pytest.raises(ValueError, match=expected):

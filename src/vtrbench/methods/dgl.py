@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -89,7 +89,11 @@ class DGLConfig:
     average: str = "plain"  # the average_* outputs: "plain" (official) or "normalized" (L2 per token first)
     init: str = "official"  # "official" (uniform G and Z, N(0, 1) table) or "normal" (N(0, 0.02) for all)
 
+    # the section these options live in (`dgl.latent=...`), named in every error; STOP's options extend these
+    section: ClassVar[str] = "dgl"
+
     def __post_init__(self) -> None:
+        section = self.section
         for name, value, allowed in (
             ("latent", self.latent, LATENTS),
             ("postfix", self.postfix, POSTFIX_PLACEMENTS),
@@ -98,16 +102,19 @@ class DGLConfig:
             ("init", self.init, INITS),
         ):
             if value not in allowed:
-                raise ValueError(f"dgl.{name}={value!r}: expected one of {', '.join(allowed)}")
+                raise ValueError(f"{section}.{name}={value!r}: expected one of {', '.join(allowed)}")
         if min(self.num_global, self.num_local, self.num_text, self.num_frames) < 1:
-            raise ValueError("dgl: num_global, num_local, num_text and num_frames must be at least 1")
+            raise ValueError(f"{section}: num_global, num_local, num_text and num_frames must be at least 1")
         if self.num_text % 2:
-            raise ValueError(f"dgl.num_text={self.num_text}: must be even (half prefix, half postfix)")
+            raise ValueError(f"{section}.num_text={self.num_text}: must be even (half prefix, half postfix)")
         if self.latent == "linear" and self.num_text != 2 * self.num_local:
             raise ValueError(
-                f"dgl latent=linear maps each local prompt to one prefix and one postfix token, so "
+                f"{section} latent=linear maps each local prompt to one prefix and one postfix token, so "
                 f"num_text must be 2 * num_local = {2 * self.num_local}, not {self.num_text}"
             )
+        if self.average == "normalized" and not self.visual_output_type.startswith("average_"):
+            raise ValueError(f"{section}.average=normalized: it applies to the average_* video outputs only; "
+                             f"{section}.visual_output_type={self.visual_output_type} reads one token")
 
 
 class LayerPrompts(NamedTuple):
@@ -240,7 +247,7 @@ class DGL(RetrievalMethod):
         visual_blocks = self.clip.visual.transformer.resblocks
         check_global_local_compatible(visual_blocks)
         available = min(len(visual_blocks), len(self.clip.transformer.resblocks))
-        self.prompt_layers = resolve_prompt_layers(cfg.prompt_layers, available, "dgl")
+        self.prompt_layers = resolve_prompt_layers(cfg.prompt_layers, available, cfg.section)
         dv, dt = visual_width(self.clip), text_width(self.clip)
         self.global_prompts = new_prompts(cfg.num_global, dv)
         if cfg.latent == "linear":

@@ -36,6 +36,7 @@ adapter Linears to fp16 and steps them with no fp32 master copy).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,8 @@ class MVAdapterConfig:
                              f"must be at least 1 (cmt_layers at least 0)")
         if self.bottleneck % self.heads:
             raise ValueError(f"mv_adapter.bottleneck={self.bottleneck} is not a multiple of heads={self.heads}")
+        if not math.isfinite(self.scale):
+            raise ValueError(f"mv_adapter.scale={self.scale}: a scale must be finite")
 
 
 def adapter_block(width: int, tower_width: int, heads: int) -> ResidualAttentionBlock:

@@ -71,8 +71,9 @@ Differences, each for the harness's contract:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -106,9 +107,13 @@ class STOPConfig(DGLConfig):
     # official kernels and the offline backbone (32 pixels, 16 tokens, width 64) gets 3, (5, 3): there the
     # official ones would span most of the frame and made a run take 40 times a DGL run. "official": as written.
     kernels: str = "scaled"
+    section: ClassVar[str] = "stop"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        for name in ("intra_scale", "inter_scale", "adapter_scale"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"stop.{name}={getattr(self, name)}: a scale must be finite")
         for name, value, allowed in (
             ("saliency_pool", self.saliency_pool, SALIENCY_POOLS),
             ("saliency_norm", self.saliency_norm, SALIENCY_NORMS),
