@@ -222,3 +222,56 @@ def test_a_table_never_ranks_runs_of_another_test_set(write_run, make_ranks, tmp
     assert "read another msrvtt test set than the 4 run(s) its table ranks (msrvtt.test_csv: " \
         "'MSRVTT_JSFUSION_test.csv' -> 'MSRVTT_full_test.csv')" in results.loc[("lora", 0), "error"]
     assert (results.loc[["zero_shot", "bitfit"], "status"] == "finished").all()
+
+
+def test_runs_that_set_aside_other_test_clips_are_not_ranked_together(tmp_path):
+    """Found in review: two runs that each set aside another clip ranked test sets of one size, and were paired
+    query by query; seeds of one row that set aside different clips stopped the whole report."""
+    from tests.reports.conftest import ranks_with_hits, result_record, write_record
+
+    from vtrbench.reports.aggregate import paired_comparisons
+
+    for seed in range(3):
+        zero = result_record("zero_shot", ranks_with_hits(999, 150), seed=seed)
+        zero["skipped"] = {"train": {}, "test": {"v1": "cannot decode at evaluation: broken"}}
+        write_record(tmp_path, zero)
+        lora = result_record("lora", ranks_with_hits(999 + (seed == 2), 180), seed=seed, tuned=10)
+        lora["skipped"] = {"train": {}, "test": {"v2": "missing video file"} if seed < 2 else {}}
+        write_record(tmp_path, lora)
+    results = load_results(tmp_path)
+    ranked = results[results["status"] == "finished"]
+    assert set(ranked["method"]) == {"zero_shot"}  # three zero-shot runs against two and one lora: zero-shot's
+    excluded = results[results["status"] == "excluded"]
+    assert len(excluded) == 3 and all("test clips set aside" in e for e in excluded["error"])
+    assert paired_comparisons(results).empty
+
+
+def test_a_finished_run_without_its_config_is_not_ranked(tmp_path):
+    from tests.reports.conftest import ranks_with_hits, result_record, write_record
+
+    for seed in range(2):
+        write_record(tmp_path, result_record("lora", ranks_with_hits(100, 30), seed=seed, tuned=10))
+    unchecked = result_record("lora", ranks_with_hits(100, 90), seed=2, tuned=10, pretrained="random")
+    del unchecked["config"]
+    write_record(tmp_path, unchecked)
+    results = load_results(tmp_path).set_index("seed")
+    assert list(results["status"]) == ["finished", "finished", "excluded"]
+    assert "records no config, so its settings cannot be checked" in results.loc[2, "error"]
+
+
+def test_a_trained_reference_run_once_pairs_with_its_own_seed_only(tmp_path):
+    """Found in review: a trained reference's one surviving run stood for all three seeds of the method."""
+    from tests.reports.conftest import ranks_with_hits, result_record, write_record
+
+    from vtrbench.reports.aggregate import paired_comparisons
+
+    write_record(tmp_path, result_record("lora", ranks_with_hits(200, 60), seed=0, tuned=10))
+    for seed in range(3):
+        write_record(tmp_path, result_record("adaptformer", ranks_with_hits(200, 80), seed=seed, tuned=20))
+        write_record(tmp_path, result_record("zero_shot", ranks_with_hits(200, 40), seed=seed))
+    results = load_results(tmp_path)
+    against_lora = paired_comparisons(results, "lora", resamples=100).set_index("method")
+    assert against_lora.loc["adaptformer", "seed_list"] == "0"
+    zero_shot_once = results[(results["method"] != "zero_shot") | (results["seed"] == 0)]
+    against_zero_shot = paired_comparisons(zero_shot_once, "zero_shot", resamples=100).set_index("method")
+    assert against_zero_shot.loc["adaptformer", "seed_list"] == "0 1 2"  # zero-shot trains nothing

@@ -201,8 +201,9 @@ def paired_comparisons(
     """Paired bootstrap of T2V R@1 of every measured row against the reference, per table and backbone.
 
     Runs are paired by seed (same dataset, split, backbone, seed, hence the same queries); several common
-    seeds are combined as in ``paired_bootstrap``. A reference with one run (one seed) is paired with every
-    seed of the method, so that none of the method's runs is left out of the test. A pair that cannot be made
+    seeds are combined as in ``paired_bootstrap``. A reference that trains nothing (zero-shot) and was run
+    once is paired with every seed of the method, so that none of the method's runs is left out of the test;
+    any other reference pairs on the seeds both have. A pair that cannot be made
     is kept as a row whose ``note`` says why, with NaN numbers.
     """
     finished = _with_tables(results)
@@ -231,8 +232,11 @@ def paired_comparisons(
                 note=problem,
             )
             reference_of = dict(zip(reference["seed"], reference["t2v_ranks"], strict=True))
-            if len(reference_of) == 1:  # a reference run once (zero-shot is the same at every seed) pairs
-                reference_of = dict.fromkeys(runs["seed"], *reference_of.values())  # with every seed
+            if len(reference_of) == 1 and (reference["tuned"] == 0).all():
+                # a reference that trains nothing (zero-shot) computes the same at every seed: its one run pairs
+                # with every seed; one that trains pairs on the seeds both have (found in review: a trained
+                # reference's one surviving seed stood for all three, its own seed variance left out)
+                reference_of = dict.fromkeys(runs["seed"], *reference_of.values())
             common = sorted(set(runs["seed"]) & set(reference_of))
             if not problem and not common:
                 row["note"] = f"no seed in common with reference '{reference_method}'"

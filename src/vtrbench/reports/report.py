@@ -214,8 +214,8 @@ def _write_report(runs_dir: str | Path, out_dir: str | Path, reference_method: s
     paths["csv:paired"] = out_dir / "paired.csv"
     comparisons.to_csv(paths["csv:paired"], index=False)
     paths["csv:runs"] = out_dir / "runs.csv"
-    results.drop(columns=["t2v_ranks", "v2t_ranks", "t2v_query_clips", "val_curve"]).to_csv(paths["csv:runs"],
-                                                                                         index=False)
+    results.drop(columns=["t2v_ranks", "v2t_ranks", "t2v_query_clips", "skipped_test_ids", "val_curve"],
+                 errors="ignore").to_csv(paths["csv:runs"], index=False)
 
     paths["markdown"] = out_dir / "report.md"
     paths["markdown"].write_text(render_markdown(REPORT_TITLE, sections, out_dir), encoding="utf-8")

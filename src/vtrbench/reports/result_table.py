@@ -152,6 +152,12 @@ def _model_selection(selection: Any) -> tuple[str, float]:
     return rule, float(epoch) if isinstance(epoch, (int, float)) else np.nan
 
 
+def _ids(record: dict[str, Any], dotted_key: str) -> tuple[str, ...]:
+    """The clip ids a `skipped` entry names, sorted ({clip id: reason}, or a list in older files)."""
+    value = _optional(record, dotted_key)
+    return tuple(sorted(map(str, value))) if isinstance(value, (dict, list)) else ()
+
+
 def _count(record: dict[str, Any], dotted_key: str) -> int:
     """How many clips a `skipped` entry names: the runner writes {clip id: reason}; older files a list."""
     value = _optional(record, dotted_key)
@@ -211,6 +217,7 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
     row["peak_memory_measure"] = _optional(record, "memory.measure") or "process_peak_rss"
     row["skipped_train"] = _count(record, "skipped.train")
     row["skipped_test"] = _count(record, "skipped.test")
+    row["skipped_test_ids"] = _ids(record, "skipped.test")
     row["model_selection"], row["selected_epoch"] = _model_selection(record.get("model_selection"))
     row["val_curve"] = _val_curve(record.get("val_curve"), path)
     row["git_commit"] = record.get("git_commit", "")
@@ -227,6 +234,9 @@ def _why_not_ranked(record: dict[str, Any], row: dict[str, Any]) -> tuple[str, s
     (status, reason) when it must not be ranked. Its metrics must be what its ranks give (a file edited by hand,
     or written half, is not a result), and its ties and its distance from chance must pass today's rules,
     whichever version wrote it."""
+    if not isinstance(record.get("config"), dict):  # found in review: it was averaged with its row unchecked
+        return EXCLUDED, ("it records no config, so its settings cannot be checked against the other seeds of its "
+                          "row: not ranked")
     stored = {f"{d}.{m}": row[f"{d}_{m}"] for d in DIRECTIONS for m in RANK_METRICS} | {"rsum": row["rsum"]}
     ranks = {direction: row[f"{direction}_ranks"] for direction in DIRECTIONS}
     missing = [direction for direction, r in ranks.items() if r is None]
@@ -302,7 +312,10 @@ def exclude_other_test_sets(frame: pd.DataFrame) -> pd.DataFrame:
     finished = frame[(frame["status"] == "finished") & frame["config_key"].notna()]
     for (dataset, _), group in finished.groupby(["dataset", "split"], sort=False):
         ordered = group.sort_values([k for k in RUN_IDENTITY if k not in ("dataset", "split")], kind="stable")
-        groups = _agreeing_groups([(index, {k: v for k, v in row["config_key"].items() if k.startswith(f"{dataset}.")})
+        # its dataset's own settings, and the clips its run set aside (found in review: two runs that each set
+        # aside another clip ranked test sets of one size, paired query by query)
+        groups = _agreeing_groups([(index, {k: v for k, v in row["config_key"].items() if k.startswith(f"{dataset}.")}
+                                    | {"test clips set aside": list(row["skipped_test_ids"])})
                                    for index, row in ordered.iterrows()])
         if len(groups) > 1:
             _exclude_all_but_largest(frame, groups, lambda kept, shown, dataset=dataset: (
