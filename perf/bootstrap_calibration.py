@@ -17,6 +17,12 @@ expected R@1 of the model. Binomial standard errors beside each rate. One thread
 
 `--widths 3 4 5 6 8` asks instead how wide one such method's 95% R@1 interval is for each number of seeds
 (queries of mean difficulty `--r1`), against the README's 3.5-point target.
+
+`--captions-per-clip 10 --clips 200` asks instead what drawing a clip's captions together changes, as on
+VATEX: each clip's difficulty is shared by its captions, and a model that finds (or misses) a clip for one of
+its captions mostly does for the others (`--within`: the share of a clip's captions that reuse its draw);
+the same runs are tested with the report's rule (captions drawn by clip) and with captions drawn one by one,
+as if independent (the rule before).
 """
 
 from __future__ import annotations
@@ -99,6 +105,42 @@ def widths(reps: int, resamples: int, seeds: int, seed_sd_points: float, rho: fl
             f"{rate(int(np.sum(halves <= TARGET_HALF_WIDTH)), reps)} |")
 
 
+def clip_hits(rng: np.random.Generator, p: np.ndarray, groups: np.ndarray, within: float) -> np.ndarray:
+    """Ranks (1: hit, 2: miss) of one run whose captions of a clip reuse the clip's draw with probability
+    `within`: each draw is uniform either way, so a caption still hits with probability p."""
+    shared = rng.random(int(groups.max()) + 1)[groups]
+    uniform = np.where(rng.random(p.size) < within, shared, rng.random(p.size))
+    return np.where(uniform < p, 1, 2)
+
+
+def clustered(reps: int, resamples: int, clips: int, per_clip: int, seed_sd_points: float, within: float) -> None:
+    """False positives and coverage with the captions of a clip drawn together (the report's rule) and one by
+    one, on `clips` clips of `per_clip` captions whose difficulty is the clip's."""
+    from vtrbench.reports import bootstrap
+
+    rng = np.random.default_rng(per_clip)
+    seed_sd = seed_sd_points / 100.0
+    truth = expected_r1(rng, seed_sd)
+    groups = np.repeat(np.arange(clips), per_clip)
+    counts = {rule: {"fpr": 0, "cover": 0} for rule in ("by clip", "by caption")}
+    for _ in range(reps):
+        p = rng.beta(*BETA, size=clips)[groups]
+        reference = clip_hits(rng, p, groups, within)
+        shifted = np.clip(p[None, :] + rng.normal(0.0, seed_sd, size=(SEEDS, 1)), 0.0, 1.0)
+        method = [clip_hits(rng, shifted_p, groups, within) for shifted_p in shifted]
+        for rule, rule_groups in (("by clip", groups), ("by caption", None)):
+            test = bootstrap.paired_bootstrap(method, [reference] * SEEDS, 1, resamples, groups=rule_groups)
+            [interval] = bootstrap.recall_intervals(method, (1,), resamples, groups=rule_groups)
+            counts[rule]["fpr"] += test.significant
+            counts[rule]["cover"] += interval.low <= truth <= interval.high
+    print(f"{reps} repetitions, B = {resamples}, {clips} clips of {per_clip} captions, {SEEDS} seeds, seed sd "
+          f"{seed_sd_points:g} points, within-clip share {within:g}\n")
+    print("| captions drawn | false positives at 5% | coverage of 95% intervals |")
+    print("|---|---:|---:|")
+    for rule, count in counts.items():
+        print(f"| {rule} | {rate(count['fpr'], reps)} | {rate(count['cover'], reps)} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=1000, help="repetitions per cell")
@@ -109,7 +151,15 @@ def main() -> int:
                         help="instead: the half-width of one method's interval at each of these seed counts, "
                              "for the first --seed-sd and --rho and the R@1 of --r1")
     parser.add_argument("--r1", type=float, default=10.0, help="R@1 points, with --widths")
+    parser.add_argument("--captions-per-clip", type=int, default=1,
+                        help="instead: several captions a clip (with --clips), drawn by clip and one by one")
+    parser.add_argument("--clips", type=int, default=200, help="clips, with --captions-per-clip")
+    parser.add_argument("--within", type=float, default=0.8,
+                        help="with --captions-per-clip: the share of a clip's captions that reuse its draw")
     args = parser.parse_args()
+    if args.captions_per_clip > 1:
+        clustered(args.reps, args.resamples, args.clips, args.captions_per_clip, args.seed_sd[0], args.within)
+        return 0
     if args.widths:
         print(f"{args.reps} repetitions per seed count, B = {args.resamples}, {QUERIES} queries, R@1 {args.r1:g}, "
               f"seed sd {args.seed_sd[0]:g} points, rho {args.rho[0]:g}\n")
