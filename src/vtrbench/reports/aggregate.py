@@ -95,15 +95,12 @@ def aggregate_runs(
     return paper_order(pd.DataFrame(rows))
 
 
-# What a row's intervals and paired tests draw: `clips` where every query is its clip's only caption or the
-# runs record each caption's clip, `captions` where a clip has several captions that the runs do not place
-# (files written before they did), which then count as independent queries and give too narrow an interval.
-CI_UNITS = ("clips", "captions")
-
-
 def clips_of_queries(runs: pd.DataFrame) -> tuple[np.ndarray | None, str]:
     """The clip of each T2V query of these runs (one test set: the same for all of them, else an error naming
-    the files) for the bootstrap's `groups` (None: one query per clip, or unrecorded), and `ci_unit`."""
+    the files) for the bootstrap's `groups` (None: one query per clip, or unrecorded), and what the bootstrap
+    draws (`ci_unit`): `clips` where every query is its clip's only caption or the runs place their captions,
+    `captions` where a clip has several captions that the runs do not place (files written before they did),
+    which then count as independent queries and give too narrow an interval."""
     recorded = [(path, clips) for path, clips in zip(runs["path"], runs["t2v_query_clips"], strict=True)
                 if isinstance(clips, np.ndarray)]  # None, or NaN in a frame with failed runs: not recorded
     other = next((path for path, clips in recorded if not np.array_equal(clips, recorded[0][1])), None)
