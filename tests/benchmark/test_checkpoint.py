@@ -137,8 +137,10 @@ def test_save_and_load_round_trip_the_optimizer(tmp_path):
                                    {"params": model[1].parameters(), "lr": 1e-3, "weight_decay": 0.0}])
     model(torch.randn(5, 3)).sum().backward()
     optimizer.step()
+    # a run's resolved config: the state records it and the offline inputs it names
+    config = resolve_config(["method=linear_probe"])
     save_checkpoint(tmp_path / "state.safetensors", model, optimizer, {"epoch": 3, "scheduler": {}, "stats": {}},
-                    OmegaConf.create({"a": 1}))
+                    config)
     tuned, optimizer_state, state = load_checkpoint(tmp_path / "state.safetensors")
     fresh = torch.optim.AdamW([{"params": model[0].parameters(), "lr": 0.5},
                                {"params": model[1].parameters(), "lr": 0.5}])
@@ -149,7 +151,8 @@ def test_save_and_load_round_trip_the_optimizer(tmp_path):
         for key, value in values.items():
             assert torch.equal(loaded["state"][index][key], value), (index, key)
     assert set(tuned) == {name for name, _ in model.named_parameters()}
-    assert state["epoch"] == 3 and state["config"] == {"a": 1}
+    assert state["epoch"] == 3 and state["config"] == OmegaConf.to_container(config, resolve=True)
+    assert state["inputs"]["backbone"].startswith("vtrbench-tiny-") and state["inputs"]["data"].startswith("msrvtt-")
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -162,7 +165,6 @@ def test_a_resume_state_with_a_mistyped_field_is_set_aside(tmp_path, change, exp
     """Found by an audit: each gave a TypeError or AttributeError deep in the resume, and a failed run."""
     import json
 
-    from omegaconf import OmegaConf
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -171,7 +173,8 @@ def test_a_resume_state_with_a_mistyped_field_is_set_aside(tmp_path, change, exp
     model = torch.nn.Linear(3, 2)
     optimizer = torch.optim.AdamW(model.parameters())
     path = tmp_path / "state.safetensors"
-    save_checkpoint(path, model, optimizer, {"epoch": 1, "scheduler": {}, "stats": {}}, OmegaConf.create({"a": 1}))
+    save_checkpoint(path, model, optimizer, {"epoch": 1, "scheduler": {}, "stats": {}},
+                    resolve_config(["method=linear_probe"]))
     with safe_open(str(path), framework="pt") as handle:
         header, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
     state = json.loads(header["state"])

@@ -199,3 +199,9 @@ def test_a_finished_run_of_another_offline_world_is_kept_not_reused(tiny_msrvtt,
                                                         r"msrvtt-bbbbbbbbbb\).*kept, not reused"):
         run_leaderboard(overrides, quiet=True)
     assert path.read_text() == written
+    # found in review: a result written before results recorded their inputs was reused whatever the world
+    record = json.loads(written)
+    del record["inputs"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(results.RunConflictError, match=r"does not record the offline inputs it was computed from"):
+        run_leaderboard(overrides, quiet=True)

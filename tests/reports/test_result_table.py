@@ -275,3 +275,18 @@ def test_a_trained_reference_run_once_pairs_with_its_own_seed_only(tmp_path):
     zero_shot_once = results[(results["method"] != "zero_shot") | (results["seed"] == 0)]
     against_zero_shot = paired_comparisons(zero_shot_once, "zero_shot", resamples=100).set_index("method")
     assert against_zero_shot.loc["adaptformer", "seed_list"] == "0 1 2"  # zero-shot trains nothing
+
+
+def test_runs_of_other_offline_data_are_not_ranked_or_averaged_together(tmp_path):
+    """The same config on other generated data (the world changed between them): not one test set."""
+    from tests.reports.conftest import ranks_with_hits, result_record, write_record
+
+    for seed in range(3):
+        for method in ("zero_shot", "lora"):
+            record = result_record(method, ranks_with_hits(100, 30), seed=seed, tuned=10 * (method == "lora"))
+            record["inputs"] = {"data": "msrvtt-new" if (method, seed) != ("lora", 2) else "msrvtt-old"}
+            write_record(tmp_path, record)
+    results = load_results(tmp_path).set_index(["method", "seed"])
+    assert results.loc[("lora", 2), "status"] == "excluded"
+    assert "offline data: 'msrvtt-new' -> 'msrvtt-old'" in results.loc[("lora", 2), "error"]
+    assert (results.drop(index=[("lora", 2)])["status"] == "finished").all()

@@ -82,11 +82,13 @@ def run_inputs(config: DictConfig) -> dict[str, str]:
 
 
 def inputs_misfit(recorded: Any, config: DictConfig) -> str | None:
-    """Why inputs recorded by a result or a resume state are not this run's; None when they are, or when the
-    file records none (written before results recorded them)."""
-    if not isinstance(recorded, dict):
-        return None
+    """Why inputs recorded by a result or a resume state are not this run's; None when they are. A file that
+    records none (written before results recorded them) fits only a run that has none (real data and weights):
+    whether the offline world it was computed on is today's cannot be told."""
     here = run_inputs(config)
+    if not isinstance(recorded, dict):
+        return None if not here else ("it does not record the offline inputs it was computed from (written "
+                                       "before results recorded them)")
     changed = [f"{key} {recorded.get(key)}, here {here.get(key)}" for key in sorted(set(recorded) | set(here))
                if recorded.get(key) != here.get(key)]
     return f"it was computed from other offline inputs ({'; '.join(changed)})" if changed else None
@@ -108,8 +110,8 @@ def finished_result(run_dir: Path, config: DictConfig) -> dict | None:
     misfit = inputs_misfit(result.get("inputs"), config)
     if misfit is not None:
         raise RunConflictError(f"{run_dir} holds a finished run of this config, but {misfit}: the offline world "
-                               f"changed since; it is kept, not reused: choose another output.runs_dir, or "
-                               f"delete that folder to run it again")
+                               f"may have changed since; it is kept, not reused: choose another output.runs_dir, "
+                               f"or delete that folder to run it again")
     # reused as the report reads it: a missing or mistyped field is named with the file, never a KeyError, and
     # today's rules judge it, whichever version wrote it (a search never chooses what the report would not rank)
     path = run_dir / RESULT_FILE

@@ -19,6 +19,7 @@ import numpy as np
 from vtrbench.cache import cache_dir
 from vtrbench.offline.world import distinct_captions, sample_clips
 from vtrbench.offline.writer import (
+    OFFLINE_SEED,
     VIDEO_FPS,
     VideoJob,
     derived_seed,
@@ -41,7 +42,7 @@ EXTRA_SETTINGS = {"events": list(EVENTS_PER_VIDEO), "event_frames": list(EVENT_F
 
 
 def generate_activitynet(
-    root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True
+    root: Path, seed: int = OFFLINE_SEED, sizes: dict[str, int] | None = None, progress: bool = True
 ) -> Path:
     """Write a synthetic ActivityNet Captions to `root` (unless it holds this one already) and return `root`."""
     return generate_dataset("activitynet", "ActivityNet", root, seed, dict(sizes or SIZES), write_activitynet,
@@ -94,4 +95,4 @@ def offline_activitynet(progress: bool = True) -> Path:
     return generate_activitynet(cache_dir() / "data" / "activitynet", progress=progress)
 
 
-offline_activitynet.identity = lambda: settings_identity("activitynet", 0, SIZES, **EXTRA_SETTINGS)  # type: ignore[attr-defined]
+offline_activitynet.identity = lambda: settings_identity("activitynet", OFFLINE_SEED, SIZES, **EXTRA_SETTINGS)  # type: ignore[attr-defined]

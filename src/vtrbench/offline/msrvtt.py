@@ -16,6 +16,7 @@ from vtrbench.cache import cache_dir
 from vtrbench.files import atomic_write_text
 from vtrbench.offline.world import CLIPS_VERSION, EVENTS, caption_clip
 from vtrbench.offline.writer import (
+    OFFLINE_SEED,
     VIDEO_FPS,
     VideoJob,
     derived_seed,
@@ -33,7 +34,8 @@ SIZES = {"train": 500, "val": 250, "test": 1000}
 OFFICIAL_SPLIT = {"train": "train", "val": "validate", "test": "test"}
 
 
-def generate_msrvtt(root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True) -> Path:
+def generate_msrvtt(root: Path, seed: int = OFFLINE_SEED, sizes: dict[str, int] | None = None,
+                    progress: bool = True) -> Path:
     """Write a synthetic MSR-VTT to `root` (unless it holds this one already) and return `root`."""
     return generate_dataset("msrvtt", "MSR-VTT", root, seed, dict(sizes or SIZES), write_msrvtt, progress)
 
@@ -84,4 +86,4 @@ def offline_msrvtt(progress: bool = True) -> Path:
     return generate_msrvtt(cache_dir() / "data" / "msrvtt", progress=progress)
 
 
-offline_msrvtt.identity = lambda: settings_identity("msrvtt", 0, SIZES)  # type: ignore[attr-defined]
+offline_msrvtt.identity = lambda: settings_identity("msrvtt", OFFLINE_SEED, SIZES)  # type: ignore[attr-defined]

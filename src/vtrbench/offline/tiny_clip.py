@@ -92,6 +92,12 @@ def recipe_hash(steps: int = PRETRAIN_STEPS, seed: int = PRETRAIN_SEED) -> str:
     return hashlib.sha256(json.dumps(_recipe(steps, seed), sort_keys=True).encode()).hexdigest()[:10]
 
 
+def recipe_name(steps: int = PRETRAIN_STEPS, seed: int = PRETRAIN_SEED) -> str:
+    """The pretrained weights' name, `vtrbench-tiny-<recipe hash>`: their cache folder's, and what a run's
+    result records (`Registry.identity`)."""
+    return f"{OFFLINE_MODEL_NAME}-{recipe_hash(steps, seed)}"
+
+
 def ensure_offline_clip(progress: bool = True) -> Path:
     """Path of the pretrained `vtrbench-tiny` checkpoint (`.safetensors`), pretraining it first if not cached.
 
@@ -108,7 +114,7 @@ def build_offline_clip(steps: int, seed: int, cache_dir: Path, progress: bool = 
     folder is filled under a temporary name and renamed into place, so an interrupted run leaves nothing
     that looks finished.
     """
-    target = Path(cache_dir) / "offline_clip" / f"{OFFLINE_MODEL_NAME}-{recipe_hash(steps, seed)}"
+    target = Path(cache_dir) / "offline_clip" / recipe_name(steps, seed)
     checkpoint = target / CHECKPOINT_NAME
     if _readable(checkpoint):
         return checkpoint
@@ -282,7 +288,7 @@ def offline_tiny_clip(pretrained: str, progress: bool = False) -> torch.nn.Modul
 def _identity(pretrained: str) -> str | None:
     """The weights `offline_tiny_clip(pretrained)` loads, by name: the pretraining recipe's folder for `offline`
     (`Registry.identity`); None for a file of the user's or random weights, which the config names."""
-    return f"{OFFLINE_MODEL_NAME}-{recipe_hash()}" if pretrained == OFFLINE_PRETRAINED else None
+    return recipe_name() if pretrained == OFFLINE_PRETRAINED else None
 
 
 offline_tiny_clip.identity = _identity  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from vtrbench.cache import cache_dir
 from vtrbench.files import atomic_write_text
 from vtrbench.offline.world import distinct_captions
 from vtrbench.offline.writer import (
+    OFFLINE_SEED,
     VIDEO_FPS,
     VideoJob,
     derived_seed,
@@ -39,7 +40,8 @@ SIZES = {"train": 250, "val": 100, "test": 1000}
 CHINESE_PLACEHOLDER = "合成视频，没有中文描述"
 
 
-def generate_vatex(root: Path, seed: int = 0, sizes: dict[str, int] | None = None, progress: bool = True) -> Path:
+def generate_vatex(root: Path, seed: int = OFFLINE_SEED, sizes: dict[str, int] | None = None,
+                   progress: bool = True) -> Path:
     """Write a synthetic VATEX to `root` (unless it holds this one already) and return `root`."""
     return generate_dataset("vatex", "VATEX", root, seed, dict(sizes or SIZES), write_vatex, progress)
 
@@ -72,4 +74,4 @@ def offline_vatex(progress: bool = True) -> Path:
     return generate_vatex(cache_dir() / "data" / "vatex", progress=progress)
 
 
-offline_vatex.identity = lambda: settings_identity("vatex", 0, SIZES)  # type: ignore[attr-defined]
+offline_vatex.identity = lambda: settings_identity("vatex", OFFLINE_SEED, SIZES)  # type: ignore[attr-defined]

@@ -36,6 +36,7 @@ VIDEO_CODEC = "mpeg4"
 # Near-lossless quality: the cues are a few pixels wide and the files stay tiny anyway.
 VIDEO_QSCALE = 2
 MARKER_NAME = ".vtrbench_synthetic.json"
+OFFLINE_SEED = 0  # the world seed of the offline default data (`DATA_ROOTS`); other seeds are other draws
 SPLITS = ("train", "val", "test")
 
 

@@ -11,9 +11,9 @@ Python loop over queries or resamples; the generator is seeded, so a report is r
 Several captions of one clip (VATEX's ten) are not independent queries: they share their clip, how hard it is
 and how a model sees it. So where a test set has them, the queries are drawn by clip (`groups`: the clip of
 each query): a resample draws clips with replacement and takes every caption of each, and a recall is the
-mean over the captions drawn (a cluster bootstrap). On VATEX's 200 clips of ten captions this is what the
-interval's width rests on: 200 clips, not 2,000 independent queries. With one query per clip it is the plain
-draw above, to the bit.
+mean over the captions drawn (a cluster bootstrap). On VATEX's 1,000 test clips of ten captions this is what
+the interval's width rests on: 1,000 clips, not 10,000 independent queries. With one query per clip it is the
+plain draw above, to the bit.
 
 Few seeds. Drawing S seeds with replacement from S runs shrinks their spread by (S - 1) / S (a third at the
 default three), so before the seeds are drawn each resample's per-seed means are moved away from their mean
@@ -106,11 +106,14 @@ def bootstrap_recalls(
     ks: Sequence[int] = (1, 5, 10),
     resamples: int = DEFAULT_RESAMPLES,
     rng_seed: int = DEFAULT_RNG_SEED,
+    groups: Sequence[int] | np.ndarray | None = None,
 ) -> np.ndarray:
-    """Bootstrap distribution of R@K (percent) over queries: an array [resamples, len(ks)]."""
+    """Bootstrap distribution of R@K (percent) over queries, by clip where `groups` gives each query's clip: an
+    array [resamples, len(ks)]."""
     ranks = np.asarray(ranks)
     hits = ranks[:, None] <= np.asarray(ks)[None, :]
-    return 100.0 * _resampled_means(hits[None].astype(np.float64), resamples, rng_seed)
+    return 100.0 * _resampled_means(hits[None].astype(np.float64), resamples, rng_seed,
+                                    groups=query_groups(groups, hits.shape[0]))
 
 
 @dataclass(frozen=True)

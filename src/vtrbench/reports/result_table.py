@@ -159,9 +159,8 @@ def _ids(record: dict[str, Any], dotted_key: str) -> tuple[str, ...]:
 
 
 def _count(record: dict[str, Any], dotted_key: str) -> int:
-    """How many clips a `skipped` entry names: the runner writes {clip id: reason}; older files a list."""
-    value = _optional(record, dotted_key)
-    return len(value) if isinstance(value, (dict, list)) else 0
+    """How many clips a `skipped` entry names."""
+    return len(_ids(record, dotted_key))
 
 
 def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -218,6 +217,8 @@ def parse_result(record: dict[str, Any], path: Path) -> dict[str, Any]:
     row["skipped_train"] = _count(record, "skipped.train")
     row["skipped_test"] = _count(record, "skipped.test")
     row["skipped_test_ids"] = _ids(record, "skipped.test")
+    inputs = record.get("inputs") if isinstance(record.get("inputs"), dict) else {}
+    row["offline_inputs"] = {f"offline {key}": str(value) for key, value in inputs.items()}
     row["model_selection"], row["selected_epoch"] = _model_selection(record.get("model_selection"))
     row["val_curve"] = _val_curve(record.get("val_curve"), path)
     row["git_commit"] = record.get("git_commit", "")
@@ -315,7 +316,8 @@ def exclude_other_test_sets(frame: pd.DataFrame) -> pd.DataFrame:
         # its dataset's own settings, and the clips its run set aside (found in review: two runs that each set
         # aside another clip ranked test sets of one size, paired query by query)
         groups = _agreeing_groups([(index, {k: v for k, v in row["config_key"].items() if k.startswith(f"{dataset}.")}
-                                    | {"test clips set aside": list(row["skipped_test_ids"])})
+                                    | {"test clips set aside": list(row["skipped_test_ids"])}
+                                    | {k: v for k, v in row["offline_inputs"].items() if k == "offline data"})
                                    for index, row in ordered.iterrows()])
         if len(groups) > 1:
             _exclude_all_but_largest(frame, groups, lambda kept, shown, dataset=dataset: (
@@ -332,7 +334,7 @@ def exclude_mixed_configs(frame: pd.DataFrame) -> pd.DataFrame:
     finished = frame[(frame["status"] == "finished") & frame["config_key"].notna()]
     keys = [k for k in RUN_IDENTITY if k != "seed"]
     for _, group in finished.groupby(keys, sort=False):
-        clusters = _agreeing_groups([(index, row["config_key"])
+        clusters = _agreeing_groups([(index, row["config_key"] | row["offline_inputs"])
                                      for index, row in group.sort_values("seed", kind="stable").iterrows()])
         if len(clusters) > 1:
             _exclude_all_but_largest(frame, clusters, lambda kept, shown, group=group: (
@@ -416,12 +418,13 @@ def load_results(runs_dir: str | Path, defaults: Callable[[str, str], dict[str, 
     # Columns of finished runs are missing when every run failed; add them so callers need no special case.
     for column in FINISHED_COLUMNS:
         if column not in frame:
-            frame[column] = None if column.endswith(("_ranks", "_curve")) else np.nan
+            frame[column] = None if column.endswith(("_ranks", "_curve", "_clips")) else np.nan
     if "config_key" not in frame:  # every run failed: none holds its settings
         frame["config_key"] = None
     if defaults is not None:
         frame = fill_defaults(frame, defaults)
-    frame = exclude_mixed_configs(exclude_other_test_sets(frame)).drop(columns="config_key")
+    frame = exclude_mixed_configs(exclude_other_test_sets(frame)).drop(columns=["config_key", "offline_inputs"],
+                                                                        errors="ignore")
     return frame.sort_values(list(RUN_IDENTITY), kind="stable", key=_dataset_first).reset_index(drop=True)
 
 

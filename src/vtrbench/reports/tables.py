@@ -229,8 +229,9 @@ def confidence_table(table: str, measured: pd.DataFrame, resamples: int) -> Disp
             (
                 f"Percentile bootstrap over seeds and queries, B = {resamples} resamples, seeded "
                 "(deterministic): a resample draws the seeds with replacement, their spread corrected for their "
-                "small number, and one set of queries for them, so the interval of the seed-mean holds training "
-                "variance as well as the test set's; with one seed it is over queries alone. Seed-to-seed "
+                "small number, and one set of queries for them (a clip's captions drawn together), so the "
+                "interval of the seed-mean holds training variance as well as the test set's; with one seed it "
+                "is over queries alone. Seed-to-seed "
                 "spread is also the ± in the main table."
             )
         ],
@@ -281,7 +282,8 @@ def paired_table(
                 "significant when p < 0.05; a p between 0.03 and 0.07 is computed again with ten times the "
                 "resamples (its B is given). Several seeds: each resample draws the common seeds with "
                 "replacement, their spread corrected for their small number, and one set of queries for both "
-                "methods, so the test holds training variance as well as the test set's."
+                "methods (a clip's captions drawn together), so the test holds training variance as well as the "
+                "test set's."
             )
         ],
         name=table,
