@@ -16,19 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vtrbench.cache import cache_dir
+from vtrbench.offline import writer
 from vtrbench.offline.world import distinct_captions, sample_clips
-from vtrbench.offline.writer import (
-    OFFLINE_SEED,
-    VIDEO_FPS,
-    VideoJob,
-    derived_seed,
-    generate_dataset,
-    settings_identity,
-    write_json,
-    youtube_ids,
-)
-from vtrbench.registry import DATA_ROOTS
+from vtrbench.offline.writer import VIDEO_FPS, VideoJob, derived_seed, generate_dataset, write_json, youtube_ids
 
 # One paragraph per video; about 1,000 test paragraphs. The loader holds out a tenth of train for validation
 # (150 videos), leaving 1,350 (42 steps of 32 an epoch).
@@ -42,7 +32,7 @@ EXTRA_SETTINGS = {"events": list(EVENTS_PER_VIDEO), "event_frames": list(EVENT_F
 
 
 def generate_activitynet(
-    root: Path, seed: int = OFFLINE_SEED, sizes: dict[str, int] | None = None, progress: bool = True
+    root: Path, seed: int = writer.OFFLINE_SEED, sizes: dict[str, int] | None = None, progress: bool = True
 ) -> Path:
     """Write a synthetic ActivityNet Captions to `root` (unless it holds this one already) and return `root`."""
     return generate_dataset("activitynet", "ActivityNet", root, seed, dict(sizes or SIZES), write_activitynet,
@@ -90,9 +80,4 @@ def write_activitynet(root: Path, video_dir: Path, seed: int, sizes: dict[str, i
     return jobs
 
 
-@DATA_ROOTS.register("activitynet")
-def offline_activitynet(progress: bool = True) -> Path:
-    return generate_activitynet(cache_dir() / "data" / "activitynet", progress=progress)
-
-
-offline_activitynet.identity = lambda: settings_identity("activitynet", OFFLINE_SEED, SIZES, **EXTRA_SETTINGS)  # type: ignore[attr-defined]
+writer.register_offline_root("activitynet", generate_activitynet, lambda: SIZES, **EXTRA_SETTINGS)

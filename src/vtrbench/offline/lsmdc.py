@@ -13,19 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vtrbench.cache import cache_dir
 from vtrbench.files import atomic_write_text
+from vtrbench.offline import writer
 from vtrbench.offline.world import distinct_captions
-from vtrbench.offline.writer import (
-    OFFLINE_SEED,
-    VIDEO_FPS,
-    VideoJob,
-    derived_seed,
-    generate_dataset,
-    settings_identity,
-    split_clips,
-)
-from vtrbench.registry import DATA_ROOTS
+from vtrbench.offline.writer import VIDEO_FPS, VideoJob, derived_seed, generate_dataset, split_clips
 
 # One caption per clip, as the real LSMDC: 1,250 training clips make 39 steps of 32 an epoch; a test of 1,000
 # clips as the real public test.
@@ -47,7 +38,7 @@ def lsmdc_timestamp(milliseconds: int) -> str:
     return f"{hours:02d}.{minutes:02d}.{seconds:02d}.{millis:03d}"
 
 
-def generate_lsmdc(root: Path, seed: int = OFFLINE_SEED, sizes: dict[str, int] | None = None,
+def generate_lsmdc(root: Path, seed: int = writer.OFFLINE_SEED, sizes: dict[str, int] | None = None,
                    progress: bool = True) -> Path:
     """Write a synthetic LSMDC to `root` (unless it holds this one already) and return `root`."""
     return generate_dataset("lsmdc", "LSMDC", root, seed, dict(sizes or SIZES), write_lsmdc, progress)
@@ -77,9 +68,4 @@ def write_lsmdc(root: Path, video_dir: Path, seed: int, sizes: dict[str, int]) -
     return jobs
 
 
-@DATA_ROOTS.register("lsmdc")
-def offline_lsmdc(progress: bool = True) -> Path:
-    return generate_lsmdc(cache_dir() / "data" / "lsmdc", progress=progress)
-
-
-offline_lsmdc.identity = lambda: settings_identity("lsmdc", OFFLINE_SEED, SIZES)  # type: ignore[attr-defined]
+writer.register_offline_root("lsmdc", generate_lsmdc, lambda: SIZES)

@@ -12,20 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vtrbench.cache import cache_dir
 from vtrbench.files import atomic_write_text
+from vtrbench.offline import writer
 from vtrbench.offline.world import CLIPS_VERSION, EVENTS, caption_clip
-from vtrbench.offline.writer import (
-    OFFLINE_SEED,
-    VIDEO_FPS,
-    VideoJob,
-    derived_seed,
-    generate_dataset,
-    settings_identity,
-    split_clips,
-    write_json,
-)
-from vtrbench.registry import DATA_ROOTS
+from vtrbench.offline.writer import VIDEO_FPS, VideoJob, derived_seed, generate_dataset, split_clips, write_json
 
 # The split sizes of the offline default: a 1k-A-sized test, so that R@1's 95% interval is about +-3 points
 # or less; 500 training clips of 5 captions each (78 steps of 32 pairs an epoch), which cover the world's
@@ -34,7 +24,7 @@ SIZES = {"train": 500, "val": 250, "test": 1000}
 OFFICIAL_SPLIT = {"train": "train", "val": "validate", "test": "test"}
 
 
-def generate_msrvtt(root: Path, seed: int = OFFLINE_SEED, sizes: dict[str, int] | None = None,
+def generate_msrvtt(root: Path, seed: int = writer.OFFLINE_SEED, sizes: dict[str, int] | None = None,
                     progress: bool = True) -> Path:
     """Write a synthetic MSR-VTT to `root` (unless it holds this one already) and return `root`."""
     return generate_dataset("msrvtt", "MSR-VTT", root, seed, dict(sizes or SIZES), write_msrvtt, progress)
@@ -81,9 +71,4 @@ def write_msrvtt(root: Path, video_dir: Path, seed: int, sizes: dict[str, int]) 
     return jobs
 
 
-@DATA_ROOTS.register("msrvtt")
-def offline_msrvtt(progress: bool = True) -> Path:
-    return generate_msrvtt(cache_dir() / "data" / "msrvtt", progress=progress)
-
-
-offline_msrvtt.identity = lambda: settings_identity("msrvtt", OFFLINE_SEED, SIZES)  # type: ignore[attr-defined]
+writer.register_offline_root("msrvtt", generate_msrvtt, lambda: SIZES)

@@ -12,21 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from vtrbench.cache import cache_dir
 from vtrbench.files import atomic_write_text
+from vtrbench.offline import writer
 from vtrbench.offline.world import distinct_captions
 from vtrbench.offline.writer import (
-    OFFLINE_SEED,
     VIDEO_FPS,
     VideoJob,
     derived_seed,
     generate_dataset,
-    settings_identity,
     split_clips,
     write_json,
     youtube_ids,
 )
-from vtrbench.registry import DATA_ROOTS
 
 CAPTIONS_PER_CLIP = 10
 # Every caption of a test clip is a query: 1,000 clips make 10,000 queries. The clips are the unit of a test
@@ -40,7 +37,7 @@ SIZES = {"train": 250, "val": 100, "test": 1000}
 CHINESE_PLACEHOLDER = "合成视频，没有中文描述"
 
 
-def generate_vatex(root: Path, seed: int = OFFLINE_SEED, sizes: dict[str, int] | None = None,
+def generate_vatex(root: Path, seed: int = writer.OFFLINE_SEED, sizes: dict[str, int] | None = None,
                    progress: bool = True) -> Path:
     """Write a synthetic VATEX to `root` (unless it holds this one already) and return `root`."""
     return generate_dataset("vatex", "VATEX", root, seed, dict(sizes or SIZES), write_vatex, progress)
@@ -69,9 +66,4 @@ def write_vatex(root: Path, video_dir: Path, seed: int, sizes: dict[str, int]) -
     return jobs
 
 
-@DATA_ROOTS.register("vatex")
-def offline_vatex(progress: bool = True) -> Path:
-    return generate_vatex(cache_dir() / "data" / "vatex", progress=progress)
-
-
-offline_vatex.identity = lambda: settings_identity("vatex", OFFLINE_SEED, SIZES)  # type: ignore[attr-defined]
+writer.register_offline_root("vatex", generate_vatex, lambda: SIZES)

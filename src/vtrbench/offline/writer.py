@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from vtrbench.cache import exclusive_lock
+from vtrbench.cache import cache_dir, exclusive_lock
 from vtrbench.files import atomic_write, atomic_write_text
 from vtrbench.offline.world import CLIPS_VERSION, ClipSpec, render_clip, sample_clips
 from vtrbench.processes import end_with_parent, usable_cores
 from vtrbench.progress import bar, phase
+from vtrbench.registry import DATA_ROOTS
 
 # The offline backbone's input size, so that neither caching nor loading resizes. A multiple of 32: decord 0.6.0
 # returns garbled frames (4 channels) for widths that are not, e.g. 48.
@@ -181,6 +182,23 @@ def generate_dataset(format_name: str, title: str, root: Path, seed: int, sizes:
         jobs = write_annotations(root, video_dir, seed, sizes)
         write_videos(jobs, f"generating the offline {title}", progress)
         return finish_dataset(root, settings, jobs)
+
+
+def register_offline_root(format_name: str, generate: Callable[..., Path], sizes: Callable[[], dict[str, int]],
+                          **extra: object) -> None:
+    """Register the format's offline default data in `DATA_ROOTS`: `generate(root, seed, sizes, progress)` with
+    the world seed `OFFLINE_SEED` and the format's `sizes()` (read when asked) under `cache_dir()/data/<format>`,
+    named (`identity`) by the same settings its marker holds (`extra`: the format's own, as `generate` passes
+    them to `generate_dataset`)."""
+
+    def offline_root(progress: bool = True) -> Path:
+        return generate(cache_dir() / "data" / format_name, OFFLINE_SEED, sizes(), progress)
+
+    def identity() -> str:
+        return settings_identity(format_name, OFFLINE_SEED, sizes(), **extra)
+
+    offline_root.identity = identity  # type: ignore[attr-defined]
+    DATA_ROOTS.register(format_name)(offline_root)
 
 
 def split_clips(format_name: str, seed: int, sizes: dict[str, int]) -> list[tuple[str, ClipSpec]]:
