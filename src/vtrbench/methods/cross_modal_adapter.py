@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from open_clip.transformer import QuickGELU
 from torch import nn
 
 from vtrbench.methods.backbone import Backbone, text_width, visual_width
@@ -82,6 +81,9 @@ class CrossModalAdapter(RetrievalMethod):
     Config = CrossModalAdapterConfig
 
     def __init__(self, backbone: Backbone, config: CrossModalAdapterConfig | None = None):
+        # open_clip is imported when a method is built, not when the registry lists it (a warm rerun)
+        from open_clip.transformer import QuickGELU
+
         super().__init__(backbone, config)
         cfg: Any = self.config
         dv, dt = visual_width(self.clip), text_width(self.clip)

@@ -47,7 +47,6 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import nn
 
 from vtrbench.methods.backbone import Backbone, text_width, visual_width
@@ -148,6 +147,9 @@ class TransformerLatent(nn.Module):
 
     def __init__(self, num_text: int, num_local: int, num_frames: int, prompt_layers: int, visual_dim: int,
                  text_dim: int):
+        # open_clip is imported when a method is built, not when the registry lists it (a warm rerun)
+        from open_clip.transformer import QuickGELU, ResidualAttentionBlock
+
         super().__init__()
         self.num_text, self.num_local, self.num_frames = num_text, num_local, num_frames
         self.prompt_layers = prompt_layers

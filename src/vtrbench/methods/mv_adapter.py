@@ -38,12 +38,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import nn
+
+if TYPE_CHECKING:
+    from open_clip.transformer import ResidualAttentionBlock
 
 from vtrbench.methods.backbone import Backbone, text_width, visual_width
 from vtrbench.methods.base import RetrievalMethod, image_tokens
@@ -84,6 +86,9 @@ class MVAdapterConfig:
 
 def adapter_block(width: int, tower_width: int, heads: int) -> ResidualAttentionBlock:
     """The TRM: a pre-LN block of the adapter's width, initialised from the tower's width as released."""
+    # open_clip is imported when a method is built, not when the registry lists it (a warm rerun)
+    from open_clip.transformer import QuickGELU, ResidualAttentionBlock
+
     block = ResidualAttentionBlock(width, heads, act_layer=QuickGELU)
     nn.init.normal_(block.attn.in_proj_weight, std=tower_width ** -0.5)
     for weight in (block.attn.out_proj.weight, block.mlp.c_fc.weight, block.mlp.c_proj.weight):
@@ -102,6 +107,9 @@ class TowerAdapter(nn.Module):
     """What both adapters share: Dn, Up, the input LN of the TRM, the TRM, and the CMT map M (CMT layers)."""
 
     def __init__(self, tower_width: int, cfg: MVAdapterConfig, position_rows: int, cmt: bool):
+        # open_clip is imported when a method is built, not when the registry lists it (a warm rerun)
+        from open_clip.transformer import QuickGELU
+
         super().__init__()
         width = cfg.bottleneck
         self.down = nn.Linear(tower_width, width)  # PyTorch's init: kaiming-uniform(a=sqrt(5))
