@@ -660,6 +660,10 @@ def execute(config: DictConfig) -> dict:
     return execute_or_reuse(config)[0]
 
 
+# What rank 0 found in the run's folder, shared so that every rank of a group goes the same way
+_RUN, _FINISHED, _STOPPED = 0, 1, 2
+
+
 def execute_or_reuse(config: DictConfig) -> tuple[dict, bool]:
     """`execute`, and whether this call ran the run (False: a finished result was there, or appeared while
     another process held the run's lock).
@@ -690,10 +694,6 @@ def execute_or_reuse(config: DictConfig) -> tuple[dict, bool]:
             raise error
         raise RuntimeError(f"{out_dir}: rank 0 of this group stopped before the run (its error says why: "
                            f"another process runs it, or the folder holds another config's run)")
-
-
-# What rank 0 found in the run's folder, shared so that every rank of a group goes the same way
-_RUN, _FINISHED, _STOPPED = 0, 1, 2
 
 
 def execute_locked(config: DictConfig, out_dir: Path) -> dict:

@@ -44,12 +44,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:
-    from open_clip.transformer import ResidualAttentionBlock
-
 from vtrbench.methods.backbone import Backbone, text_width, visual_width
 from vtrbench.methods.base import RetrievalMethod, image_tokens
 from vtrbench.registry import METHODS
+
+if TYPE_CHECKING:
+    from open_clip.transformer import ResidualAttentionBlock
+
 
 CMT_POSITIONS = ("down_in", "down_out")
 
